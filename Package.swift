@@ -1,0 +1,31 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Pathbed",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pathbed", targets: ["pathbed"]),
+        .library(name: "TopologyModel", targets: ["TopologyModel"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // The typed, validated model of a topology file. Never touches the kernel.
+        .target(name: "TopologyModel", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Planner (desired state -> ordered operations per host); later the executor.
+        .target(name: "Engine", dependencies: ["TopologyModel"]),
+        // The command line: wiring only.
+        .executableTarget(name: "pathbed", dependencies: [
+            "TopologyModel", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TopologyModelTests", dependencies: ["TopologyModel"],
+                    resources: [.copy("Corpus")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TopologyModel"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

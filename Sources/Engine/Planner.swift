@@ -1,0 +1,147 @@
+import TopologyModel
+
+/// Turns a validated topology into the ordered operations `up` performs on each host.
+///
+/// Order per host: underlay MTU, namespaces, sysctls, bridges, links (veth, gretap, enslave),
+/// addresses, interfaces up, link profiles, routes and rules, MPTCP limits and endpoints.
+/// Routes come after addresses and `up` because the kernel checks gateways against them.
+public enum Planner {
+    public static func plan(_ t: Topology) -> LabPlan {
+        var perHost: [String: [Operation]] = Dictionary(uniqueKeysWithValues: t.hosts.map { ($0.name, []) })
+        func add(_ host: String, _ op: Operation) { perHost[host, default: []].append(op) }
+
+        // Underlay MTU on hosts with tunnels.
+        let tunnelHosts = Set(t.links.filter(\.crossesHosts).flatMap(\.hosts))
+        for h in t.hosts where tunnelHosts.contains(h.name) {
+            if let mtu = h.mtu { add(h.name, .setUnderlayMTU(interface: h.underlayInterface, mtu: mtu)) }
+        }
+        // Namespaces: the bridge namespace where a host has bridge ends, then one per node.
+        let bridgeHosts = Set(t.links.flatMap { link in link.endpoints.enumerated().compactMap { $0.element.bridgeName != nil ? link.hosts[$0.offset] : nil } }
+            + t.bridges.map(\.host))
+        for h in t.hosts where bridgeHosts.contains(h.name) { add(h.name, .createNamespace(name: t.bridgeNamespace)) }
+        for n in t.nodes { add(n.host, .createNamespace(name: t.namespace(of: n.name))) }
+
+        // Sysctls.
+        for n in t.nodes {
+            let ns = t.namespace(of: n.name)
+            let mptcpHost = t.host(named: n.host)?.mptcp ?? true
+            if n.forwarding == true {
+                add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.ip_forward", value: "1"))
+                add(n.host, .setSysctl(namespace: ns, key: "net.ipv6.conf.all.forwarding", value: "1"))
+            }
+            if n.forwarding == true || n.sourceRouting {
+                // Asymmetric paths are the point of a multipath lab; strict reverse-path filtering drops them.
+                add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.conf.all.rp_filter", value: "0"))
+                add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.conf.default.rp_filter", value: "0"))
+            }
+            if let m = n.mptcp, mptcpHost || !m.enabled {
+                if mptcpHost { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.enabled", value: m.enabled ? "1" : "0")) }
+                if let s = m.scheduler { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.scheduler", value: s)) }
+                if let pm = m.pathManager { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.pm_type", value: pm == .kernel ? "0" : "1")) }
+            }
+            if let cc = n.congestionControl { add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.tcp_congestion_control", value: cc)) }
+            for s in n.sysctls { add(n.host, .setSysctl(namespace: ns, key: s.key, value: s.value)) }
+        }
+
+        // Bridges.
+        for b in t.bridges {
+            add(b.host, .createBridge(InterfaceRef(namespace: t.bridgeNamespace, name: b.name), stp: b.stp))
+        }
+
+        // Links: each end becomes an interface in its node's namespace, or a port on its bridge.
+        var upLater: [(String, InterfaceRef)] = []
+        var addressOps: [(String, Operation)] = []
+        var qdiscOps: [(String, Operation)] = []
+        for link in t.links {
+            let refs = link.endpoints.enumerated().map { (i, e) in endRef(t, link, i, e) }
+            if link.crossesHosts, let key = link.tunnelKey {
+                for i in 0..<2 {
+                    let here = t.host(named: link.hosts[i]), there = t.host(named: link.hosts[1 - i])
+                    add(link.hosts[i], .createGretap(refs[i], local: here?.underlay?.description ?? "?", remote: there?.underlay?.description ?? "?", key: key, mtu: link.mtu))
+                }
+            } else {
+                add(link.hosts[0], .createVeth(refs[0], peer: refs[1], mtu: link.mtu))
+            }
+            for (i, e) in link.endpoints.enumerated() {
+                if let b = e.bridgeName { add(link.hosts[i], .enslave(refs[i], bridge: b)) }
+                if let a = e.address { addressOps.append((link.hosts[i], .addAddress(refs[i], address: a.description))) }
+                upLater.append((link.hosts[i], refs[i]))
+                if let q = qdisc(t, link, end: i) { qdiscOps.append((link.hosts[i], .setQdisc(refs[i], q))) }
+            }
+        }
+        for (h, op) in addressOps { add(h, op) }
+        for b in t.bridges { add(b.host, .setUp(InterfaceRef(namespace: t.bridgeNamespace, name: b.name))) }
+        for (h, r) in upLater { add(h, .setUp(r)) }
+        for n in t.nodes { add(n.host, .setUp(InterfaceRef(namespace: t.namespace(of: n.name), name: "lo"))) }
+        for (h, op) in qdiscOps { add(h, op) }
+
+        // Routes, per-interface source routing, MPTCP.
+        for n in t.nodes {
+            let ns = t.namespace(of: n.name)
+            for r in n.routes {
+                add(n.host, .addRoute(namespace: ns, destination: r.destinationText, via: r.via?.description, device: r.device,
+                                      source: r.source?.description, metric: r.metric, table: r.table, scopeLink: false))
+            }
+            if n.sourceRouting {
+                for (i, (iface, address)) in interfaces(of: n.name, in: t).enumerated() {
+                    let table = 100 + i
+                    add(n.host, .addRoute(namespace: ns, destination: address.network.description, via: nil, device: iface,
+                                          source: address.address.description, metric: nil, table: table, scopeLink: true))
+                    // Copy the routes whose gateway sits on this interface into its table.
+                    for r in n.routes where r.table == nil {
+                        guard let via = r.via, address.contains(via), r.device == nil || r.device == iface else { continue }
+                        add(n.host, .addRoute(namespace: ns, destination: r.destinationText, via: via.description, device: iface,
+                                              source: nil, metric: nil, table: table, scopeLink: false))
+                    }
+                    add(n.host, .addRule(namespace: ns, from: address.address.description, table: table, priority: 1000 + i))
+                }
+            }
+            if let m = n.mptcp, m.enabled, t.host(named: n.host)?.mptcp ?? true {
+                if m.subflows != nil || m.addAddrAccepted != nil {
+                    add(n.host, .setMPTCPLimits(namespace: ns, subflows: m.subflows, addAddrAccepted: m.addAddrAccepted))
+                }
+                var nextID = 1
+                let used = Set(m.endpoints.compactMap(\.id))
+                for e in m.endpoints {
+                    guard let address = e.address else { continue }
+                    var id = e.id ?? nextID
+                    if e.id == nil { while used.contains(id) { id += 1 }; nextID = id + 1 }
+                    add(n.host, .addMPTCPEndpoint(namespace: ns, address: address.description, device: e.interface, id: id, flags: e.flags.map(\.rawValue)))
+                }
+            }
+        }
+        return LabPlan(lab: t.name, hosts: t.hosts.map { h in
+            // Stable sort by phase: all routes after all qdiscs, all MPTCP settings after all routes.
+            let ops = (perHost[h.name] ?? []).enumerated().sorted { ($0.element.phaseRank, $0.offset) < ($1.element.phaseRank, $1.offset) }.map(\.element)
+            return HostPlan(host: h.name, reach: h.ssh.map { "ssh \($0)" } ?? "local", operations: ops)
+        })
+    }
+
+    /// The kernel-side name of a link end: the interface in its node, or the port on its bridge.
+    static func endRef(_ t: Topology, _ link: Link, _ i: Int, _ e: Endpoint) -> InterfaceRef {
+        switch e {
+        case let .interface(node, name, _):
+            return InterfaceRef(namespace: t.namespace(of: node), name: name)
+        case let .bridge(b):
+            return InterfaceRef(namespace: t.bridgeNamespace, name: Topology.bridgePortName(bridge: b, peer: link.endpoints[1 - i]))
+        }
+    }
+
+    /// A node's addressed interfaces in file order.
+    static func interfaces(of node: String, in t: Topology) -> [(String, IPNetwork)] {
+        t.links.flatMap { $0.endpoints }.compactMap { e in
+            guard e.nodeName == node, let a = e.address, let name = e.interfaceName else { return nil }
+            return (name, a)
+        }
+    }
+
+    /// The profile shaping traffic that leaves end `end` of `link`, as a qdisc.
+    static func qdisc(_ t: Topology, _ link: Link, end: Int) -> QdiscSpec? {
+        guard let name = end == 0 ? link.forwardProfile : link.reverseProfile, let p = t.profile(named: name) else { return nil }
+        if link.forwardProfile == link.reverseProfile {  // one profile for the link: honour its direction
+            if p.direction == .forward && end != 0 { return nil }
+            if p.direction == .reverse && end != 1 { return nil }
+        }
+        return QueueSizing.qdisc(for: p, mtu: link.mtu)
+    }
+}

@@ -1,0 +1,275 @@
+/// A validated lab: every reference resolved, every address assigned, every unit checked.
+///
+/// Produced by `TopologyLoader`; nothing here touches the kernel.
+public struct Topology: Sendable {
+    public var name: String
+    public var description: String?
+    public var file: String
+    public var hosts: [Host]
+    public var profiles: [LinkProfile]
+    public var nodes: [Node]
+    public var bridges: [Bridge]
+    public var links: [Link]
+    public var workloads: [Workload]
+    public var schedule: [FaultEvent]
+    public var run: RunSettings
+
+    public func host(named name: String) -> Host? { hosts.first { $0.name == name } }
+    public func node(named name: String) -> Node? { nodes.first { $0.name == name } }
+    public func bridge(named name: String) -> Bridge? { bridges.first { $0.name == name } }
+    public func profile(named name: String) -> LinkProfile? { profiles.first { $0.name == name } }
+
+    /// Namespace names: `pb.LAB` holds the lab's bridges on a host, `pb.LAB.NODE` is a node.
+    /// Lab and node names cannot contain dots, so no two labs' names can collide.
+    public var bridgeNamespace: String { "pb.\(name)" }
+    public func namespace(of node: String) -> String { "pb.\(name).\(node)" }
+
+    /// Bridge ports are named NODE.INTERFACE, or BRIDGE.PEER between two bridges. Node names hold
+    /// no dots, so these never collide; validation checks they fit in 15 bytes.
+    public static func bridgePortName(bridge: String, peer: Endpoint) -> String {
+        switch peer {
+        case let .interface(node, name, _): return "\(node).\(name)"
+        case let .bridge(other): return "\(bridge).\(other)"
+        }
+    }
+}
+
+public struct Host: Sendable, Hashable {
+    public var name: String
+    public var location: SourceLocation
+    /// Nil for this machine.
+    public var ssh: String?
+    public var underlay: IPAddress?
+    public var underlayInterface: String?
+    public var mtu: Int?
+    public var mptcp: Bool
+    public var isLocal: Bool { ssh == nil }
+}
+
+public struct LinkProfile: Sendable, Hashable {
+    public enum Direction: String, Sendable, Codable { case both, forward, reverse }
+    public enum Distribution: String, Sendable, Codable { case uniform, normal, pareto, paretonormal }
+
+    public var name: String
+    public var location: SourceLocation
+    public var rate: Bitrate?
+    public var delay: Duration?
+    public var jitter: Duration?
+    public var delayCorrelation: Percent?
+    public var distribution: Distribution?
+    public var loss: Loss?
+    public var duplicate: Percent?
+    public var corrupt: Percent?
+    public var reorder: Reorder?
+    public var queueLimit: Int?
+    public var direction: Direction
+
+    /// True when a kernel needs netem for this profile (anything beyond a rate).
+    public var needsNetem: Bool {
+        delay != nil || jitter != nil || loss != nil || duplicate != nil || corrupt != nil || reorder != nil
+    }
+
+    public init(name: String, location: SourceLocation, direction: Direction = .both) {
+        self.name = name; self.location = location; self.direction = direction
+    }
+
+    /// A short human summary, e.g. `20mbit 10ms loss 1%`.
+    public var summary: String {
+        var parts: [String] = []
+        if let rate { parts.append("\(rate)") }
+        if let delay { parts.append(jitter.map { "\(delay)±\($0)" } ?? "\(delay)") }
+        if let loss { parts.append("loss \(loss)") }
+        if let duplicate { parts.append("dup \(duplicate)") }
+        if let corrupt { parts.append("corrupt \(corrupt)") }
+        if let reorder { parts.append("reorder \(reorder.percent)") }
+        if direction != .both { parts.append("(\(direction.rawValue) only)") }
+        return parts.isEmpty ? "unshaped" : parts.joined(separator: " ")
+    }
+}
+
+public enum Loss: Sendable, Hashable, CustomStringConvertible {
+    case random(Percent, correlation: Percent?)
+    /// netem's `gemodel p r 1-h 1-k`: `badLoss` is 1-h, `goodLoss` is 1-k.
+    case gilbertElliott(p: Percent, r: Percent, badLoss: Percent, goodLoss: Percent)
+
+    public var description: String {
+        switch self {
+        case let .random(p, c): return c.map { "\(p) (corr \($0))" } ?? "\(p)"
+        case let .gilbertElliott(p, r, bad, good): return "gemodel p=\(p) r=\(r) bad=\(bad) good=\(good)"
+        }
+    }
+}
+
+public struct Reorder: Sendable, Hashable {
+    public var percent: Percent
+    public var correlation: Percent?
+    public var gap: Int?
+}
+
+public struct Route: Sendable, Hashable {
+    /// Nil for the default route.
+    public var destination: IPNetwork?
+    public var via: IPAddress?
+    public var device: String?
+    public var source: IPAddress?
+    public var metric: Int?
+    public var table: Int?
+    public var location: SourceLocation
+
+    public var destinationText: String { destination.map(\.description) ?? "default" }
+}
+
+public struct MPTCPEndpoint: Sendable, Hashable {
+    public enum Flag: String, Sendable, Codable, CaseIterable { case subflow, signal, backup, fullmesh }
+    public var interface: String
+    public var flags: [Flag]
+    /// Filled by validation from the interface's first address of the right family when not given.
+    public var address: IPAddress?
+    public var id: Int?
+    public var location: SourceLocation
+}
+
+public struct MPTCPSettings: Sendable, Hashable {
+    public enum PathManager: String, Sendable, Codable { case kernel, userspace }
+    public var enabled: Bool
+    public var endpoints: [MPTCPEndpoint]
+    public var subflows: Int?
+    public var addAddrAccepted: Int?
+    public var scheduler: String?
+    public var pathManager: PathManager?
+    public var location: SourceLocation
+}
+
+public struct Node: Sendable, Hashable {
+    public var name: String
+    public var location: SourceLocation
+    public var host: String
+    public var forwarding: Bool?
+    public var routes: [Route]
+    public var mptcp: MPTCPSettings?
+    public var congestionControl: String?
+    /// Resolved by validation: explicit setting, else on for MPTCP nodes with several addressed interfaces.
+    public var sourceRouting: Bool
+    public var sysctls: [Sysctl]
+}
+
+public struct Sysctl: Sendable, Hashable {
+    public var key: String
+    public var value: String
+    public init(key: String, value: String) { self.key = key; self.value = value }
+}
+
+public struct Bridge: Sendable, Hashable {
+    public var name: String
+    public var location: SourceLocation
+    public var host: String
+    public var subnet: IPNetwork?
+    public var stp: Bool
+}
+
+/// One end of a link.
+public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
+    /// A node interface; `address` is filled by validation (explicit, or drawn from the subnet).
+    case interface(node: String, name: String, address: IPNetwork?)
+    case bridge(String)
+
+    public var description: String {
+        switch self {
+        case let .interface(node, name, _): return "\(node):\(name)"
+        case let .bridge(b): return b
+        }
+    }
+    public var nodeName: String? { if case let .interface(n, _, _) = self { return n }; return nil }
+    public var interfaceName: String? { if case let .interface(_, i, _) = self { return i }; return nil }
+    public var bridgeName: String? { if case let .bridge(b) = self { return b }; return nil }
+    public var address: IPNetwork? { if case let .interface(_, _, a) = self { return a }; return nil }
+}
+
+public struct Link: Sendable, Hashable {
+    /// Position in the file's `links:` list, from 0.
+    public var index: Int
+    public var name: String
+    public var location: SourceLocation
+    public var endpoints: [Endpoint]
+    /// Profile names for traffic leaving endpoint 0 (forward) and endpoint 1 (reverse).
+    public var forwardProfile: String?
+    public var reverseProfile: String?
+    public var subnet: IPNetwork?
+    public var mtu: Int
+    /// The host of each end (a bridge's host, or the node's host).
+    public var hosts: [String]
+    /// Set when the two ends are on different hosts: carried by a gretap tunnel with this key.
+    public var tunnelKey: UInt32?
+
+    public var crossesHosts: Bool { hosts[0] != hosts[1] }
+    public var label: String { "\(endpoints[0]) -- \(endpoints[1])" }
+}
+
+/// A free-form value handed to plugins as JSON.
+public indirect enum JSONValue: Sendable, Hashable, Codable {
+    case string(String), number(Double), bool(Bool), null
+    case array([JSONValue]), object([String: JSONValue])
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case let .string(s): try c.encode(s)
+        case let .number(n): try c.encode(n)
+        case let .bool(b): try c.encode(b)
+        case .null: try c.encodeNil()
+        case let .array(a): try c.encode(a)
+        case let .object(o): try c.encode(o)
+        }
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+}
+
+public struct Workload: Sendable, Hashable {
+    public var name: String
+    public var location: SourceLocation
+    public var plugin: String
+    public var client: String?
+    public var server: String?
+    public var target: IPAddress?
+    public var node: String?
+    public var mptcp: Bool
+    public var start: Duration
+    public var duration: Duration?
+    public var options: JSONValue?
+}
+
+public struct FaultEvent: Sendable, Hashable {
+    public enum Kind: String, Sendable, Codable { case linkDown = "link-down", linkFlap = "link-flap", profile, lossBurst = "loss-burst", partition, plugin }
+    public var location: SourceLocation
+    public var at: Duration
+    public var kind: Kind
+    /// The link's index in `Topology.links` (resolved from a name or `node:interface`).
+    public var link: Int?
+    public var nodes: [String]
+    public var duration: Duration?
+    public var every: Duration?
+    public var count: Int
+    public var profile: String?
+    public var loss: Percent?
+    public var plugin: String?
+    public var options: JSONValue?
+
+    /// When the last repetition ends.
+    public var end: Duration {
+        let lastStart = at + (every ?? .zero) * Int64(count - 1)
+        return lastStart + (duration ?? .zero)
+    }
+}
+
+public struct RunSettings: Sendable, Hashable {
+    public var duration: Duration?
+    public var seed: Int?
+}

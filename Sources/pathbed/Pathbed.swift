@@ -1,0 +1,37 @@
+import ArgumentParser
+import TopologyModel
+
+@main
+struct Pathbed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pathbed",
+        abstract: "Network testbeds for Multipath TCP from a YAML file.",
+        discussion: """
+            A topology file declares hosts, nodes (network namespaces), bridges, links with profiles, \
+            MPTCP settings, workloads and a fault schedule. See docs/topology.md.
+            """,
+        version: "0.1.0",
+        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self]
+    )
+}
+
+/// Loads a topology, printing every problem to standard error and exiting non-zero on failure.
+func loadTopology(_ path: String) throws -> Topology {
+    do {
+        return try TopologyLoader.load(path: path)
+    } catch let errors as TopologyErrors {
+        printError(errors.description)
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ text: String) {
+    var stderr = StandardError()
+    print(text, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleOutput.writeStderr(string)
+    }
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct Graph: ParsableCommand {}
+struct Generate: ParsableCommand {}
+struct Schema: ParsableCommand {}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import TopologyModel
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check topology files without touching the kernel.",
+        discussion: "Reports every problem at once, each with file:line:column, the key and what to do. Exits 1 if any file is invalid."
+    )
+
+    @Argument(help: "Topology files (YAML).", completion: .file(extensions: ["yaml", "yml"]))
+    var files: [String]
+
+    @Flag(name: .shortAndLong, help: "Print nothing for valid files.")
+    var quiet = false
+
+    func run() throws {
+        var failed = 0
+        for file in files {
+            do {
+                let t = try TopologyLoader.load(path: file)
+                if !quiet {
+                    let crossing = t.links.filter(\.crossesHosts).count
+                    print("\(file): ok: lab '\(t.name)': \(t.hosts.count) host\(t.hosts.count == 1 ? "" : "s"), \(t.nodes.count) nodes, \(t.bridges.count) bridges, \(t.links.count) links (\(crossing) across hosts), \(t.profiles.count) profiles, \(t.workloads.count) workloads, \(t.schedule.count) faults")
+                }
+            } catch let errors as TopologyErrors {
+                printError(errors.description)
+                failed += 1
+            }
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
