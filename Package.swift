@@ -24,7 +24,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TopologyModelTests", dependencies: ["TopologyModel"],
-                    resources: [.copy("Corpus")]),
+                    exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TopologyModel"]),
     ],
     swiftLanguageModes: [.v6]

@@ -52,7 +52,7 @@ public final class ObjectShape: Sendable {
 /// Patterns shared by the decoder and the schema.
 enum Patterns {
     static let name = "^[A-Za-z0-9][A-Za-z0-9_-]*$"
-    static let bitrate = "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT])?[bB]it(/s)?$"
+    static let bitrate = "^[0-9]+(\\.[0-9]+)?\\s*[kKmMgGtT]?[bB][iI][tT](/s)?$"
     static let duration = "^[0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|min|h)$"
     static let percent = "^[0-9]+(\\.[0-9]+)?\\s*%$"
 }

@@ -1,5 +1,0 @@
-import ArgumentParser
-
-struct Graph: ParsableCommand {}
-struct Generate: ParsableCommand {}
-struct Schema: ParsableCommand {}
