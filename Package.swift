@@ -23,6 +23,11 @@ let package = Package(
             "TopologyModel", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Benchmarks: commands that print figures (not tests).
+        .executableTarget(name: "pathbed-bench", dependencies: [
+            "TopologyModel", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "TopologyModelTests", dependencies: ["TopologyModel"],
                     exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TopologyModel"]),

@@ -67,3 +67,10 @@ import Testing
         for p in badKeys { #expect(verdicts[p] == false, "schema accepts \(p), which pathbed refuses") }
     }
 }
+
+@Suite struct ReferenceDocTests {
+    @Test func committedReferenceIsCurrent() throws {
+        let committed = try String(contentsOfFile: repoPath("docs/reference.md"), encoding: .utf8)
+        #expect(committed == TopologySchema.markdown(), "docs/reference.md is stale: run `swift run pathbed schema --markdown > docs/reference.md`")
+    }
+}
