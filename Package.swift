@@ -14,10 +14,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
+        // libnl-3 / libnl-route-3 / libnl-genl-3 (Debian: libnl-3-dev libnl-route-3-dev libnl-genl-3-dev).
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev", "libnl-genl-3-dev"])]),
+        // The only code that switches namespaces (setns/unshare), thread by thread.
+        .target(name: "CShims", dependencies: ["CNetlink"]),
+        // Typed Swift API over libnl: links, addresses, routes, rules, qdiscs, sysctls, MPTCP.
+        .target(name: "Netlink", dependencies: ["CNetlink", "CShims"]),
         // The typed, validated model of a topology file. Never touches the kernel.
         .target(name: "TopologyModel", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Planner (desired state -> ordered operations per host); later the executor.
-        .target(name: "Engine", dependencies: ["TopologyModel"]),
+        .target(name: "Engine", dependencies: ["TopologyModel", "Netlink"]),
         // The command line: wiring only.
         .executableTarget(name: "pathbed", dependencies: [
             "TopologyModel", "Engine",

@@ -11,7 +11,7 @@ struct Pathbed: ParsableCommand {
             MPTCP settings, workloads and a fault schedule. See docs/topology.md.
             """,
         version: "0.1.0",
-        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self]
+        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self, Up.self, Down.self, Status.self, Exec.self, Doctor.self]
     )
 }
 

@@ -1,0 +1,166 @@
+#define _GNU_SOURCE
+#include "CShims.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <netlink/msg.h>
+#include <netlink/handlers.h>
+
+#define NETNS_RUN_DIR "/run/netns"
+
+/* /run/netns must be a shared mount point so that namespaces bound there are seen by all. */
+static int ensure_run_dir(void) {
+    if (mkdir(NETNS_RUN_DIR, 0755) < 0 && errno != EEXIST) return -errno;
+    if (mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC, NULL) == 0) return 0;
+    if (errno != EINVAL) return -errno;
+    if (mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC, NULL) < 0) return -errno;
+    if (mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC, NULL) < 0) return -errno;
+    return 0;
+}
+
+struct create_args { const char *path; int result; };
+
+static void *create_thread(void *p) {
+    struct create_args *a = p;
+    /* This thread exists only to be moved into the new namespace; it ends right after. */
+    if (unshare(CLONE_NEWNET) < 0) { a->result = -errno; return NULL; }
+    if (mount("/proc/thread-self/ns/net", a->path, "none", MS_BIND, NULL) < 0) { a->result = -errno; return NULL; }
+    a->result = 0;
+    return NULL;
+}
+
+int pb_netns_create(const char *name) {
+    static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+    static int prepared = 0;
+    char path[512];
+    int r;
+    if (snprintf(path, sizeof path, "%s/%s", NETNS_RUN_DIR, name) >= (int)sizeof path) return -ENAMETOOLONG;
+    pthread_mutex_lock(&once);
+    if (!prepared) { r = ensure_run_dir(); if (r < 0) { pthread_mutex_unlock(&once); return r; } prepared = 1; }
+    pthread_mutex_unlock(&once);
+    int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    close(fd);
+    struct create_args a = { path, -EIO };
+    pthread_t t;
+    if ((r = pthread_create(&t, NULL, create_thread, &a)) != 0) { unlink(path); return -r; }
+    pthread_join(t, NULL);
+    if (a.result < 0) unlink(path);
+    return a.result;
+}
+
+int pb_netns_delete(const char *name) {
+    char path[512];
+    if (snprintf(path, sizeof path, "%s/%s", NETNS_RUN_DIR, name) >= (int)sizeof path) return -ENAMETOOLONG;
+    if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return -errno;
+    if (unlink(path) < 0) return -errno;
+    return 0;
+}
+
+int pb_netns_open(const char *name) {
+    char path[512];
+    if (snprintf(path, sizeof path, "%s/%s", NETNS_RUN_DIR, name) >= (int)sizeof path) return -ENAMETOOLONG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Runs between setns(target) and setns(back) on the calling thread. */
+static int enter(int nsfd, int *home) {
+    *home = -1;
+    if (nsfd < 0) return 0;
+    *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (*home < 0) return -errno;
+    if (setns(nsfd, CLONE_NEWNET) < 0) { int e = errno; close(*home); *home = -1; return -e; }
+    return 0;
+}
+
+static void leave(int home) {
+    if (home < 0) return;
+    /* Going back cannot fail for a namespace we were just in; if it ever did, this thread
+     * would be poisoned, so stop rather than run Swift code in the wrong namespace. */
+    if (setns(home, CLONE_NEWNET) < 0) abort();
+    close(home);
+}
+
+int pb_nl_connect_in(struct nl_sock *sk, int protocol, int nsfd) {
+    int home, r = enter(nsfd, &home);
+    if (r < 0) return r;
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    int e = errno;
+    leave(home);
+    if (fd < 0) return -e;
+    r = nl_socket_set_fd(sk, protocol, fd);
+    if (r < 0) { close(fd); return -EINVAL; }
+    nl_socket_set_buffer_size(sk, 1 << 20, 1 << 20);
+    return 0;
+}
+
+static int keep_errno(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg) {
+    (void)nla;
+    *(int *)arg = -e->error;
+    return NL_STOP;
+}
+
+int pb_nl_keep_errno(struct nl_sock *sk, int *slot) {
+    return nl_socket_modify_err_cb(sk, NL_CB_CUSTOM, keep_errno, slot) < 0 ? -EINVAL : 0;
+}
+
+static void sysctl_path(const char *key, char *out, size_t len) {
+    snprintf(out, len, "/proc/sys/%s", key);
+    for (char *p = out + strlen("/proc/sys/"); *p; p++) if (*p == '.') *p = '/';
+}
+
+int pb_sysctl_write(int nsfd, const char *key, const char *value) {
+    char path[512];
+    sysctl_path(key, path, sizeof path);
+    int home, r = enter(nsfd, &home);
+    if (r < 0) return r;
+    /* /proc/sys/net shows the namespace of the thread that opens it. */
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int e = errno;
+    leave(home);
+    if (fd < 0) return -e;
+    size_t n = strlen(value);
+    ssize_t w = write(fd, value, n);
+    e = errno;
+    close(fd);
+    if (w < 0) return -e;
+    return (size_t)w == n ? 0 : -EIO;
+}
+
+int pb_sysctl_read(int nsfd, const char *key, char *buf, int len) {
+    char path[512];
+    sysctl_path(key, path, sizeof path);
+    int home, r = enter(nsfd, &home);
+    if (r < 0) return r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    leave(home);
+    if (fd < 0) return -e;
+    ssize_t n = read(fd, buf, len - 1);
+    e = errno;
+    close(fd);
+    if (n < 0) return -e;
+    buf[n] = 0;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+    return 0;
+}
+
+pid_t pb_spawn_in(int nsfd, char *const argv[]) {
+    pid_t pid = fork();
+    if (pid != 0) return pid < 0 ? -errno : pid;
+    /* Child: only async-signal-safe calls from here on. */
+    if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
+    execvp(argv[0], argv);
+    _exit(errno == ENOENT ? 127 : 126);
+}

@@ -1,0 +1,88 @@
+import CNetlink
+import CShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed kernel operation: what was done, to which object, in which namespace, and the
+/// kernel's own reason (its errno, which libnl's error codes would otherwise lose).
+public struct NetlinkError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var object: String
+    public var namespace: String
+    public var errno: Int32
+    public var hint: String?
+
+    public init(_ operation: String, _ object: String, namespace: String, errno: Int32, hint: String? = nil) {
+        self.operation = operation; self.object = object; self.namespace = namespace; self.errno = errno; self.hint = hint
+    }
+
+    public var errnoName: String { Self.names[errno] ?? "errno \(errno)" }
+    public var reason: String { String(cString: strerror(errno)) }
+
+    public var description: String {
+        var s = "\(operation) \(object) in \(namespace): \(reason) (\(errnoName))"
+        if let hint { s += "\n    fix: \(hint)" }
+        return s
+    }
+
+    static let names: [Int32: String] = [
+        EPERM: "EPERM", ENOENT: "ENOENT", EEXIST: "EEXIST", EINVAL: "EINVAL", ENODEV: "ENODEV", EBUSY: "EBUSY",
+        EOPNOTSUPP: "EOPNOTSUPP", ENETUNREACH: "ENETUNREACH", ERANGE: "ERANGE", EACCES: "EACCES", ENOMEM: "ENOMEM",
+        ENOSPC: "ENOSPC", EADDRNOTAVAIL: "EADDRNOTAVAIL", ENOBUFS: "ENOBUFS", EAFNOSUPPORT: "EAFNOSUPPORT",
+    ]
+}
+
+/// Network namespaces bound under /run/netns, as `ip netns` makes them.
+public enum NetworkNamespace {
+    public static func create(_ name: String) throws(NetlinkError) {
+        let r = pb_netns_create(name)
+        if r < 0 { throw NetlinkError("create namespace", name, namespace: "/run/netns", errno: -r) }
+    }
+
+    public static func delete(_ name: String) throws(NetlinkError) {
+        let r = pb_netns_delete(name)
+        if r < 0 { throw NetlinkError("delete namespace", name, namespace: "/run/netns", errno: -r) }
+    }
+
+    /// An open descriptor of the namespace; the caller closes it.
+    public static func open(_ name: String) throws(NetlinkError) -> Int32 {
+        let fd = pb_netns_open(name)
+        if fd < 0 { throw NetlinkError("open namespace", name, namespace: "/run/netns", errno: -fd) }
+        return fd
+    }
+
+    /// Names under /run/netns.
+    public static func list() -> [String] {
+        guard let dir = opendir("/run/netns") else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public static func writeSysctl(_ nsfd: Int32, namespace: String, _ key: String, _ value: String) throws(NetlinkError) {
+        let r = pb_sysctl_write(nsfd, key, value)
+        if r < 0 {
+            throw NetlinkError("set sysctl", "\(key)=\(value)", namespace: namespace, errno: -r,
+                               hint: -r == ENOENT ? "this kernel has no \(key); `pathbed doctor` lists what it supports" : nil)
+        }
+    }
+
+    public static func readSysctl(_ nsfd: Int32, _ key: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard pb_sysctl_read(nsfd, key, &buffer, Int32(buffer.count)) == 0 else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Starts a program inside the namespace; returns its pid.
+    public static func spawn(_ nsfd: Int32, _ argv: [String]) -> pid_t {
+        var cargs = argv.map { strdup($0) }
+        cargs.append(nil)
+        defer { for p in cargs { free(p) } }
+        return pb_spawn_in(nsfd, &cargs)
+    }
+}
