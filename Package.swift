@@ -32,12 +32,14 @@ let package = Package(
         ]),
         // Benchmarks: commands that print figures (not tests).
         .executableTarget(name: "pathbed-bench", dependencies: [
-            "TopologyModel", "Engine",
+            "TopologyModel", "Engine", "Netlink",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TopologyModelTests", dependencies: ["TopologyModel"],
                     exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TopologyModel"]),
+        // Root only: real namespaces, real traffic, driving the built `pathbed` binary.
+        .testTarget(name: "IntegrationTests", dependencies: ["TopologyModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -100,6 +100,8 @@ public enum LabController {
         defer { withExtendedLifetime(lock) {} }
         let names = Set((LabJournal.load(lab)?.namespaces ?? []) + namespacesOf(lab)).intersection(NetworkNamespace.list())
         var failures: [String] = []
+        // Programs still running in the lab (workloads, `pathbed exec`) would keep its namespaces alive.
+        stopProcesses(in: names.sorted())
         // Node namespaces first, then the bridge namespace; the kernel frees their devices in the background.
         for ns in names.sorted(by: { $0.count > $1.count }) {
             do { try NetworkNamespace.delete(ns) } catch { failures.append("\(error)") }
@@ -108,6 +110,24 @@ public enum LabController {
         LabJournal.remove(lab)
         unlink("\(LabJournal.directory)/\(lab).lock")
         return names.count
+    }
+
+    /// SIGTERM to every process in the namespaces, SIGKILL to those still there after 2 s.
+    static func stopProcesses(in namespaces: [String]) {
+        var pids = namespaces.flatMap(NetworkNamespace.pids)
+        guard !pids.isEmpty else { return }
+        for p in pids { kill(p, SIGTERM) }
+        let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
+        while !pids.isEmpty, DispatchTime.now().uptimeNanoseconds < deadline {
+            usleep(20_000)
+            pids = pids.filter { kill($0, 0) == 0 && !isZombie($0) }
+        }
+        for p in pids { kill(p, SIGKILL) }
+    }
+
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return true }
+        return s[s.index(close, offsetBy: 2)...].hasPrefix("Z")
     }
 
     /// Labs known here: from journals and from tagged namespaces.

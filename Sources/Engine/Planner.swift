@@ -18,7 +18,13 @@ public enum Planner {
         // Namespaces: the bridge namespace where a host has bridge ends, then one per node.
         let bridgeHosts = Set(t.links.flatMap { link in link.endpoints.enumerated().compactMap { $0.element.bridgeName != nil ? link.hosts[$0.offset] : nil } }
             + t.bridges.map(\.host))
-        for h in t.hosts where bridgeHosts.contains(h.name) { add(h.name, .createNamespace(name: t.bridgeNamespace)) }
+        for h in t.hosts where bridgeHosts.contains(h.name) {
+            add(h.name, .createNamespace(name: t.bridgeNamespace))
+            // Bridge ports are layer 2 only. Without this, every port that comes up sends IPv6
+            // DAD and MLD packets that flood across all joined bridges: linear 1000 took minutes.
+            add(h.name, .setSysctl(namespace: t.bridgeNamespace, key: "net.ipv6.conf.default.disable_ipv6", value: "1"))
+            add(h.name, .setSysctl(namespace: t.bridgeNamespace, key: "net.ipv6.conf.all.disable_ipv6", value: "1"))
+        }
         for n in t.nodes { add(n.host, .createNamespace(name: t.namespace(of: n.name))) }
 
         // Sysctls.

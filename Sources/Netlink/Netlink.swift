@@ -64,6 +64,22 @@ public enum NetworkNamespace {
         return names.sorted()
     }
 
+    /// Processes whose network namespace is `name` (as `ip netns pids` finds them).
+    public static func pids(_ name: String) -> [pid_t] {
+        var st = stat()
+        guard stat("/run/netns/\(name)", &st) == 0 else { return [] }
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        var out: [pid_t] = []
+        while let entry = readdir(dir) {
+            let pidText = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = pid_t(pidText) else { continue }
+            var ps = stat()
+            if stat("/proc/\(pid)/ns/net", &ps) == 0, ps.st_ino == st.st_ino, ps.st_dev == st.st_dev { out.append(pid) }
+        }
+        return out
+    }
+
     public static func writeSysctl(_ nsfd: Int32, namespace: String, _ key: String, _ value: String) throws(NetlinkError) {
         let r = pb_sysctl_write(nsfd, key, value)
         if r < 0 {
