@@ -78,7 +78,7 @@ struct LabTests {
         let before = try hostSnapshot()
         defer { _ = try? pb("down", "two-paths") }
         let up = try pb("up", twoPaths)
-        try #require(up.status == 0, "\(up.err)")
+        try #require(up.status == 0, "pathbed up failed: \(up.err)")
 
         // Kernel state, read with iproute2 (independent of our own netlink code).
         let qd = try run(["tc", "-n", "pb.two-paths.client", "-j", "qdisc", "show", "dev", "eth1"]).out
@@ -161,8 +161,8 @@ struct LabTests {
     }
 }
 
-@Suite(.serialized, .enabled(if: isRoot, "integration tests need root: run scripts/test as root"))
-struct CleanupTests {
+// In the same serialized suite: every root test uses the one two-paths lab.
+extension LabTests {
     @Test func downStopsProgramsLeftRunningInTheLab() throws {
         let file = root.appendingPathComponent("topologies/two-paths.yaml").path
         defer { _ = try? pb("down", "two-paths") }
