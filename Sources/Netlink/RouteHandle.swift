@@ -144,24 +144,17 @@ public final class RouteHandle {
         try check(rtnl_link_enslave_ifindex(sock, master, slave), "add port", "\(name) to bridge \(bridge)")
     }
 
-    public func setUp(_ name: String) throws(NetlinkError) {
-        var orig: OpaquePointer?
-        try check(rtnl_link_get_kernel(sock, 0, name, &orig), "find interface", name)
-        defer { rtnl_link_put(orig) }
-        let change = rtnl_link_alloc()
-        defer { rtnl_link_put(change) }
-        rtnl_link_set_flags(change, UInt32(IFF_UP.rawValue))
-        try check(rtnl_link_change(sock, orig, change, 0), "set up", name)
-    }
+    public func setUp(_ name: String) throws(NetlinkError) { try setAdministrativeState(name, up: true) }
+    public func setDown(_ name: String) throws(NetlinkError) { try setAdministrativeState(name, up: false) }
 
-    public func setDown(_ name: String) throws(NetlinkError) {
+    func setAdministrativeState(_ name: String, up: Bool) throws(NetlinkError) {
         var orig: OpaquePointer?
         try check(rtnl_link_get_kernel(sock, 0, name, &orig), "find interface", name)
         defer { rtnl_link_put(orig) }
         let change = rtnl_link_alloc()
         defer { rtnl_link_put(change) }
-        rtnl_link_unset_flags(change, UInt32(IFF_UP.rawValue))
-        try check(rtnl_link_change(sock, orig, change, 0), "set down", name)
+        if up { rtnl_link_set_flags(change, UInt32(IFF_UP.rawValue)) } else { rtnl_link_unset_flags(change, UInt32(IFF_UP.rawValue)) }
+        try check(rtnl_link_change(sock, orig, change, 0), up ? "set up" : "set down", name)
     }
 
     // MARK: Addresses, routes, rules
