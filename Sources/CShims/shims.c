@@ -115,40 +115,36 @@ int pb_nl_keep_errno(struct nl_sock *sk, int *slot) {
     return nl_socket_modify_err_cb(sk, NL_CB_CUSTOM, keep_errno, slot) < 0 ? -EINVAL : 0;
 }
 
-static void sysctl_path(const char *key, char *out, size_t len) {
-    snprintf(out, len, "/proc/sys/%s", key);
-    for (char *p = out + strlen("/proc/sys/"); *p; p++) if (*p == '.') *p = '/';
+/* Opens /proc/sys/KEY (dots or slashes) as seen from namespace NSFD: /proc/sys/net shows the
+ * namespace of the thread that opens it, so only the open happens inside. */
+static int sysctl_open(int nsfd, const char *key, int flags) {
+    char path[512];
+    snprintf(path, sizeof path, "/proc/sys/%s", key);
+    for (char *p = path + strlen("/proc/sys/"); *p; p++) if (*p == '.') *p = '/';
+    int home, r = enter(nsfd, &home);
+    if (r < 0) return r;
+    int fd = open(path, flags | O_CLOEXEC);
+    int e = errno;
+    leave(home);
+    return fd < 0 ? -e : fd;
 }
 
 int pb_sysctl_write(int nsfd, const char *key, const char *value) {
-    char path[512];
-    sysctl_path(key, path, sizeof path);
-    int home, r = enter(nsfd, &home);
-    if (r < 0) return r;
-    /* /proc/sys/net shows the namespace of the thread that opens it. */
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    int e = errno;
-    leave(home);
-    if (fd < 0) return -e;
+    int fd = sysctl_open(nsfd, key, O_WRONLY);
+    if (fd < 0) return fd;
     size_t n = strlen(value);
     ssize_t w = write(fd, value, n);
-    e = errno;
+    int e = errno;
     close(fd);
     if (w < 0) return -e;
     return (size_t)w == n ? 0 : -EIO;
 }
 
 int pb_sysctl_read(int nsfd, const char *key, char *buf, int len) {
-    char path[512];
-    sysctl_path(key, path, sizeof path);
-    int home, r = enter(nsfd, &home);
-    if (r < 0) return r;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int e = errno;
-    leave(home);
-    if (fd < 0) return -e;
+    int fd = sysctl_open(nsfd, key, O_RDONLY);
+    if (fd < 0) return fd;
     ssize_t n = read(fd, buf, len - 1);
-    e = errno;
+    int e = errno;
     close(fd);
     if (n < 0) return -e;
     buf[n] = 0;

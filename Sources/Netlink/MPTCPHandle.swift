@@ -8,9 +8,10 @@ import Glibc
 /// endpoints and limits, as `ip mptcp endpoint` / `ip mptcp limits` set them.
 public final class MPTCPHandle {
     public let namespace: String
-    let sock: OpaquePointer
+    let socket: NetlinkSocket
     let family: Int32
-    let lastErrno = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    var sock: OpaquePointer { socket.pointer }
+    var lastErrno: UnsafeMutablePointer<Int32> { socket.lastErrno }
 
     public struct Flags: OptionSet, Sendable {
         public let rawValue: UInt32
@@ -30,26 +31,13 @@ public final class MPTCPHandle {
 
     public init(nsfd: Int32, namespace: String) throws(NetlinkError) {
         self.namespace = namespace
-        guard let s = nl_socket_alloc() else { throw NetlinkError("open netlink socket", "mptcp_pm", namespace: namespace, errno: ENOMEM) }
-        sock = s
-        lastErrno.pointee = 0
-        var r = pb_nl_connect_in(s, NETLINK_GENERIC, nsfd)
-        if r == 0 {
-            _ = pb_nl_keep_errno(s, lastErrno)
-            r = genl_ctrl_resolve(s, MPTCP_PM_NAME)
-        }
-        if r < 0 {
-            nl_socket_free(s)
-            lastErrno.deallocate()
+        socket = try NetlinkSocket(protocol: NETLINK_GENERIC, nsfd: nsfd, namespace: namespace, label: "mptcp_pm")
+        let r = genl_ctrl_resolve(socket.pointer, MPTCP_PM_NAME)
+        guard r >= 0 else {
             throw NetlinkError("find generic netlink family", MPTCP_PM_NAME, namespace: namespace, errno: r == -NLE_OBJ_NOTFOUND ? ENOENT : ENOPROTOOPT,
                                hint: "this kernel has no MPTCP (CONFIG_MPTCP); run MPTCP nodes on a host with it, or declare the host `mptcp: false`")
         }
         family = r
-    }
-
-    deinit {
-        nl_socket_free(sock)
-        lastErrno.deallocate()
     }
 
     private func send(_ command: Int32, _ operation: String, _ object: String, _ fill: (OpaquePointer) -> Int32) throws(NetlinkError) {

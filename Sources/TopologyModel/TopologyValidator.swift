@@ -78,7 +78,7 @@ struct TopologyValidator {
     }
 
     private func checkProfiles() {
-        for (i, link) in topology.links.enumerated() {
+        for link in topology.links {
             for (key, name) in [("forward", link.forwardProfile), ("reverse", link.reverseProfile)] {
                 guard let name, topology.profile(named: name) == nil else { continue }
                 let path = decoder.directionalLinks.contains(link.index) ? "links[\(link.index)].profile.\(key)" : "links[\(link.index)].profile"
@@ -96,7 +96,6 @@ struct TopologyValidator {
                     }
                 }
             }
-            _ = i
         }
     }
 
