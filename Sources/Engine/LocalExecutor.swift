@@ -41,12 +41,17 @@ public final class LocalExecutor {
         return h
     }
 
-    /// Applies operations in order; `progress` is called with the count done so far.
+    /// Qdiscs set but not yet read back, by namespace.
+    private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
+
+    /// Applies operations in order, then reads every qdisc back (one dump per namespace);
+    /// `progress` is called with the count done so far.
     public func apply(_ operations: [Operation], progress: (Int) -> Void = { _ in }) throws(NetlinkError) {
         for (i, op) in operations.enumerated() {
             try apply(op)
             if i % 200 == 199 { progress(i + 1) }
         }
+        try verifyQdiscs()
         progress(operations.count)
     }
 
@@ -104,13 +109,23 @@ public final class LocalExecutor {
         } else if let rate = q.rateBitsPerSecond {
             try h.setTBF(r.name, rateBytes: Int(rate / 8), burst: q.burstBytes ?? 3028, limitBytes: q.limitBytes ?? 100_000)
         }
-        try readBack(r, q, h)
+        toVerify[r.namespace, default: []].append((r, q))
     }
 
-    /// Reads the qdisc back from the kernel and compares it with the spec.
-    func readBack(_ r: InterfaceRef, _ q: QdiscSpec, _ h: RouteHandle) throws(NetlinkError) {
+    /// Reads the qdiscs back from the kernel and compares them with what was asked.
+    public func verifyQdiscs() throws(NetlinkError) {
+        for (ns, items) in toVerify.sorted(by: { $0.key < $1.key }) {
+            let h = try route(ns)
+            let all = try h.qdiscs()
+            for (r, q) in items { try readBack(r, q, h, all) }
+        }
+        toVerify.removeAll()
+    }
+
+    /// Compares one interface's qdiscs (from a dump of its namespace) with the spec.
+    func readBack(_ r: InterfaceRef, _ q: QdiscSpec, _ h: RouteHandle, _ all: [QdiscInfo]) throws(NetlinkError) {
         let index = try h.ifindex(r.name)
-        let here = try h.qdiscs().filter { $0.interfaceIndex == index }
+        let here = all.filter { $0.interfaceIndex == index }
         func fail(_ what: String) -> NetlinkError {
             NetlinkError("read back qdisc", "on \(r.name) (profile \(q.profile))", namespace: r.namespace, errno: EIO,
                          hint: "the kernel reports \(what); please report this")
@@ -132,7 +147,7 @@ public final class LocalExecutor {
 
     /// Deletes what this executor created, newest first. Everything else lived inside those namespaces.
     public func rollBack() {
-        routeHandles.removeAll(); mptcpHandles.removeAll()
+        routeHandles.removeAll(); mptcpHandles.removeAll(); toVerify.removeAll()
         for fd in fds.values { close(fd) }
         fds.removeAll()
         for ns in createdNamespaces.reversed() { try? NetworkNamespace.delete(ns) }

@@ -34,28 +34,17 @@ public struct QdiscInfo: Sendable, Hashable {
 /// per task.
 public final class RouteHandle {
     public let namespace: String
-    let sock: OpaquePointer
-    /// The kernel's errno of the last error reply, kept by the C callback.
-    let lastErrno = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    let socket: NetlinkSocket
+    var sock: OpaquePointer { socket.pointer }
+    var lastErrno: UnsafeMutablePointer<Int32> { socket.lastErrno }
+    /// Interface indexes by name. Names inside a lab's namespaces do not change while we work,
+    /// so each interface is looked up once, not once per operation.
+    private var indexes: [String: Int32] = [:]
 
     /// `nsfd` -1 opens the handle in the caller's own namespace.
     public init(nsfd: Int32, namespace: String) throws(NetlinkError) {
         self.namespace = namespace
-        guard let s = nl_socket_alloc() else { throw NetlinkError("open netlink socket", "route", namespace: namespace, errno: ENOMEM) }
-        sock = s
-        lastErrno.pointee = 0
-        let r = pb_nl_connect_in(s, NETLINK_ROUTE, nsfd)
-        if r < 0 {
-            nl_socket_free(s)
-            lastErrno.deallocate()
-            throw NetlinkError("open netlink socket", "route", namespace: namespace, errno: -r)
-        }
-        _ = pb_nl_keep_errno(s, lastErrno)
-    }
-
-    deinit {
-        nl_socket_free(sock)
-        lastErrno.deallocate()
+        socket = try NetlinkSocket(protocol: NETLINK_ROUTE, nsfd: nsfd, namespace: namespace, label: "route")
     }
 
     /// Turns a libnl result into a NetlinkError that carries the kernel's errno.
@@ -93,10 +82,13 @@ public final class RouteHandle {
     // MARK: Links
 
     public func ifindex(_ name: String) throws(NetlinkError) -> Int32 {
+        if let i = indexes[name] { return i }
         var link: OpaquePointer?
         try check(rtnl_link_get_kernel(sock, 0, name, &link), "find interface", name)
         defer { rtnl_link_put(link) }
-        return rtnl_link_get_ifindex(link)
+        let i = rtnl_link_get_ifindex(link)
+        indexes[name] = i
+        return i
     }
 
     public func links() throws(NetlinkError) -> [LinkInfo] {
@@ -239,15 +231,23 @@ public final class RouteHandle {
 
     // MARK: Qdiscs
 
-    /// tbf as the root qdisc: rate in bytes/s, burst and limit in bytes.
-    public func setTBF(_ name: String, rateBytes: Int, burst: Int, limitBytes: Int) throws(NetlinkError) {
+    /// A qdisc object for the root of `name` with handle 1:; the caller puts it.
+    func rootQdisc(_ name: String, kind: String) throws(NetlinkError) -> OpaquePointer? {
         let index = try ifindex(name)
         let q = rtnl_qdisc_alloc()
-        defer { rtnl_qdisc_put(q) }
         rtnl_tc_set_ifindex(q, index)
         rtnl_tc_set_parent(q, TC_H_ROOT)
         rtnl_tc_set_handle(q, 0x1_0000)
-        try check(rtnl_tc_set_kind(q, "tbf"), "add qdisc tbf", "on \(name)")
+        let r = rtnl_tc_set_kind(q, kind)
+        if r < 0 { rtnl_qdisc_put(q) }
+        try check(r, "add qdisc \(kind)", "on \(name)")
+        return q
+    }
+
+    /// tbf as the root qdisc: rate in bytes/s, burst and limit in bytes.
+    public func setTBF(_ name: String, rateBytes: Int, burst: Int, limitBytes: Int) throws(NetlinkError) {
+        let q = try rootQdisc(name, kind: "tbf")
+        defer { rtnl_qdisc_put(q) }
         rtnl_qdisc_tbf_set_limit(q, Int32(limitBytes))
         rtnl_qdisc_tbf_set_rate(q, Int32(clamping: rateBytes), Int32(burst), 0)
         try check(rtnl_qdisc_add(sock, q, NLM_F_CREATE | NLM_F_EXCL), "add qdisc tbf", "on \(name)")
@@ -256,12 +256,8 @@ public final class RouteHandle {
     /// htb root 1: with class 1:1 at the rate, and the netem qdisc 10: below it.
     public func setHTB(_ name: String, rateBytes: UInt64, burst: Int) throws(NetlinkError) {
         let index = try ifindex(name)
-        let q = rtnl_qdisc_alloc()
+        let q = try rootQdisc(name, kind: "htb")
         defer { rtnl_qdisc_put(q) }
-        rtnl_tc_set_ifindex(q, index)
-        rtnl_tc_set_parent(q, TC_H_ROOT)
-        rtnl_tc_set_handle(q, 0x1_0000)
-        try check(rtnl_tc_set_kind(q, "htb"), "add qdisc htb", "on \(name)")
         _ = rtnl_htb_set_defcls(q, 0x1_0001)
         try check(rtnl_qdisc_add(sock, q, NLM_F_CREATE | NLM_F_EXCL), "add qdisc htb", "on \(name)")
         let c = rtnl_class_alloc()
