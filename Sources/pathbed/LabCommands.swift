@@ -99,6 +99,7 @@ struct Exec: ParsableCommand {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             if code == 127 { printError("error: \(command[0]): command not found in \(ns)") }
+            if code == 126 && geteuid() != 0 { printError("error: cannot enter \(ns): entering a namespace needs root\n    fix: run as root (sudo pathbed exec ...)") }
             throw ExitCode(code)
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
