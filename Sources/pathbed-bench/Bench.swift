@@ -82,7 +82,9 @@ struct Lab: ParsableCommand {
             }
             var mn: (Double, Double)?
             if !noMininet { mn = mininet(n) }
-            let mnText = mn.map { String(format: "%15.2f   %14.2f   %4.0f   %6.0f", $0.0, $0.1, $0.0 / upS, $0.1 / downS) } ?? "   (mininet not installed: apt-get install mininet)"
+            let mnText = mn.map { String(format: "%15.2f   %14.2f   %4.0f   %6.0f", $0.0, $0.1, $0.0 / upS, $0.1 / downS) } ?? (noMininet ? "" : FileManager.default.isExecutableFile(atPath: "/usr/bin/mn")
+                ? "   (mininet is installed but its LinearTopo failed to start; try `mn --topo linear,\(n) --switch lxbr --controller none`)"
+                : "   (mininet not installed: apt-get install mininet)")
             print(String(format: "%5d   %12.3f   %14.3f   ", n, upS, downS) + mnText)
         }
     }
