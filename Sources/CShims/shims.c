@@ -15,6 +15,10 @@
 #include <netlink/socket.h>
 #include <netlink/msg.h>
 #include <netlink/handlers.h>
+#include <netlink/attr.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_link.h>
+#include <signal.h>
 
 #define NETNS_RUN_DIR "/run/netns"
 
@@ -159,4 +163,61 @@ pid_t pb_spawn_in(int nsfd, char *const argv[]) {
     if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
     execvp(argv[0], argv);
     _exit(errno == ENOENT ? 127 : 126);
+}
+
+/* Interrupts: the handler only records the signal; long work polls pb_interrupted() between
+ * steps and rolls back, so Ctrl-C or SIGTERM never leaves half a lab behind. */
+static volatile sig_atomic_t interrupted_by = 0;
+
+static void on_interrupt(int sig) { interrupted_by = sig; }
+
+void pb_interrupts_catch(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+void pb_interrupts_default(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+}
+
+int pb_interrupted(void) { return interrupted_by; }
+
+/* Sets a bridge's STP state and forward delay (centiseconds) with an RTM_NEWLINK that carries
+ * IFLA_INFO_DATA, which libnl-route 3.7 cannot build for bridges. */
+int pb_bridge_set_stp(struct nl_sock *sk, int ifindex, int on, unsigned forward_delay_cs) {
+    struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+    if (!msg) return -ENOMEM;
+    struct ifinfomsg ifi;
+    memset(&ifi, 0, sizeof ifi);
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = ifindex;
+    int r = -EMSGSIZE;
+    if (nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0) goto out;
+    struct nlattr *info = nla_nest_start(msg, IFLA_LINKINFO);
+    if (!info || nla_put_string(msg, IFLA_INFO_KIND, "bridge") < 0) goto out;
+    struct nlattr *data = nla_nest_start(msg, IFLA_INFO_DATA);
+    if (!data) goto out;
+    if (on && nla_put_u32(msg, IFLA_BR_FORWARD_DELAY, forward_delay_cs) < 0) goto out;
+    if (nla_put_u32(msg, IFLA_BR_STP_STATE, on ? 1 : 0) < 0) goto out;
+    nla_nest_end(msg, data);
+    nla_nest_end(msg, info);
+    r = nl_send_sync(sk, msg);  /* frees msg */
+    return r < 0 ? r : 0;
+out:
+    nlmsg_free(msg);
+    return r;
+}
+
+int pb_sysctl_access(int nsfd, const char *key, int writable) {
+    int fd = sysctl_open(nsfd, key, writable ? O_WRONLY : O_RDONLY);
+    if (fd < 0) return fd;
+    close(fd);
+    return 0;
 }

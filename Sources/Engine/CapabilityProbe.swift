@@ -2,96 +2,123 @@ import Foundation
 import Netlink
 import TopologyModel
 
-/// What this kernel and machine can do, found by trying it in a throwaway namespace.
-public struct Capabilities: Sendable {
-    public struct Check: Sendable {
+/// What a kernel and machine can do, found by trying it in a throwaway namespace.
+public struct Capabilities: Sendable, Codable {
+    public struct Check: Sendable, Codable {
         public var name: String
         public var ok: Bool
         public var detail: String
         /// What to do when it is missing.
         public var fix: String
+        public init(name: String, ok: Bool, detail: String, fix: String) { self.name = name; self.ok = ok; self.detail = detail; self.fix = fix }
     }
     public var checks: [Check]
+    /// Per-namespace sysctl keys found missing or read-only here, with the kernel's reason.
+    public var sysctlProblems: [String: String] = [:]
+    /// MPTCP schedulers this kernel offers (empty when unknown).
+    public var schedulers: [String] = []
+    public var congestionControls: [String] = []
+
+    public init(checks: [Check]) { self.checks = checks }
 
     public func has(_ name: String) -> Bool { checks.first { $0.name == name }?.ok ?? false }
 
-    /// What a lab needs that is missing here, with the fix for each.
-    public func missing(for topology: Topology, plan: LabPlan) -> [Check] {
+    /// True when the probe could not run at all (not root), so nothing is known.
+    public var isBlind: Bool { checks.contains { $0.name == "root" && !$0.ok } }
+
+    /// What one host's part of a lab needs that is missing here, with the fix for each.
+    public func missing(for plan: HostPlan) -> [Check] {
+        if isBlind { return checks.filter { !$0.ok } }
         var needed: Set<String> = ["namespaces", "veth"]
-        for h in plan.hosts where topology.host(named: h.host)?.isLocal ?? false {
-            for op in h.operations {
-                switch op {
-                case .createBridge: needed.insert("bridge")
-                case .createGretap: needed.insert("gretap")
-                case let .setQdisc(_, q): q.kinds.forEach { needed.insert($0) }
-                case .addMPTCPEndpoint, .setMPTCPLimits: needed.insert("mptcp")
-                case let .setSysctl(_, key, value) where key == "net.ipv4.tcp_congestion_control": needed.insert("cc:\(value)")
-                default: break
+        var extra: [Check] = []
+        for op in plan.operations {
+            switch op {
+            case .createBridge: needed.insert("bridge")
+            case .createGretap: needed.insert("gretap")
+            case let .setQdisc(_, q): q.kinds.forEach { needed.insert($0) }
+            case .addMPTCPEndpoint, .setMPTCPLimits: needed.insert("mptcp")
+            case let .setSysctl(ns, key, value):
+                if key == "net.ipv4.tcp_congestion_control", !congestionControls.isEmpty, !congestionControls.contains(value) {
+                    extra.append(Check(name: "cc:\(value)", ok: false, detail: "congestion control \(value) is not available",
+                                       fix: "load tcp_\(value) (modprobe tcp_\(value)) or choose one of: \(congestionControls.joined(separator: ", "))"))
+                } else if key == "net.mptcp.scheduler", !schedulers.isEmpty, !schedulers.contains(value) {
+                    extra.append(Check(name: "scheduler:\(value)", ok: false, detail: "MPTCP scheduler \(value) is not available",
+                                       fix: "use one of: \(schedulers.joined(separator: ", ")) (net.mptcp.available_schedulers)"))
+                } else if let why = sysctlProblems[key] {
+                    extra.append(Check(name: "sysctl:\(key)", ok: false, detail: "sysctl \(key) (in \(ns)): \(why)",
+                                       fix: "remove it from the node's `sysctls:`, or run the lab on a kernel that has it"))
                 }
+            default: break
             }
         }
-        return checks.filter { needed.contains($0.name) && !$0.ok }
-            + needed.filter { $0.hasPrefix("cc:") && !has($0) }.sorted().map { name in
-                let cc = String(name.dropFirst(3))
-                return Check(name: name, ok: false, detail: "congestion control \(cc) is not available",
-                             fix: "load tcp_\(cc) (modprobe tcp_\(cc)) or choose one of: \(checks.first { $0.name == "congestion controls" }?.detail ?? "")")
-            }
+        var seen = Set<String>()
+        return checks.filter { needed.contains($0.name) && !$0.ok } + extra.filter { seen.insert($0.name).inserted }
     }
 }
 
 public enum CapabilityProbe {
     static let vmRoute = "run the lab in a VM with a full kernel (Debian's linux-image-amd64 has it)"
 
-    public static func run() -> Capabilities {
-        var checks: [Capabilities.Check] = []
+    /// Tries every feature; `sysctls` are per-namespace keys to check for existence and writability.
+    public static func run(sysctls: [String] = []) -> Capabilities {
+        var caps = Capabilities(checks: [])
         func add(_ name: String, _ ok: Bool, _ detail: String, fix: String = "") {
-            checks.append(.init(name: name, ok: ok, detail: detail, fix: fix))
+            caps.checks.append(.init(name: name, ok: ok, detail: detail, fix: fix))
         }
         let probe = "pb-probe-\(getpid())"
         guard geteuid() == 0 else {
-            add("root", false, "not running as root", fix: "run as root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN")
-            return Capabilities(checks: checks)
+            add("root", false, "not running as root: nothing below could be checked", fix: "run as root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN")
+            return caps
         }
         add("root", true, "running as root")
         do {
             try NetworkNamespace.create(probe)
         } catch {
             add("namespaces", false, "\(error)", fix: "a kernel with CONFIG_NET_NS and a writable /run/netns")
-            return Capabilities(checks: checks)
+            return caps
         }
         defer { try? NetworkNamespace.delete(probe) }
         add("namespaces", true, "network namespaces under /run/netns")
         guard let fd = try? NetworkNamespace.open(probe), let h = try? RouteHandle(nsfd: fd, namespace: probe) else {
             add("netlink", false, "cannot open a netlink socket in a namespace", fix: "check the kernel's netlink support")
-            return Capabilities(checks: checks)
+            return caps
         }
         defer { close(fd) }
         func attempt(_ name: String, fix: String, _ body: () throws -> Void) {
             do { try body(); add(name, true, "works") } catch let e as NetlinkError { add(name, false, "\(e.reason) (\(e.errnoName))", fix: fix) } catch { add(name, false, "\(error)", fix: fix) }
         }
-        attempt("veth", fix: "a kernel with CONFIG_VETH") { try h.createVeth("pa", nsfd: fd, peer: "pb", peerNsfd: fd, mtu: 1500, object: "probe") }
-        attempt("bridge", fix: "a kernel with CONFIG_BRIDGE (module bridge)") { try h.createBridge("pbr", stp: false) }
+        attempt("veth", fix: "a kernel with CONFIG_VETH") {
+            try h.createLink(.veth(LinkAttributes(name: "pa"), nsfd: fd, peer: LinkAttributes(name: "pb"), peerNsfd: fd))
+        }
+        attempt("bridge", fix: "a kernel with CONFIG_BRIDGE (module bridge)") { try h.createLink(.bridge(LinkAttributes(name: "pbr"), stp: false)) }
+        attempt("stp", fix: "a kernel with CONFIG_BRIDGE; or remove `stp: true`") { try h.setBridgeSTP("pbr", on: true) }
         attempt("gretap", fix: "load ip_gre (CONFIG_NET_IPGRE), or \(vmRoute)") { try h.probeGretap("pgre") }
-        attempt("tbf", fix: "load sch_tbf (CONFIG_NET_SCH_TBF)") { try h.setTBF("pa", rateBytes: 125_000, burst: 3000, limitBytes: 30000) }
-        attempt("htb", fix: "load sch_htb (CONFIG_NET_SCH_HTB)") { try h.setHTB("pb", rateBytes: 125_000, burst: 3000) }
+        attempt("tbf", fix: "load sch_tbf (CONFIG_NET_SCH_TBF)") { try h.setShaping("pa", .tbf(rateBytes: 125_000, burstBytes: 3000, limitBytes: 30000)) }
+        attempt("htb", fix: "load sch_htb (CONFIG_NET_SCH_HTB)") { try h.setShaping("pb", .htb(rateBytes: 125_000, burstBytes: 3000, netem: nil)) }
         attempt("netem", fix: "load sch_netem (CONFIG_NET_SCH_NETEM), or \(vmRoute); profiles with only a rate work without it") {
-            var p = RouteHandle.NetemParameters(); p.delayMicroseconds = 1000
-            try h.setNetem("pbr", p, belowHTB: false)
+            var p = NetemParameters(); p.delayMicroseconds = 1000
+            try h.setShaping("pbr", .netem(p))
         }
         if let enabled = NetworkNamespace.readSysctl(fd, "net.mptcp.enabled"), (try? MPTCPHandle(nsfd: fd, namespace: probe)) != nil {
-            let sched = NetworkNamespace.readSysctl(fd, "net.mptcp.available_schedulers") ?? NetworkNamespace.readSysctl(fd, "net.mptcp.scheduler") ?? "?"
-            add("mptcp", true, "net.mptcp.enabled=\(enabled), path manager mptcp_pm, schedulers: \(sched)")
+            let sched = NetworkNamespace.readSysctl(fd, "net.mptcp.available_schedulers") ?? NetworkNamespace.readSysctl(fd, "net.mptcp.scheduler") ?? ""
+            caps.schedulers = sched.split(separator: " ").map(String.init)
+            add("mptcp", true, "net.mptcp.enabled=\(enabled), path manager mptcp_pm, schedulers: \(sched.isEmpty ? "?" : sched)")
         } else {
             add("mptcp", false, "no net.mptcp sysctls or mptcp_pm family", fix: "a kernel with CONFIG_MPTCP (Linux 5.6+), or declare the host `mptcp: false`")
         }
         let ccs = NetworkNamespace.readSysctl(fd, "net.ipv4.tcp_available_congestion_control") ?? ""
+        caps.congestionControls = ccs.split(separator: " ").map(String.init)
         add("congestion controls", !ccs.isEmpty, ccs.isEmpty ? "unknown" : ccs)
-        for cc in ccs.split(separator: " ") { checks.append(.init(name: "cc:\(cc)", ok: true, detail: "", fix: "")) }
-        for tool in ["iperf3", "mptcpize", "ping"] {
-            let path = which(tool)
-            add(tool, path != nil, path ?? "not found", fix: tool == "mptcpize" ? "apt-get install mptcpd" : "apt-get install \(tool == "ping" ? "iputils-ping" : tool)")
+        for key in Set(sysctls).sorted() {
+            if let e = NetworkNamespace.sysctlWriteProblem(fd, key) {
+                caps.sysctlProblems[key] = e == ENOENT ? "this kernel has no such key" : e == EACCES ? "it is read-only" : String(cString: strerror(e))
+            }
         }
-        return Capabilities(checks: checks)
+        for (tool, package) in [("iperf3", "iperf3"), ("mptcpize", "mptcpize"), ("ping", "iputils-ping")] {
+            let path = which(tool)
+            add(tool, path != nil, path ?? "not found", fix: "apt-get install \(package)")
+        }
+        return caps
     }
 
     static func which(_ tool: String) -> String? {

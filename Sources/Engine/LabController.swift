@@ -2,25 +2,49 @@ import Foundation
 import Netlink
 import TopologyModel
 
-/// Why `up`, `down` or `exec` refused or failed, and what to do.
-public struct LabError: Error, CustomStringConvertible {
-    public var message: String
-    public var fix: String?
-    public init(_ message: String, fix: String? = nil) { self.message = message; self.fix = fix }
-    public var description: String { "error: \(message)" + (fix.map { "\n    fix: \($0)" } ?? "") }
-}
+/// up / down / status of labs, over one executor per host.
+///
+/// The controller never touches a kernel itself: every change goes through the host's
+/// executor (`LocalExecutor` here, the agent for remote hosts, `RecordingExecutor` in tests).
+public struct LabController {
+    public var store: StateStore
+    /// Executors by host name.
+    public var executors: [String: HostExecutor]
+    /// Polled between operations: a signal number stops the work and rolls it back.
+    public var interrupted: () -> Int32
 
-/// up / down / status for labs on this machine.
-public enum LabController {
-    public struct UpResult {
-        public var changed: Bool
+    public init(store: StateStore = StateStore(), executors: [String: HostExecutor], interrupted: @escaping () -> Int32 = { Interrupts.signal }) {
+        self.store = store; self.executors = executors; self.interrupted = interrupted
+    }
+
+    /// Executors for a lab's hosts on this machine: the local host in process. Labs whose hosts
+    /// are reached over ssh need the agent (the two-VM release).
+    public static func forThisMachine(_ t: Topology? = nil, store: StateStore = StateStore()) throws(LabError) -> LabController {
+        if let t {
+            let remote = t.hosts.filter { !$0.isLocal }
+            if !remote.isEmpty {
+                throw LabError("lab '\(t.name)' spans \(t.hosts.count) hosts (\(t.hosts.map(\.name).joined(separator: ", "))); hosts reached over ssh (\(remote.map(\.name).joined(separator: ", "))) need the agent, which this release does not have yet",
+                               fix: "`pathbed plan \(t.file)` shows what each host would get")
+            }
+        }
+        let local = t?.hosts.first(where: \.isLocal)?.name ?? "local"
+        return LabController(store: store, executors: [local: LocalExecutor(host: local)])
+    }
+
+    static func requireRoot(_ what: String, _ command: String) throws(LabError) {
+        guard geteuid() == 0 else { throw LabError("\(what) needs root", fix: "run as root (sudo pathbed \(command))") }
+    }
+
+    public struct UpResult: Sendable {
+        public enum Outcome: Sendable { case built, unchanged, reconciled, dryRun }
+        public var outcome: Outcome
         public var operations: Int
         public var namespaces: Int
         public var seconds: Double
-    }
-
-    static func namespacesOf(_ lab: String) -> [String] {
-        NetworkNamespace.list().filter { $0 == "pb.\(lab)" || $0.hasPrefix("pb.\(lab).") }
+        /// For a reconcile or a dry run: what changes, as people read it.
+        public var changes: [String] = []
+        /// Leftovers of an interrupted `up` that were removed first.
+        public var recovered: Int = 0
     }
 
     static func digest(_ plan: LabPlan) -> String {
@@ -30,118 +54,176 @@ public enum LabController {
         return String(h, radix: 16)
     }
 
-    /// Builds the lab, or finds it already built. Validates everything before the first change,
-    /// and removes what it created if any step fails.
-    public static func up(_ t: Topology, capabilities: () -> Capabilities = CapabilityProbe.run, progress: (String) -> Void = { _ in }) throws -> UpResult {
+    func executor(_ host: String) throws(LabError) -> HostExecutor {
+        guard let e = executors[host] else { throw LabError("no executor for host '\(host)'") }
+        return e
+    }
+
+    /// Builds the lab, finds it already built, or changes the running lab to match the file.
+    /// Validates everything before the first change; on failure or interrupt, removes what it created.
+    public func up(_ t: Topology, dryRun: Bool = false, progress: (String) -> Void = { _ in }) throws -> UpResult {
         let start = DispatchTime.now().uptimeNanoseconds
-        guard t.hosts.count == 1, t.hosts[0].isLocal else {
-            throw LabError("lab '\(t.name)' spans \(t.hosts.count) hosts (\(t.hosts.map(\.name).joined(separator: ", "))); this release builds labs on this machine only",
-                           fix: "`pathbed plan \(t.file)` shows what each host would get; multi-host labs come with the agent")
-        }
-        guard geteuid() == 0 else { throw LabError("building a lab needs root", fix: "run as root (sudo pathbed up \(t.file))") }
-        guard let lock = LabLock(lab: t.name) else {
-            throw LabError("another pathbed is working on lab '\(t.name)' right now", fix: "wait for it to finish, or stop it")
-        }
-        defer { withExtendedLifetime(lock) {} }
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let plan = Planner.plan(t)
-        let ops = plan.hosts[0].operations
-        let digest = digest(plan)
-        let existing = namespacesOf(t.name)
-        if let j = LabJournal.load(t.name) {
-            switch j.state {
-            case .up where j.planDigest == digest && Set(j.namespaces).isSubset(of: Set(existing)):
-                return UpResult(changed: false, operations: 0, namespaces: j.namespaces.count, seconds: 0)
-            case .up where j.planDigest == digest:
-                throw LabError("lab '\(t.name)' is up but \(Set(j.namespaces).subtracting(existing).count) of its namespaces are gone",
-                               fix: "run `pathbed down \(t.name)`, then `pathbed up` again")
-            case .up:
-                throw LabError("lab '\(t.name)' is already up from a different topology (\(j.file))",
-                               fix: "run `pathbed down \(t.name)` first; changing a running lab in place is not supported yet")
-            case .building:
-                throw LabError("an earlier `up` of lab '\(t.name)' (pid \(j.pid)) did not finish", fix: "run `pathbed down \(t.name)` to remove what it left, then `up` again")
+        let digest = Self.digest(plan)
+        let lock = try store.lock(t.name)
+        defer { lock.release() }
+
+        // What is there now, per host.
+        var present: [String: [NamespaceState]] = [:]
+        for h in plan.hosts { present[h.host] = try executor(h.host).namespaces(of: t.name) }
+        let foreign = present.values.flatMap { $0 }.filter { !$0.tagged }.map(\.name)
+        if !foreign.isEmpty {
+            throw LabError("namespaces named like lab '\(t.name)' exist that this lab did not make (no tag on their loopback): \(foreign.sorted().prefix(5).joined(separator: ", "))",
+                           fix: "Pathbed never touches them; remove them if they are leftovers (ip netns del NAME), or rename the lab")
+        }
+        var recovered = 0
+        var previous: LabJournal?
+        switch store.load(t.name) {
+        case let .unreadable(why):
+            throw LabError("the journal of lab '\(t.name)' cannot be read: \(why)", fix: "run `pathbed down \(t.name)`: it removes what is tagged as the lab's")
+        case let .ok(j) where j.state == .building:
+            if j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
+                throw LabError("`up` of lab '\(t.name)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid))")
             }
-        } else if !existing.isEmpty {
-            throw LabError("namespaces of lab '\(t.name)' exist without a journal: \(existing.prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")",
-                           fix: "run `pathbed down \(t.name)` to remove them")
+            // An earlier `up` was killed midway: finish its rollback before building anew.
+            if !dryRun {
+                progress("an earlier `up` of lab \(t.name) (pid \(j.pid)) did not finish; removing what it left")
+                for h in plan.hosts { recovered += try executor(h.host).removeLab(t.name, waitForKernel: false).removed.count }
+                store.remove(t.name)
+                for h in plan.hosts { present[h.host] = [] }
+            }
+        case let .ok(j):
+            previous = j
+        case .missing:
+            let leftovers = present.values.flatMap { $0 }.map(\.name)
+            if !leftovers.isEmpty {
+                throw LabError("namespaces of lab '\(t.name)' exist without a journal: \(leftovers.sorted().prefix(3).joined(separator: ", "))\(leftovers.count > 3 ? ", ..." : "")",
+                               fix: "run `pathbed down \(t.name)` to remove them")
+            }
         }
-        let missing = capabilities().missing(for: t, plan: plan)
-        if !missing.isEmpty {
-            throw LabError("lab '\(t.name)' needs what this kernel lacks:\n" + missing.map { "    - \($0.name): \($0.detail); \($0.fix)" }.joined(separator: "\n"),
-                           fix: "`pathbed doctor \(t.file)` shows every check; nothing was changed")
+
+        if let previous {
+            let wanted = Set(plan.hosts.flatMap { h in h.operations.compactMap { op -> String? in if case let .createNamespace(n, _) = op { return n } else { return nil } } })
+            let there = Set(present.values.flatMap { $0 }.map(\.name))
+            if previous.planDigest == digest, wanted.isSubset(of: there) {
+                return UpResult(outcome: dryRun ? .dryRun : .unchanged, operations: 0, namespaces: wanted.count, seconds: elapsed())
+            }
+            guard let oldPlan = previous.plan else {
+                throw LabError("lab '\(t.name)' was built by an older Pathbed whose journal has no plan", fix: "run `pathbed down \(t.name)`, then `up`")
+            }
+            return try reconcile(t, from: oldPlan, to: plan, digest: digest, present: present, dryRun: dryRun, progress: progress, start: start)
         }
-        let namespaces = ops.compactMap { op -> String? in if case let .createNamespace(n) = op { return n } else { return nil } }
-        var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: namespaces, pid: getpid(), started: Date())
-        try journal.save()
-        let executor = try LocalExecutor()
+
+        let namespaces = Self.namespacesByHost(plan)
+        if dryRun {
+            return UpResult(outcome: .dryRun, operations: plan.operationCount, namespaces: namespaces.values.reduce(0) { $0 + $1.count },
+                            seconds: elapsed(), changes: ["build lab \(t.name): \(plan.operationCount) operations (`pathbed plan` lists them)"])
+        }
+        try checkCapabilities(t, plan)
+        var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: namespaces,
+                                 plan: plan, pid: getpid(), started: Date())
+        try store.save(journal)
+        var done: [HostExecutor] = []
         do {
-            try executor.apply(ops) { done in progress("\(done)/\(ops.count) operations") }
+            for h in plan.hosts {
+                let e = try executor(h.host)
+                done.append(e)
+                try e.apply(h.operations, progress: { progress("\(h.host): \($0)/\(h.operations.count) operations") }, interrupted: interrupted)
+            }
         } catch {
-            executor.rollBack()
-            LabJournal.remove(t.name)
+            let failures = done.reversed().flatMap { $0.rollBack() }
+            if failures.isEmpty { store.remove(t.name) }
+            if let i = error as? Interrupted {
+                throw LabError("\(i): `up` of lab '\(t.name)' stopped and removed the \(journal.allNamespaces.count) namespaces it had begun"
+                               + (failures.isEmpty ? "" : "; could not remove: \(failures.joined(separator: "; "))"),
+                               fix: failures.isEmpty ? nil : "run `pathbed down \(t.name)`")
+            }
+            if !failures.isEmpty { throw LabError("\(error)\nand rolling back failed: \(failures.joined(separator: "; "))", fix: "run `pathbed down \(t.name)`") }
             throw error
         }
         journal.state = .up
-        try journal.save()
-        return UpResult(changed: true, operations: ops.count, namespaces: namespaces.count,
-                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        try store.save(journal)
+        return UpResult(outcome: .built, operations: plan.operationCount, namespaces: journal.allNamespaces.count, seconds: elapsed(), recovered: recovered)
     }
 
-    /// Removes everything lab `lab` created: the namespaces in its journal and any namespace
-    /// carrying its tag (`pb.LAB`, `pb.LAB.*`), also after an interrupted `up`. Returns how many.
-    @discardableResult
-    public static func down(_ lab: String) throws -> Int {
-        guard geteuid() == 0 else { throw LabError("removing a lab needs root", fix: "run as root (sudo pathbed down \(lab))") }
-        guard let lock = LabLock(lab: lab) else {
-            if let j = LabJournal.load(lab), j.state == .building, kill(j.pid, 0) == 0 {
-                throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
-            }
-            throw LabError("another pathbed is working on lab '\(lab)'", fix: "wait for it to finish")
+    static func isPathbed(_ pid: Int32) -> Bool {
+        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
+        return comm.hasPrefix("pathbed")
+    }
+
+    static func namespacesByHost(_ plan: LabPlan) -> [String: [String]] {
+        Dictionary(uniqueKeysWithValues: plan.hosts.map { h in
+            (h.host, h.operations.compactMap { op -> String? in if case let .createNamespace(n, _) = op { return n } else { return nil } })
+        })
+    }
+
+    /// Refuses, before any change, what a host's kernel cannot do.
+    func checkCapabilities(_ t: Topology, _ plan: LabPlan) throws {
+        var problems: [String] = []
+        for h in plan.hosts {
+            let keys = h.operations.compactMap { op -> String? in if case let .setSysctl(_, key, _) = op { return key } else { return nil } }
+            let caps = try executor(h.host).capabilities(sysctls: keys)
+            problems += caps.missing(for: h).map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
         }
-        defer { withExtendedLifetime(lock) {} }
-        let names = Set((LabJournal.load(lab)?.namespaces ?? []) + namespacesOf(lab)).intersection(NetworkNamespace.list())
+        if !problems.isEmpty {
+            throw LabError("lab '\(t.name)' needs what the kernel lacks:\n" + problems.joined(separator: "\n"),
+                           fix: "`pathbed doctor \(t.file)` shows every check; nothing was changed")
+        }
+    }
+
+    // MARK: Down
+
+    public struct DownResult: Sendable {
+        public var removed: Int
+        public var foreign: [String]
+        public var stoppedProcesses: Int
+        public var seconds: Double
+        public var kernelFreeSeconds: Double?
+    }
+
+    /// Removes everything lab `lab` created on every host: the namespaces named and tagged as its
+    /// own, also after an interrupted `up`. Namespaces named like the lab's but untagged are left alone.
+    public func down(_ lab: String, waitForKernel: Bool = false) throws -> DownResult {
+        if let problem = LabName.problem(lab) { throw LabError(problem, fix: "give the lab's name (see `pathbed status`) or its topology file") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let lock = try store.lock(lab)
+        defer { lock.release() }
+        if case let .ok(j) = store.load(lab), j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
+            throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
+        }
+        var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
         var failures: [String] = []
-        // Programs still running in the lab (workloads, `pathbed exec`) would keep its namespaces alive.
-        stopProcesses(in: names.sorted())
-        // Node namespaces first, then the bridge namespace; the kernel frees their devices in the background.
-        for ns in names.sorted(by: { $0.count > $1.count }) {
-            do { try NetworkNamespace.delete(ns) } catch { failures.append("\(error)") }
+        for e in executors.values.sorted(by: { $0.host < $1.host }) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let r = e.removeLab(lab, waitForKernel: waitForKernel)
+            result.seconds = max(result.seconds, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 - (r.kernelFreeSeconds ?? 0))
+            result.removed += r.removed.count
+            result.foreign += r.foreign
+            result.stoppedProcesses += r.stoppedProcesses
+            failures += r.failures
+            if let k = r.kernelFreeSeconds { result.kernelFreeSeconds = max(result.kernelFreeSeconds ?? 0, k) }
         }
         if !failures.isEmpty { throw LabError("could not remove everything of lab '\(lab)':\n    " + failures.joined(separator: "\n    ")) }
-        LabJournal.remove(lab)
-        unlink("\(LabJournal.directory)/\(lab).lock")
-        return names.count
+        store.remove(lab)
+        _ = start
+        return result
     }
 
-    /// SIGTERM to every process in the namespaces, SIGKILL to those still there after 2 s.
-    static func stopProcesses(in namespaces: [String]) {
-        var pids = namespaces.flatMap(NetworkNamespace.pids)
-        guard !pids.isEmpty else { return }
-        for p in pids { kill(p, SIGTERM) }
-        let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
-        while !pids.isEmpty, DispatchTime.now().uptimeNanoseconds < deadline {
-            usleep(20_000)
-            pids = pids.filter { kill($0, 0) == 0 && !isZombie($0) }
-        }
-        for p in pids { kill(p, SIGKILL) }
-    }
+    // MARK: Status
 
-    static func isZombie(_ pid: pid_t) -> Bool {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return true }
-        return s[s.index(close, offsetBy: 2)...].hasPrefix("Z")
-    }
-
-    /// Labs known here: from journals and from tagged namespaces.
-    public static func labs() -> [String] {
-        var names = Set(LabJournal.labs())
-        for ns in NetworkNamespace.list() where ns.hasPrefix("pb.") {
-            names.insert(String(ns.dropFirst(3).split(separator: ".").first ?? ""))
-        }
-        return names.filter { !$0.isEmpty }.sorted()
+    /// Labs known here: from journals and from namespaces named like a lab's.
+    public func labs() -> [String] {
+        var names = Set(store.labs())
+        for ns in NetworkNamespace.list() { if let lab = Ownership.lab(ofNamespace: ns), LabName.problem(lab) == nil { names.insert(lab) } }
+        return names.sorted()
     }
 
     /// The namespace of `node`, looking through the labs that are up when `lab` is nil.
-    public static func namespace(node: String, lab: String?) throws -> String {
-        let candidates = (lab.map { [$0] } ?? labs()).filter { NetworkNamespace.list().contains("pb.\($0).\(node)") }
+    public func namespace(node: String, lab: String?) throws -> String {
+        if let lab, let problem = LabName.problem(lab) { throw LabError(problem) }
+        let all = NetworkNamespace.list()
+        let candidates = (lab.map { [$0] } ?? labs()).filter { all.contains("pb.\($0).\(node)") }
         if candidates.count == 1 { return "pb.\(candidates[0]).\(node)" }
         if candidates.isEmpty {
             let up = labs()

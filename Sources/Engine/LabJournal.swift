@@ -1,56 +1,166 @@
 import Foundation
 import TopologyModel
 
-/// What a lab created, kept in /run/pathbed (cleared at boot, like the namespaces themselves).
+/// What a lab created, kept in /run/pathbed/labs (cleared at boot, like the namespaces themselves).
 ///
 /// The journal is written before the first kernel change and lists every namespace `up` will
-/// create. All of a lab's objects live inside its namespaces, whose names carry the tag
-/// `pb.LAB`, so `down` removes exactly what the lab created, also after `up` was killed.
+/// create, per host, and the plan it applied (so that a later `up` of a changed file can change
+/// the running lab in place). It is never trusted alone: `down` removes a namespace only when
+/// its name is the lab's and its loopback carries the lab's tag.
 public struct LabJournal: Codable, Sendable {
     public enum State: String, Codable, Sendable { case building, up }
+    public static let version = 2
+    public var version = LabJournal.version
     public var lab: String
     public var file: String
     public var state: State
     public var planDigest: String
-    public var namespaces: [String]
+    /// Namespaces per host name.
+    public var namespaces: [String: [String]]
+    public var plan: LabPlan?
     public var pid: Int32
     public var started: Date
 
-    public static var directory: String { ProcessInfo.processInfo.environment["PATHBED_STATE_DIR"] ?? "/run/pathbed/labs" }
-    static func path(_ lab: String) -> String { "\(directory)/\(lab).json" }
+    public var allNamespaces: [String] { namespaces.values.flatMap { $0 } }
+}
 
-    public static func load(_ lab: String) -> LabJournal? {
-        guard let data = FileManager.default.contents(atPath: path(lab)) else { return nil }
+/// Why a journal could not be read.
+public enum JournalRead {
+    case missing
+    case unreadable(String)
+    case ok(LabJournal)
+
+    public var journal: LabJournal? { if case let .ok(j) = self { return j } else { return nil } }
+}
+
+/// The directory of journals and locks: root-owned, mode 0700, never followed through symlinks.
+public struct StateStore: Sendable {
+    public let directory: String
+
+    public static var defaultDirectory: String { ProcessInfo.processInfo.environment["PATHBED_STATE_DIR"] ?? "/run/pathbed/labs" }
+
+    public init(directory: String = StateStore.defaultDirectory) { self.directory = directory }
+
+    /// Creates the directory if needed (0700) and checks that nobody else can write into it.
+    public func prepare() throws(LabError) {
+        var path = ""
+        for part in directory.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o700) != 0 && errno != EEXIST {
+                throw LabError("cannot create the state directory \(path): \(String(cString: strerror(errno)))",
+                               fix: "make \(directory) creatable by this user, or set PATHBED_STATE_DIR to a directory only you can write")
+            }
+        }
+        var st = stat()
+        guard lstat(directory, &st) == 0 else {
+            throw LabError("cannot read the state directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        let why: String?
+        if (st.st_mode & S_IFMT) == S_IFLNK { why = "it is a symbolic link" }
+        else if (st.st_mode & S_IFMT) != S_IFDIR { why = "it is not a directory" }
+        else if st.st_uid != geteuid() { why = "it belongs to uid \(st.st_uid), not \(geteuid())" }
+        else if st.st_mode & 0o022 != 0 { why = "others can write into it (mode \(String(st.st_mode & 0o777, radix: 8)))" }
+        else { why = nil }
+        if let why {
+            throw LabError("the state directory \(directory) is not safe: \(why)",
+                           fix: "remove it (pathbed recreates it with mode 0700), or set PATHBED_STATE_DIR to a directory only you can write")
+        }
+    }
+
+    func path(_ lab: String, _ suffix: String) -> String { "\(directory)/\(lab)\(suffix)" }
+
+    public func load(_ lab: String) -> JournalRead {
+        guard LabName.problem(lab) == nil else { return .missing }
+        let fd = open(path(lab, ".json"), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 {
+            return errno == ENOENT ? .missing : .unreadable("cannot open \(path(lab, ".json")): \(String(cString: strerror(errno)))")
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        guard let data = try? handle.readToEnd() else { return .unreadable("cannot read \(path(lab, ".json"))") }
         let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
-        return try? d.decode(LabJournal.self, from: data)
+        do {
+            let j = try d.decode(LabJournal.self, from: data ?? Data())
+            guard j.lab == lab else { return .unreadable("\(path(lab, ".json")) is the journal of lab '\(j.lab)'") }
+            return .ok(j)
+        } catch {
+            return .unreadable("\(path(lab, ".json")) is not a journal Pathbed \(LabJournal.version) can read (\(error))")
+        }
     }
 
-    public func save() throws {
-        try FileManager.default.createDirectory(atPath: Self.directory, withIntermediateDirectories: true)
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; e.dateEncodingStrategy = .iso8601
-        let tmp = Self.path(lab) + ".tmp"
-        try e.encode(self).write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, Self.path(lab)) == 0 else { throw CocoaError(.fileWriteUnknown) }
+    /// Writes the journal atomically: a fresh temporary file (O_EXCL | O_NOFOLLOW, 0600), then rename.
+    public func save(_ journal: LabJournal) throws(LabError) {
+        try prepare()
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; e.dateEncodingStrategy = .iso8601
+        let data: Data
+        do { data = try e.encode(journal) } catch { throw LabError("cannot encode the journal of lab '\(journal.lab)': \(error)") }
+        let tmp = path(journal.lab, ".json.tmp")
+        unlink(tmp)  // a planted file or symlink is removed, never followed
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LabError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        let ok = data.withUnsafeBytes { buf -> Bool in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                off += n
+            }
+            return true
+        }
+        close(fd)
+        guard ok, rename(tmp, path(journal.lab, ".json")) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw LabError("cannot write the journal of lab '\(journal.lab)' in \(directory): \(reason)")
+        }
     }
 
-    public static func remove(_ lab: String) { unlink(path(lab)) }
+    public func remove(_ lab: String) { unlink(path(lab, ".json")) }
 
-    public static func labs() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    public func labs() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+            .filter { LabName.problem($0) == nil }.sorted()
+    }
+
+    /// Takes the lab's exclusive lock, or says who holds it.
+    public func lock(_ lab: String) throws(LabError) -> LabLock {
+        try prepare()
+        return try LabLock(path: path(lab, ".lock"), lab: lab)
     }
 }
 
-/// An exclusive lock per lab, so that two `up`s of one lab cannot race. Released when the
-/// process ends, however it ends.
+/// An exclusive lock per lab, so that two `up`s of one lab cannot race. The kernel releases it
+/// when the process ends, however it ends; `release()` also removes the file.
 public final class LabLock {
     let fd: Int32
-    public init?(lab: String) {
-        try? FileManager.default.createDirectory(atPath: LabJournal.directory, withIntermediateDirectories: true)
-        fd = open("\(LabJournal.directory)/\(lab).lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            if fd >= 0 { close(fd) }
-            return nil
+    let path: String
+    private var released = false
+
+    init(path: String, lab: String) throws(LabError) {
+        self.path = path
+        while true {
+            let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw LabError("cannot open the lock \(path): \(String(cString: strerror(errno)))") }
+            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                close(fd)
+                throw LabError("another pathbed is working on lab '\(lab)' right now (it holds \(path))", fix: "wait for it to finish, or stop it")
+            }
+            // The holder before us may have removed the file after we opened it: lock the file that is there now.
+            var held = stat(), there = stat()
+            if fstat(fd, &held) == 0, lstat(path, &there) == 0, held.st_ino == there.st_ino, held.st_dev == there.st_dev {
+                self.fd = fd
+                return
+            }
+            close(fd)
         }
     }
-    deinit { close(fd) }
+
+    public func release() {
+        guard !released else { return }
+        released = true
+        unlink(path)
+        close(fd)
+    }
+
+    deinit { release() }
 }

@@ -6,19 +6,35 @@ import TopologyModel
 ///
 /// One netlink socket per namespace, opened once; no thread ever runs Swift code inside a lab
 /// namespace. Qdiscs are read back after they are set and compared with what was asked.
-public final class LocalExecutor {
+public final class LocalExecutor: HostExecutor {
+    public let host: String
     private var fds: [String: Int32] = [:]
     private var routeHandles: [String: RouteHandle] = [:]
     private var mptcpHandles: [String: MPTCPHandle] = [:]
-    private let root: RouteHandle
+    private var rootHandle: RouteHandle?
     /// Namespaces this executor created, in order (rolled back in reverse on failure).
     public private(set) var createdNamespaces: [String] = []
+    /// Host interfaces whose MTU `apply` raised, with the MTU they had.
+    public private(set) var changedMTUs: [(String, UInt32)] = []
+    /// Qdiscs set but not yet read back, by namespace.
+    private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
 
-    public init() throws(NetlinkError) {
-        root = try RouteHandle(nsfd: -1, namespace: "the host")
+    public init(host: String = "local") { self.host = host }
+
+    deinit { closeAll() }
+
+    func closeAll() {
+        routeHandles.removeAll(); mptcpHandles.removeAll(); rootHandle = nil
+        for fd in fds.values { close(fd) }
+        fds.removeAll()
     }
 
-    deinit { for fd in fds.values { close(fd) } }
+    func root() throws(NetlinkError) -> RouteHandle {
+        if let h = rootHandle { return h }
+        let h = try RouteHandle(nsfd: -1, namespace: "the host")
+        rootHandle = h
+        return h
+    }
 
     func fd(_ ns: String) throws(NetlinkError) -> Int32 {
         if let fd = fds[ns] { return fd }
@@ -41,13 +57,14 @@ public final class LocalExecutor {
         return h
     }
 
-    /// Qdiscs set but not yet read back, by namespace.
-    private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
+    public func capabilities(sysctls: [String]) -> Capabilities { CapabilityProbe.run(sysctls: sysctls) }
 
-    /// Applies operations in order, then reads every qdisc back (one dump per namespace);
-    /// `progress` is called with the count done so far.
-    public func apply(_ operations: [Operation], progress: (Int) -> Void = { _ in }) throws(NetlinkError) {
+    // MARK: Apply
+
+    public func apply(_ operations: [Operation], progress: (Int) -> Void, interrupted: () -> Int32) throws {
         for (i, op) in operations.enumerated() {
+            let signal = interrupted()
+            if signal != 0 { throw Interrupted(signal: signal) }
             try apply(op)
             if i % 200 == 199 { progress(i + 1) }
         }
@@ -57,59 +74,92 @@ public final class LocalExecutor {
 
     public func apply(_ op: Operation) throws(NetlinkError) {
         switch op {
-        case let .createNamespace(name):
+        case let .createNamespace(name, lab):
             try NetworkNamespace.create(name)
             createdNamespaces.append(name)
+            // The tag goes on right away: a namespace without it is never removed by `down`.
+            try route(name).setAlias("lo", Ownership.namespaceTag(lab: lab))
         case let .setSysctl(ns, key, value):
             try NetworkNamespace.writeSysctl(try fd(ns), namespace: ns, key, value)
-        case let .createBridge(r, stp):
-            try route(r.namespace).createBridge(r.name, stp: stp)
-        case let .createVeth(a, b, mtu):
-            try root.createVeth(a.name, nsfd: try fd(a.namespace), peer: b.name, peerNsfd: try fd(b.namespace), mtu: UInt32(mtu), object: "\(a) <-> \(b)")
+        case let .createBridge(r, stp, group):
+            try route(r.namespace).createLink(.bridge(LinkAttributes(name: r.name, group: group), stp: stp))
+        case let .createVeth(a, b, mtu, group):
+            try root().createLink(.veth(LinkAttributes(name: a.name, mtu: mtu, group: group), nsfd: try fd(a.namespace),
+                                        peer: LinkAttributes(name: b.name, mtu: mtu, group: group), peerNsfd: try fd(b.namespace)))
+        case let .createGretap(r, local, remote, key, mtu, group):
+            try root().createLink(.gretap(LinkAttributes(name: r.name, mtu: mtu, group: group), nsfd: try fd(r.namespace),
+                                          local: Self.netlink(local), remote: Self.netlink(remote), key: key))
         case let .enslave(r, bridge):
             try route(r.namespace).enslave(r.name, to: bridge)
         case let .addAddress(r, address):
-            try route(r.namespace).addAddress(address, to: r.name)
+            try route(r.namespace).addAddress(Self.netlink(address), to: r.name)
         case let .setUp(r):
             try route(r.namespace).setUp(r.name)
         case let .setQdisc(r, q):
-            try setQdisc(r, q)
-        case let .addRoute(ns, dest, via, dev, src, metric, table, scopeLink):
-            try route(ns).addRoute(.init(destination: dest, via: via, device: dev, source: src, metric: metric.map(UInt32.init),
-                                         table: table.map(UInt32.init), scopeLink: scopeLink))
+            try setQdisc(r, q, mode: .add)
+        case let .addRoute(ns, r):
+            try route(ns).addRoute(Self.netlink(r))
         case let .addRule(ns, from, table, priority):
-            try route(ns).addRule(from: from, table: UInt32(table), priority: UInt32(priority))
+            try route(ns).addRule(from: Self.netlink(from), table: table, priority: priority)
         case let .setMPTCPLimits(ns, subflows, addAddr):
-            try mptcp(ns).setLimits(subflows: subflows.map(UInt32.init), addAddrAccepted: addAddr.map(UInt32.init))
+            try mptcp(ns).setLimits(subflows: subflows, addAddrAccepted: addAddr)
         case let .addMPTCPEndpoint(ns, address, device, id, flags):
-            guard let ip = IPAddress(address) else { throw NetlinkError("add MPTCP endpoint", address, namespace: ns, errno: EINVAL) }
             let index = try route(ns).ifindex(device)
-            try mptcp(ns).addEndpoint(address: ip.bytes, ifindex: index, id: UInt8(id), flags: .init(names: flags),
-                                      label: "\(address) dev \(device) id \(id) \(flags.joined(separator: " "))")
-        case .createGretap, .setUnderlayMTU:
-            throw NetlinkError("apply", op.command, namespace: "the host", errno: EOPNOTSUPP,
-                               hint: "links across hosts need the multi-host executor (a later release)")
+            try mptcp(ns).addEndpoint(address: address.bytes, ifindex: index, id: id, flags: .init(names: flags.map(\.rawValue)),
+                                      label: "\(address) dev \(device) id \(id)")
+        case let .setUnderlayMTU(interface, mtu):
+            guard let interface else {
+                throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EINVAL,
+                                   hint: "name the underlay interface with `interface:` under the host")
+            }
+            let h = try root()
+            guard let before = try h.links().first(where: { $0.name == interface }) else {
+                throw NetlinkError("raise the underlay MTU", "of \(interface)", namespace: "the host", errno: ENODEV)
+            }
+            if before.mtu != mtu {
+                try h.setMTU(interface, mtu)
+                changedMTUs.append((interface, before.mtu))
+            }
         }
     }
 
-    func setQdisc(_ r: InterfaceRef, _ q: QdiscSpec) throws(NetlinkError) {
-        let h = try route(r.namespace)
-        if let n = q.netem {
-            var p = RouteHandle.NetemParameters()
-            p.delayMicroseconds = Int(n.delayMicroseconds); p.jitterMicroseconds = Int(n.jitterMicroseconds)
+    static func netlink(_ a: IPAddress) -> NetlinkAddress { NetlinkAddress(bytes: a.bytes, prefixLength: a.bitWidth) }
+    static func netlink(_ n: IPNetwork) -> NetlinkAddress { NetlinkAddress(bytes: n.address.bytes, prefixLength: n.prefixLength) }
+    static func netlink(_ r: RouteSpec) -> NetlinkRoute {
+        NetlinkRoute(family: r.family == .ipv6 ? AF_INET6 : AF_INET, destination: r.destination.map(netlink), via: r.via.map(netlink),
+                     device: r.device, source: r.source.map(netlink), metric: r.metric, table: r.table, scopeLink: r.scopeLink)
+    }
+
+    /// The netlink form of a qdisc spec.
+    static func shaping(_ q: QdiscSpec) -> Shaping? {
+        let netem = q.netem.map { n -> NetemParameters in
+            var p = NetemParameters()
+            p.delayMicroseconds = UInt32(clamping: n.delayMicroseconds); p.jitterMicroseconds = UInt32(clamping: n.jitterMicroseconds)
             p.delayCorrelation = n.delayCorrelation; p.distribution = n.distribution
             p.loss = n.loss; p.lossCorrelation = n.lossCorrelation
             p.duplicate = n.duplicate; p.corrupt = n.corrupt
-            p.reorder = n.reorder; p.reorderCorrelation = n.reorderCorrelation; p.gap = n.gap
+            p.reorder = n.reorder; p.reorderCorrelation = n.reorderCorrelation; p.gap = n.gap.map { UInt32(clamping: $0) }
             p.limitPackets = n.limitPackets
-            if let rate = q.rateBitsPerSecond {
-                try h.setHTB(r.name, rateBytes: rate / 8, burst: q.burstBytes ?? 3028)
-            }
-            try h.setNetem(r.name, p, belowHTB: q.rateBitsPerSecond != nil)
-        } else if let rate = q.rateBitsPerSecond {
-            try h.setTBF(r.name, rateBytes: Int(rate / 8), burst: q.burstBytes ?? 3028, limitBytes: q.limitBytes ?? 100_000)
+            return p
         }
+        switch (q.rootKind, q.rateBitsPerSecond) {
+        case let ("tbf"?, rate?): return .tbf(rateBytes: rate / 8, burstBytes: q.burstBytes ?? 3028, limitBytes: q.limitBytes ?? 100_000)
+        case let ("htb"?, rate?): return .htb(rateBytes: rate / 8, burstBytes: q.burstBytes ?? 3028, netem: netem)
+        case ("netem"?, _): return netem.map { .netem($0) }
+        default: return nil
+        }
+    }
+
+    /// Sets, changes in place or replaces a profile's qdiscs, and queues them for read-back.
+    public func setQdisc(_ r: InterfaceRef, _ q: QdiscSpec, mode: QdiscMode) throws(NetlinkError) {
+        guard let shaping = Self.shaping(q) else { return }
+        try route(r.namespace).setShaping(r.name, shaping, mode: mode)
         toVerify[r.namespace, default: []].append((r, q))
+    }
+
+    /// Removes a profile's qdiscs: the interface goes back to the kernel's default queue.
+    public func clearQdisc(_ r: InterfaceRef) throws(NetlinkError) {
+        try route(r.namespace).deleteShaping(r.name)
     }
 
     /// Reads the qdiscs back from the kernel and compares them with what was asked.
@@ -122,7 +172,7 @@ public final class LocalExecutor {
         toVerify.removeAll()
     }
 
-    /// Compares one interface's qdiscs (from a dump of its namespace) with the spec.
+    /// Compares one interface's qdiscs (from a dump of its namespace) with every field the spec sets.
     func readBack(_ r: InterfaceRef, _ q: QdiscSpec, _ h: RouteHandle, _ all: [QdiscInfo]) throws(NetlinkError) {
         let index = try h.ifindex(r.name)
         let here = all.filter { $0.interfaceIndex == index }
@@ -131,26 +181,165 @@ public final class LocalExecutor {
                          hint: "the kernel reports \(what); please report this")
         }
         guard let rootQdisc = here.first(where: { $0.parent == 0xFFFF_FFFF }) else { throw fail("no root qdisc") }
-        let expectedRoot = q.kinds.first ?? ""
+        let expectedRoot = q.rootKind ?? ""
         guard rootQdisc.kind == expectedRoot else { throw fail("root qdisc \(rootQdisc.kind), not \(expectedRoot)") }
-        if expectedRoot == "tbf", let want = q.rateBitsPerSecond, let got = rootQdisc.rateBytesPerSecond, UInt64(got) != want / 8 {
-            throw fail("rate \(got * 8) bit/s, not \(want)")
+        if expectedRoot == "tbf", let want = q.rateBitsPerSecond {
+            if let got = rootQdisc.rateBytesPerSecond, got != want / 8 { throw fail("rate \(got * 8) bit/s, not \(want)") }
+            if let want = q.limitBytes, let got = rootQdisc.limit, got != want { throw fail("tbf limit \(got) bytes, not \(want)") }
         }
         if expectedRoot == "htb", let want = q.rateBitsPerSecond, let got = try h.htbRate(r.name), got != want / 8 {
             throw fail("htb rate \(got * 8) bit/s, not \(want)")
         }
         if let n = q.netem {
             guard let netem = here.first(where: { $0.kind == "netem" }) else { throw fail("no netem qdisc") }
-            if let d = netem.delayMicroseconds, abs(d - Int(n.delayMicroseconds)) > 1 { throw fail("netem delay \(d)us, not \(n.delayMicroseconds)us") }
+            // The kernel keeps times in its clock's ticks: allow one microsecond of rounding.
+            if let d = netem.delayMicroseconds, abs(Int64(d) - n.delayMicroseconds) > 1 { throw fail("netem delay \(d)us, not \(n.delayMicroseconds)us") }
+            if let j = netem.jitterMicroseconds, abs(Int64(j) - n.jitterMicroseconds) > 1 { throw fail("netem jitter \(j)us, not \(n.jitterMicroseconds)us") }
+            if let l = netem.lossPercent, abs(l - (n.loss ?? 0)) > 0.0001 { throw fail("netem loss \(l)%, not \(n.loss ?? 0)%") }
+            if let limit = netem.limit, limit != n.limitPackets { throw fail("netem limit \(limit), not \(n.limitPackets)") }
         }
     }
 
     /// Deletes what this executor created, newest first. Everything else lived inside those namespaces.
-    public func rollBack() {
-        routeHandles.removeAll(); mptcpHandles.removeAll(); toVerify.removeAll()
-        for fd in fds.values { close(fd) }
-        fds.removeAll()
-        for ns in createdNamespaces.reversed() { try? NetworkNamespace.delete(ns) }
+    public func rollBack() -> [String] {
+        var failures: [String] = []
+        toVerify.removeAll()
+        if let h = try? root() {
+            for (interface, mtu) in changedMTUs.reversed() {
+                do { try h.setMTU(interface, mtu) } catch { failures.append("\(error)") }
+            }
+        }
+        changedMTUs.removeAll()
+        closeAll()
+        for ns in createdNamespaces.reversed() {
+            do { try NetworkNamespace.delete(ns) } catch { failures.append("\(error)") }
+        }
         createdNamespaces.removeAll()
+        return failures
+    }
+
+    // MARK: Changes to a running lab
+
+    public func removeNamespaces(_ names: [String]) throws {
+        closeAll()
+        _ = ProcessStopper.stop(in: names)
+        for ns in names { try NetworkNamespace.delete(ns) }
+    }
+
+    public func deleteLink(_ link: InterfaceRef) throws {
+        try route(link.namespace).deleteLink(link.name)
+    }
+
+    public func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws {
+        guard let new, new.rootKind != nil else {
+            if old?.rootKind != nil { try clearQdisc(link) }
+            return
+        }
+        let mode: QdiscMode = old?.rootKind == nil ? .add : old?.kinds == new.kinds ? .change : .replace
+        try setQdisc(link, new, mode: mode)
+        try verifyQdiscs()
+    }
+
+    // MARK: State
+
+    public func namespaces(of lab: String) -> [NamespaceState] {
+        NetworkNamespace.list().filter { Ownership.isNamed($0, lab: lab) }.map { ns in
+            NamespaceState(name: ns, tagged: (try? route(ns).alias(of: "lo")) == Ownership.namespaceTag(lab: lab))
+        }
+    }
+
+    public func interfaces(in namespace: String) throws -> [InterfaceState] {
+        let h = try route(namespace)
+        let links = try h.links()
+        let qdiscs = try h.qdiscs()
+        return try links.filter { $0.name != "lo" }.map { l in
+            let mine = qdiscs.filter { $0.interfaceIndex == l.index }
+            var shaping: [String] = []
+            if let root = mine.first(where: { $0.parent == 0xFFFF_FFFF }), root.kind != "noqueue" {
+                switch root.kind {
+                case "tbf": shaping.append("tbf \(Bitrate(bitsPerSecond: (root.rateBytesPerSecond ?? 0) * 8))")
+                case "htb": shaping.append("htb \(try h.htbRate(l.name).map { Bitrate(bitsPerSecond: $0 * 8).description } ?? "?")")
+                default: shaping.append(root.kind)
+                }
+            }
+            if let n = mine.first(where: { $0.kind == "netem" }) {
+                var s = "netem"
+                if let d = n.delayMicroseconds, d > 0 { s += " delay \(Duration(nanoseconds: Int64(d) * 1000))" }
+                if let j = n.jitterMicroseconds, j > 0 { s += " jitter \(Duration(nanoseconds: Int64(j) * 1000))" }
+                if let loss = n.lossPercent, loss > 0 { s += " loss \(Percent(loss))" }
+                if shaping.first == "netem" { shaping = [s] } else { shaping.append(s) }
+            }
+            return InterfaceState(name: l.name, kind: l.kind ?? "-", isUp: l.isUp, mtu: l.mtu, group: l.group,
+                                  shaping: shaping.joined(separator: " / "))
+        }
+    }
+
+    public func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport {
+        var report = RemovalReport()
+        let states = namespaces(of: lab)
+        closeAll()
+        report.foreign = states.filter { !$0.tagged }.map(\.name)
+        let ours = states.filter(\.tagged).map(\.name)
+        // Programs still running in the lab (workloads, `pathbed exec`) would keep its namespaces alive.
+        report.stoppedProcesses = ProcessStopper.stop(in: ours)
+        // Node namespaces first, then the bridge namespace; the kernel frees their devices in the background.
+        for ns in ours.sorted(by: { $0.count > $1.count }) {
+            do { try NetworkNamespace.delete(ns); report.removed.append(ns) } catch { report.failures.append("\(error)") }
+        }
+        if waitForKernel, !report.removed.isEmpty { report.kernelFreeSeconds = KernelSettle.wait() }
+        return report
+    }
+}
+
+/// Stops the processes inside namespaces: SIGTERM, then SIGKILL to those left after 2 s.
+enum ProcessStopper {
+    static func stop(in namespaces: [String]) -> Int {
+        var pids = namespaces.flatMap(NetworkNamespace.pids).filter { $0 != getpid() }
+        let count = pids.count
+        guard !pids.isEmpty else { return 0 }
+        for p in pids { kill(p, SIGTERM) }
+        let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
+        while !pids.isEmpty, DispatchTime.now().uptimeNanoseconds < deadline {
+            usleep(20_000)
+            pids = pids.filter { kill($0, 0) == 0 && !isZombie($0) }
+        }
+        for p in pids { kill(p, SIGKILL) }
+        return count
+    }
+
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return true }
+        return s[s.index(close, offsetBy: 2)...].hasPrefix("Z")
+    }
+}
+
+/// Measures how long the kernel keeps freeing removed namespaces in the background.
+///
+/// Deleting a namespace returns at once; the kernel tears its devices down afterwards, holding
+/// the lock every link change needs. A tiny probe (create and delete a veth pair in a throwaway
+/// namespace) is slow while that work runs: the wait ends once the probe is back at its rested speed.
+enum KernelSettle {
+    static func wait(timeout: Double = 30) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let probe = "pb-settle-\(getpid())"
+        guard (try? NetworkNamespace.create(probe)) != nil else { return 0 }
+        defer { try? NetworkNamespace.delete(probe) }
+        guard let fd = try? NetworkNamespace.open(probe), let h = try? RouteHandle(nsfd: fd, namespace: probe) else { return 0 }
+        defer { close(fd) }
+        // Done when three probes in a row are as quick as the quickest seen (within 50 % + 1 ms).
+        var quickest = Double.infinity, quick = 0, samples: [Double] = []
+        while quick < 3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            if (try? h.createLink(.veth(LinkAttributes(name: "s0"), nsfd: fd, peer: LinkAttributes(name: "s1"), peerNsfd: fd))) != nil {
+                try? h.deleteLink("s0")
+            }
+            let took = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            samples.append(took)
+            quickest = min(quickest, took)
+            quick = samples.suffix(3).count == 3 && samples.suffix(3).allSatisfy({ $0 <= quickest * 1.5 + 0.001 }) ? 3 : 0
+            if ProcessInfo.processInfo.environment["PATHBED_DEBUG_SETTLE"] != nil { FileHandle.standardError.write("settle probe \(took)\n".data(using: .utf8)!) }
+            if Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 > timeout { break }
+        }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }

@@ -7,30 +7,33 @@ import TopologyModel
 /// Routes come after addresses and `up` because the kernel checks gateways against them.
 public enum Planner {
     public static func plan(_ t: Topology) -> LabPlan {
+        let group = Ownership.group(lab: t.name)
+        let hostsByName = Dictionary(t.hosts.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let profilesByName = Dictionary(t.profiles.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var perHost: [String: [Operation]] = Dictionary(uniqueKeysWithValues: t.hosts.map { ($0.name, []) })
         func add(_ host: String, _ op: Operation) { perHost[host, default: []].append(op) }
 
         // Underlay MTU on hosts with tunnels.
         let tunnelHosts = Set(t.links.filter(\.crossesHosts).flatMap(\.hosts))
         for h in t.hosts where tunnelHosts.contains(h.name) {
-            if let mtu = h.mtu { add(h.name, .setUnderlayMTU(interface: h.underlayInterface, mtu: mtu)) }
+            if let mtu = h.mtu { add(h.name, .setUnderlayMTU(interface: h.underlayInterface, mtu: UInt32(mtu))) }
         }
         // Namespaces: the bridge namespace where a host has bridge ends, then one per node.
         let bridgeHosts = Set(t.links.flatMap { link in link.endpoints.enumerated().compactMap { $0.element.bridgeName != nil ? link.hosts[$0.offset] : nil } }
             + t.bridges.map(\.host))
         for h in t.hosts where bridgeHosts.contains(h.name) {
-            add(h.name, .createNamespace(name: t.bridgeNamespace))
+            add(h.name, .createNamespace(name: t.bridgeNamespace, lab: t.name))
             // Bridge ports are layer 2 only. Without this, every port that comes up sends IPv6
             // DAD and MLD packets that flood across all joined bridges: linear 1000 took minutes.
             add(h.name, .setSysctl(namespace: t.bridgeNamespace, key: "net.ipv6.conf.default.disable_ipv6", value: "1"))
             add(h.name, .setSysctl(namespace: t.bridgeNamespace, key: "net.ipv6.conf.all.disable_ipv6", value: "1"))
         }
-        for n in t.nodes { add(n.host, .createNamespace(name: t.namespace(of: n.name))) }
+        for n in t.nodes { add(n.host, .createNamespace(name: t.namespace(of: n.name), lab: t.name)) }
 
         // Sysctls.
         for n in t.nodes {
             let ns = t.namespace(of: n.name)
-            let mptcpHost = t.host(named: n.host)?.mptcp ?? true
+            let mptcpHost = hostsByName[n.host]?.mptcp ?? true
             if n.forwarding == true {
                 add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.ip_forward", value: "1"))
                 add(n.host, .setSysctl(namespace: ns, key: "net.ipv6.conf.all.forwarding", value: "1"))
@@ -51,7 +54,7 @@ public enum Planner {
 
         // Bridges.
         for b in t.bridges {
-            add(b.host, .createBridge(InterfaceRef(namespace: t.bridgeNamespace, name: b.name), stp: b.stp))
+            add(b.host, .createBridge(InterfaceRef(namespace: t.bridgeNamespace, name: b.name), stp: b.stp, group: group))
         }
 
         // Links: each end becomes an interface in its node's namespace, or a port on its bridge.
@@ -62,17 +65,18 @@ public enum Planner {
             let refs = link.endpoints.enumerated().map { (i, e) in endRef(t, link, i, e) }
             if link.crossesHosts, let key = link.tunnelKey {
                 for i in 0..<2 {
-                    let here = t.host(named: link.hosts[i]), there = t.host(named: link.hosts[1 - i])
-                    add(link.hosts[i], .createGretap(refs[i], local: here?.underlay?.description ?? "?", remote: there?.underlay?.description ?? "?", key: key, mtu: link.mtu))
+                    // Validation made sure both hosts have an underlay address.
+                    guard let local = hostsByName[link.hosts[i]]?.underlay, let remote = hostsByName[link.hosts[1 - i]]?.underlay else { continue }
+                    add(link.hosts[i], .createGretap(refs[i], local: local, remote: remote, key: key, mtu: UInt32(link.mtu), group: group))
                 }
             } else {
-                add(link.hosts[0], .createVeth(refs[0], peer: refs[1], mtu: link.mtu))
+                add(link.hosts[0], .createVeth(refs[0], peer: refs[1], mtu: UInt32(link.mtu), group: group))
             }
             for (i, e) in link.endpoints.enumerated() {
                 if let b = e.bridgeName { add(link.hosts[i], .enslave(refs[i], bridge: b)) }
-                if let a = e.address { addressOps.append((link.hosts[i], .addAddress(refs[i], address: a.description))) }
+                if let a = e.address { addressOps.append((link.hosts[i], .addAddress(refs[i], address: a))) }
                 upLater.append((link.hosts[i], refs[i]))
-                if let q = qdisc(t, link, end: i) { qdiscOps.append((link.hosts[i], .setQdisc(refs[i], q))) }
+                if let q = qdisc(profilesByName, link, end: i) { qdiscOps.append((link.hosts[i], .setQdisc(refs[i], q))) }
             }
         }
         for (h, op) in addressOps { add(h, op) }
@@ -82,29 +86,33 @@ public enum Planner {
         for (h, op) in qdiscOps { add(h, op) }
 
         // Routes, per-interface source routing, MPTCP.
+        let interfacesByNode = interfaces(t)
         for n in t.nodes {
             let ns = t.namespace(of: n.name)
             for r in n.routes {
-                add(n.host, .addRoute(namespace: ns, destination: r.destinationText, via: r.via?.description, device: r.device,
-                                      source: r.source?.description, metric: r.metric, table: r.table, scopeLink: false))
+                add(n.host, .addRoute(namespace: ns, RouteSpec(destination: r.destination, family: r.family, via: r.via, device: r.device,
+                                                               source: r.source, metric: r.metric.map(UInt32.init), table: r.table.map(UInt32.init))))
             }
             if n.sourceRouting {
-                for (i, (iface, address)) in interfaces(of: n.name, in: t).enumerated() {
-                    let table = 100 + i
-                    add(n.host, .addRoute(namespace: ns, destination: address.network.description, via: nil, device: iface,
-                                          source: address.address.description, metric: nil, table: table, scopeLink: true))
+                // One table per interface, skipping tables the node's own routes use.
+                let taken = Set(n.routes.compactMap(\.table))
+                var table = sourceRoutingFirstTable
+                for (i, (iface, address)) in (interfacesByNode[n.name] ?? []).enumerated() {
+                    while taken.contains(table) { table += 1 }
+                    add(n.host, .addRoute(namespace: ns, RouteSpec(destination: address.network, family: address.family, device: iface,
+                                                                   source: address.address, table: UInt32(table), scopeLink: true)))
                     // Copy the routes whose gateway sits on this interface into its table.
                     for r in n.routes where r.table == nil {
                         guard let via = r.via, address.contains(via), r.device == nil || r.device == iface else { continue }
-                        add(n.host, .addRoute(namespace: ns, destination: r.destinationText, via: via.description, device: iface,
-                                              source: nil, metric: nil, table: table, scopeLink: false))
+                        add(n.host, .addRoute(namespace: ns, RouteSpec(destination: r.destination, family: r.family, via: via, device: iface, table: UInt32(table))))
                     }
-                    add(n.host, .addRule(namespace: ns, from: address.address.description, table: table, priority: 1000 + i))
+                    add(n.host, .addRule(namespace: ns, from: address.address, table: UInt32(table), priority: UInt32(1000 + i)))
+                    table += 1
                 }
             }
-            if let m = n.mptcp, m.enabled, t.host(named: n.host)?.mptcp ?? true {
+            if let m = n.mptcp, m.enabled, hostsByName[n.host]?.mptcp ?? true {
                 if m.subflows != nil || m.addAddrAccepted != nil {
-                    add(n.host, .setMPTCPLimits(namespace: ns, subflows: m.subflows, addAddrAccepted: m.addAddrAccepted))
+                    add(n.host, .setMPTCPLimits(namespace: ns, subflows: m.subflows.map(UInt32.init), addAddrAccepted: m.addAddrAccepted.map(UInt32.init)))
                 }
                 var nextID = 1
                 let used = Set(m.endpoints.compactMap(\.id))
@@ -112,7 +120,7 @@ public enum Planner {
                     guard let address = e.address else { continue }
                     var id = e.id ?? nextID
                     if e.id == nil { while used.contains(id) { id += 1 }; nextID = id + 1 }
-                    add(n.host, .addMPTCPEndpoint(namespace: ns, address: address.description, device: e.interface, id: id, flags: e.flags.map(\.rawValue)))
+                    add(n.host, .addMPTCPEndpoint(namespace: ns, address: address, device: e.interface, id: UInt8(clamping: id), flags: e.flags))
                 }
             }
         }
@@ -133,17 +141,23 @@ public enum Planner {
         }
     }
 
-    /// A node's addressed interfaces in file order.
-    static func interfaces(of node: String, in t: Topology) -> [(String, IPNetwork)] {
-        t.links.flatMap { $0.endpoints }.compactMap { e in
-            guard e.nodeName == node, let a = e.address, let name = e.interfaceName else { return nil }
-            return (name, a)
+    /// Source-routing tables are numbered from here, one per interface.
+    public static let sourceRoutingFirstTable = 100
+
+    /// Each node's addressed interfaces in file order (one pass over the links).
+    static func interfaces(_ t: Topology) -> [String: [(String, IPNetwork)]] {
+        var out: [String: [(String, IPNetwork)]] = [:]
+        for link in t.links {
+            for e in link.endpoints {
+                if let node = e.nodeName, let a = e.address, let name = e.interfaceName { out[node, default: []].append((name, a)) }
+            }
         }
+        return out
     }
 
     /// The profile shaping traffic that leaves end `end` of `link`, as a qdisc.
-    static func qdisc(_ t: Topology, _ link: Link, end: Int) -> QdiscSpec? {
-        guard let name = end == 0 ? link.forwardProfile : link.reverseProfile, let p = t.profile(named: name) else { return nil }
+    static func qdisc(_ profiles: [String: LinkProfile], _ link: Link, end: Int) -> QdiscSpec? {
+        guard let name = end == 0 ? link.forwardProfile : link.reverseProfile, let p = profiles[name] else { return nil }
         if link.forwardProfile == link.reverseProfile {  // one profile for the link: honour its direction
             if p.direction == .forward && end != 0 { return nil }
             if p.direction == .reverse && end != 1 { return nil }

@@ -35,18 +35,30 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
 
 /// Network namespaces bound under /run/netns, as `ip netns` makes them.
 public enum NetworkNamespace {
+    /// A name `ip netns` can hold: one path component under /run/netns.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 255 && name != "." && name != ".." && !name.contains("/") && !name.utf8.contains(0)
+    }
+
+    static func checkName(_ name: String, _ operation: String) throws(NetlinkError) {
+        guard isValidName(name) else { throw NetlinkError(operation, "'\(name)'", namespace: "/run/netns", errno: EINVAL, hint: "not a namespace name") }
+    }
+
     public static func create(_ name: String) throws(NetlinkError) {
+        try checkName(name, "create namespace")
         let r = pb_netns_create(name)
         if r < 0 { throw NetlinkError("create namespace", name, namespace: "/run/netns", errno: -r) }
     }
 
     public static func delete(_ name: String) throws(NetlinkError) {
+        try checkName(name, "delete namespace")
         let r = pb_netns_delete(name)
         if r < 0 { throw NetlinkError("delete namespace", name, namespace: "/run/netns", errno: -r) }
     }
 
     /// An open descriptor of the namespace; the caller closes it.
     public static func open(_ name: String) throws(NetlinkError) -> Int32 {
+        try checkName(name, "open namespace")
         let fd = pb_netns_open(name)
         if fd < 0 { throw NetlinkError("open namespace", name, namespace: "/run/netns", errno: -fd) }
         return fd
@@ -80,7 +92,16 @@ public enum NetworkNamespace {
         return out
     }
 
+    /// A per-namespace sysctl key: `net.` and then names, never a path that leaves /proc/sys/net.
+    public static func isNetSysctl(_ key: String) -> Bool {
+        key.hasPrefix("net.") && !key.contains("..") && !key.hasSuffix(".")
+            && key.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }
+    }
+
     public static func writeSysctl(_ nsfd: Int32, namespace: String, _ key: String, _ value: String) throws(NetlinkError) {
+        guard isNetSysctl(key), !value.utf8.contains(0), !value.contains("\n") else {
+            throw NetlinkError("set sysctl", "\(key)=\(value)", namespace: namespace, errno: EINVAL, hint: "only net.* keys and one-line values are written")
+        }
         let r = pb_sysctl_write(nsfd, key, value)
         if r < 0 {
             throw NetlinkError("set sysctl", "\(key)=\(value)", namespace: namespace, errno: -r,
@@ -88,7 +109,16 @@ public enum NetworkNamespace {
         }
     }
 
+    /// Nil when the key exists in the namespace and can be written, else the kernel's errno
+    /// (ENOENT: no such key on this kernel; EACCES: read-only).
+    public static func sysctlWriteProblem(_ nsfd: Int32, _ key: String) -> Int32? {
+        guard isNetSysctl(key) else { return EINVAL }
+        let r = pb_sysctl_access(nsfd, key, 1)
+        return r < 0 ? -r : nil
+    }
+
     public static func readSysctl(_ nsfd: Int32, _ key: String) -> String? {
+        guard isNetSysctl(key) else { return nil }
         var buffer = [CChar](repeating: 0, count: 4096)
         guard pb_sysctl_read(nsfd, key, &buffer, Int32(buffer.count)) == 0 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

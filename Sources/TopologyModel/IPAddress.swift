@@ -115,3 +115,33 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
         return (IPAddress(family: family, value: base + 1), size - 1)
     }
 }
+
+// Addresses cross the agent's wire and sit in journals as their usual text, and are checked
+// again when read: a corrupt or hostile file cannot smuggle in something that is not an address.
+extension IPAddress: Codable {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let a = IPAddress(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an IP address"))
+        }
+        self = a
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+extension IPNetwork: Codable {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let n = IPNetwork(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not ADDRESS/PREFIX"))
+        }
+        self = n
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

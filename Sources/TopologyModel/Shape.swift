@@ -213,7 +213,7 @@ public enum Shapes {
     ])
 
     public static let topology = ObjectShape("topology", "A Pathbed lab.", [
-        Field("name", .string(pattern: "^[a-z0-9][a-z0-9-]{0,23}$"), required: true,
+        Field("name", .string(pattern: LabName.pattern), required: true,
               "The lab's name (lower case, at most 24 characters): its namespaces are named pb.NAME and pb.NAME.NODE."),
         Field("description", .string(pattern: nil), "Free text."),
         Field("hosts", .map(.object(host)), "The machines the lab spans (default: this machine only, named `local`)."),

@@ -117,6 +117,8 @@ public struct Route: Sendable, Hashable {
     public var location: SourceLocation
 
     public var destinationText: String { destination.map(\.description) ?? "default" }
+    /// The route's IP family: from its destination, else its gateway, else IPv4 (`default`).
+    public var family: IPAddress.Family { destination?.family ?? via?.family ?? source?.family ?? .ipv4 }
 }
 
 public struct MPTCPEndpoint: Sendable, Hashable {

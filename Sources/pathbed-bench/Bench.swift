@@ -69,15 +69,16 @@ struct Lab: ParsableCommand {
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
             let yaml = TopologyGenerator.linear(switches: n, TopologyGenerator.Options(name: "bench\(n)"))
             let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "linear\(n).yaml")
-            _ = try? LabController.down(t.name)
+            let controller = try LabController.forThisMachine(t)
+            _ = try? controller.down(t.name)
             var upS = 0.0, downS = 0.0
             do {
-                upS = try seconds { _ = try LabController.up(t) }
-                downS = try seconds { try LabController.down(t.name) }
+                upS = try seconds { _ = try controller.up(t) }
+                downS = try seconds { _ = try controller.down(t.name) }
                 // The kernel frees devices of deleted namespaces in the background; let it finish before the next run.
                 sleep(2)
             } catch {
-                _ = try? LabController.down(t.name)
+                _ = try? controller.down(t.name)
                 throw error
             }
             var mn: (Double, Double)?

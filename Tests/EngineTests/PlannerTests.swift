@@ -12,8 +12,8 @@ func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path:
         #expect(plan.hosts.map(\.host) == ["mptcp-vm", "plain-vm"])
         var keys: [UInt32] = []
         for h in plan.hosts {
-            let gretaps = h.operations.compactMap { op -> (InterfaceRef, String, String, UInt32, Int)? in
-                if case let .createGretap(r, local, remote, key, mtu) = op { return (r, local, remote, key, mtu) } else { return nil }
+            let gretaps = h.operations.compactMap { op -> (InterfaceRef, IPAddress, IPAddress, UInt32, UInt32)? in
+                if case let .createGretap(r, local, remote, key, mtu, _) = op { return (r, local, remote, key, mtu) } else { return nil }
             }
             #expect(gretaps.count == 1, "\(h.host)")
             #expect(gretaps.first?.4 == 1500)
@@ -22,14 +22,15 @@ func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path:
         }
         #expect(Set(keys).count == 1, "both ends of a tunnel share its key")
         let mptcpVM = plan.hosts[0].operations, plainVM = plan.hosts[1].operations
-        #expect(mptcpVM.contains(.createNamespace(name: "pb.thesis")))
-        #expect(mptcpVM.contains(.createNamespace(name: "pb.thesis.client")))
-        #expect(plainVM.contains(.createNamespace(name: "pb.thesis.server")))
-        #expect(!plainVM.contains(.createNamespace(name: "pb.thesis.client")))
+        #expect(mptcpVM.contains(.createNamespace(name: "pb.thesis", lab: "thesis")))
+        #expect(mptcpVM.contains(.createNamespace(name: "pb.thesis.client", lab: "thesis")))
+        #expect(plainVM.contains(.createNamespace(name: "pb.thesis.server", lab: "thesis")))
+        #expect(!plainVM.contains(.createNamespace(name: "pb.thesis.client", lab: "thesis")))
         // The plain VM's kernel is never asked about MPTCP.
         #expect(!plainVM.contains { $0.command.contains("mptcp") })
         #expect(mptcpVM.contains(.createVeth(InterfaceRef(namespace: "pb.thesis.router", name: "wlan0"),
-                                             peer: InterfaceRef(namespace: "pb.thesis.client", name: "wlan0"), mtu: 1500)))
+                                             peer: InterfaceRef(namespace: "pb.thesis.client", name: "wlan0"), mtu: 1500,
+                                             group: Ownership.group(lab: "thesis"))))
     }
 
     @Test func operationsComeInDependencyOrder() throws {
@@ -56,14 +57,14 @@ func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path:
         let q = try #require(QueueSizing.qdisc(for: lte, mtu: 1500))
         #expect(q.kinds == ["htb", "netem"])
         // 10 Mbit/s for 50 ms is 42 frames in flight; a standing queue of one BDP (100 ms) is 83.
-        #expect(q.netem?.limitPackets == 42 + 83)
+        #expect(q.netem.map { Int($0.limitPackets) } == 42 + 83)
         var fast = lte
         fast.rate = try Bitrate.parse("1gbit").get()
         #expect(try #require(QueueSizing.qdisc(for: fast, mtu: 1500)?.netem?.limitPackets) > 10 * 125)
         var rateOnly = LinkProfile(name: "r", location: lte.location)
         rateOnly.rate = lte.rate
         let r = try #require(QueueSizing.qdisc(for: rateOnly, mtu: 1500))
-        #expect(r.kinds == ["tbf"] && r.limitBytes == QueueSizing.minimumPackets * 1514)
+        #expect(r.kinds == ["tbf"] && r.limitBytes == UInt32(QueueSizing.minimumPackets * 1514))
     }
 
     @Test func oneWayProfileShapesOneEnd() throws {

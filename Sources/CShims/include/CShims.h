@@ -25,6 +25,19 @@ int pb_sysctl_write(int nsfd, const char *path, const char *value);
 /* Reads /proc/sys/PATH from namespace NSFD into BUF (NUL-terminated, trailing newline cut). */
 int pb_sysctl_read(int nsfd, const char *path, char *buf, int len);
 
+/* 0 when /proc/sys/KEY exists in namespace NSFD and can be opened for writing (or reading). */
+int pb_sysctl_access(int nsfd, const char *key, int writable);
+
 /* Forks; the child enters namespace NSFD and execs ARGV[0] (PATH search). Returns the pid. */
 pid_t pb_spawn_in(int nsfd, char *const argv[]);
+
+/* Signal handling for long work: SIGINT, SIGTERM and SIGHUP only set a flag that
+ * pb_interrupted() returns (the signal number, or 0). */
+void pb_interrupts_catch(void);
+void pb_interrupts_default(void);
+int pb_interrupted(void);
+
+/* Sets STP on the bridge IFINDEX (and its forward delay in centiseconds when on), with the
+ * socket SK of the bridge's namespace. Returns 0 or a negative libnl error. */
+int pb_bridge_set_stp(struct nl_sock *sk, int ifindex, int on, unsigned forward_delay_cs);
 #endif

@@ -1,0 +1,80 @@
+import Foundation
+import Netlink
+import TopologyModel
+
+/// Why `up`, `down` or `exec` refused or failed, and what to do.
+public struct LabError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var fix: String?
+    public init(_ message: String, fix: String? = nil) { self.message = message; self.fix = fix }
+    public var description: String { "error: \(message)" + (fix.map { "\n    fix: \($0)" } ?? "") }
+}
+
+/// `up` stopped because of a signal (Ctrl-C, SIGTERM, SIGHUP).
+public struct Interrupted: Error, CustomStringConvertible, Sendable {
+    public var signal: Int32
+    public var description: String { "interrupted by \(signal == SIGINT ? "SIGINT (Ctrl-C)" : signal == SIGTERM ? "SIGTERM" : signal == SIGHUP ? "SIGHUP" : "signal \(signal)")" }
+}
+
+/// One of a lab's namespaces as a host sees it.
+public struct NamespaceState: Sendable, Hashable, Codable {
+    public var name: String
+    /// True when its loopback carries the lab's tag; false for a namespace named like the lab's that the lab did not make.
+    public var tagged: Bool
+}
+
+/// One interface of a lab as the kernel reports it.
+public struct InterfaceState: Sendable, Hashable, Codable {
+    public var name: String
+    public var kind: String
+    public var isUp: Bool
+    public var mtu: UInt32
+    public var group: UInt32
+    /// Root qdisc kind and its parameters, e.g. `tbf 20mbit`, `htb 20mbit / netem 10ms`.
+    public var shaping: String
+}
+
+/// What removing a lab did on one host.
+public struct RemovalReport: Sendable {
+    public var removed: [String] = []
+    /// Named like the lab's, but not tagged as its own: left alone.
+    public var foreign: [String] = []
+    public var failures: [String] = []
+    public var stoppedProcesses = 0
+    /// Seconds until the kernel had freed the removed namespaces' devices (measured when asked to wait).
+    public var kernelFreeSeconds: Double?
+}
+
+/// Where a lab's operations run: this machine through netlink, a remote host through the agent,
+/// or a recording fake in tests. Everything `up`, `down`, `status` and reconcile do to a kernel
+/// goes through one of these, one per host.
+public protocol HostExecutor: AnyObject {
+    /// The host's name in the topology.
+    var host: String { get }
+    /// What this host's kernel and tools support, tried for real; `sysctls` are keys the lab will write.
+    func capabilities(sysctls: [String]) -> Capabilities
+    /// Applies operations in order; before each, asks `interrupted` and stops with `Interrupted`
+    /// when it returns a signal. `progress` gets the count done so far.
+    func apply(_ operations: [Operation], progress: (Int) -> Void, interrupted: () -> Int32) throws
+    /// Removes what this executor's `apply` calls created, newest first; returns what could not be removed.
+    func rollBack() -> [String]
+    /// The namespaces on this host named like `lab`'s, and whether each carries its tag.
+    func namespaces(of lab: String) -> [NamespaceState]
+    /// Interfaces of one of the lab's namespaces, with their shaping.
+    func interfaces(in namespace: String) throws -> [InterfaceState]
+    /// Stops processes in the lab's tagged namespaces and removes them. Untagged ones are reported, not touched.
+    func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport
+
+    // Changes to a running lab (reconcile; faults later).
+    /// Removes namespaces of the lab (their devices go with them).
+    func removeNamespaces(_ names: [String]) throws
+    /// Deletes one link the lab made (a veth's peer goes with it).
+    func deleteLink(_ link: InterfaceRef) throws
+    /// Changes an interface's shaping in place: `change` for the same qdisc kinds, an atomic
+    /// `replace` for new kinds, a delete for none. Traffic is never left unshaped in between.
+    func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws
+}
+
+extension HostExecutor {
+    public func apply(_ operations: [Operation]) throws { try apply(operations, progress: { _ in }, interrupted: { 0 }) }
+}

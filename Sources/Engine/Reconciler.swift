@@ -1,0 +1,176 @@
+import Foundation
+import TopologyModel
+
+/// What `up` of a changed file does to a running lab, per host.
+///
+/// - A profile that changed on a link that stays is changed in place (`tc qdisc change`, or an
+///   atomic `replace` for a new kind): traffic is never unshaped in between.
+/// - A node whose other settings changed (addresses, routes, links, sysctls, MPTCP) is rebuilt:
+///   its namespace is removed and created again, and so are the nodes wired straight to it,
+///   whose routes and endpoints used the veths that go with it. Nodes on a bridge lose only a
+///   bridge port, which is re-created.
+/// - Added nodes are built; removed nodes are deleted; a namespace deleted by hand is rebuilt.
+public struct ReconcilePlan: Sendable {
+    public var host: String
+    /// Namespaces removed first (rebuilt ones included).
+    public var removeNamespaces: [String] = []
+    /// Links deleted in namespaces that stay (bridges that are gone or changed).
+    public var deleteLinks: [InterfaceRef] = []
+    /// Operations of the new plan to apply, in plan order.
+    public var operations: [Operation] = []
+    /// Shaping changed in place: interface, old spec, new spec (nil: unshaped).
+    public var profileChanges: [(InterfaceRef, QdiscSpec?, QdiscSpec?)] = []
+    public var rebuilt: [String] = []
+    public var added: [String] = []
+    public var removed: [String] = []
+    public var healed: [String] = []
+
+    public var isEmpty: Bool { removeNamespaces.isEmpty && deleteLinks.isEmpty && operations.isEmpty && profileChanges.isEmpty }
+
+    /// The changes as people read them.
+    public var summary: [String] {
+        var out: [String] = []
+        func names(_ list: [String]) -> String { list.sorted().joined(separator: ", ") }
+        if !added.isEmpty { out.append("\(host): add \(names(added))") }
+        if !removed.isEmpty { out.append("\(host): remove \(names(removed))") }
+        if !healed.isEmpty { out.append("\(host): rebuild \(names(healed)) (its namespace is gone)") }
+        if !rebuilt.isEmpty { out.append("\(host): rebuild \(names(rebuilt)) (settings changed, or wired to a node that did)") }
+        for l in deleteLinks { out.append("\(host): delete \(l)") }
+        for (r, old, new) in profileChanges {
+            out.append("\(host): change profile of \(r) in place: \(old?.profile ?? "unshaped") -> \(new?.profile ?? "unshaped")")
+        }
+        if !operations.isEmpty { out.append("\(host): \(operations.count) operations") }
+        return out
+    }
+
+    static func namespacesTouched(_ op: Operation) -> [String] {
+        if case let .createVeth(a, b, _, _) = op { return [a.namespace, b.namespace] }
+        return op.namespace.map { [$0] } ?? []
+    }
+
+    static func interface(_ op: Operation) -> InterfaceRef? {
+        switch op {
+        case let .enslave(r, _), let .addAddress(r, _), let .setUp(r), let .setQdisc(r, _), let .createBridge(r, _, _): return r
+        default: return nil
+        }
+    }
+
+    /// Computes the changes from `old` to `new` on one host, given the lab's namespaces there now.
+    public static func compute(host: String, lab: String, old: HostPlan?, new: HostPlan, present: Set<String>) -> ReconcilePlan {
+        var p = ReconcilePlan(host: host)
+        let O = old?.operations ?? [], N = new.operations
+        func spaces(_ ops: [Operation]) -> Set<String> {
+            Set(ops.compactMap { if case let .createNamespace(n, _) = $0 { return n } else { return nil } })
+        }
+        let oldNS = spaces(O), newNS = spaces(N)
+        let bridgeNS = Ownership.namespacePrefix + lab
+        let kept = oldNS.intersection(newNS)
+        let lost = kept.subtracting(present)
+        func structure(_ ops: [Operation]) -> [String: Set<Operation>] {
+            var m: [String: Set<Operation>] = [:]
+            for op in ops {
+                if case .setQdisc = op { continue }
+                for ns in namespacesTouched(op) { m[ns, default: []].insert(op) }
+            }
+            return m
+        }
+        let so = structure(O), sn = structure(N)
+        var rebuild = lost
+        for ns in kept where ns != bridgeNS && so[ns] != sn[ns] { rebuild.insert(ns) }
+        // The bridge namespace: a bridge removed or changed is deleted; a new one is created.
+        let oldBridges = Dictionary(O.compactMap { op -> (String, Operation)? in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
+        let newBridges = Dictionary(N.compactMap { op -> (String, Operation)? in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
+        var remadeBridges: Set<String> = []
+        if kept.contains(bridgeNS), !lost.contains(bridgeNS) {
+            for (name, op) in oldBridges where newBridges[name] != op {
+                p.deleteLinks.append(InterfaceRef(namespace: bridgeNS, name: name))
+                if newBridges[name] != nil { remadeBridges.insert(name) }
+            }
+            for name in newBridges.keys where oldBridges[name] == nil { remadeBridges.insert(name) }
+        }
+        // A node that loses a veth (its peer's namespace goes) loses routes and endpoints: rebuild it too.
+        let oldVeths = O.compactMap { op -> (InterfaceRef, InterfaceRef)? in if case let .createVeth(a, b, _, _) = op { return (a, b) } else { return nil } }
+        var changed = true
+        while changed {
+            changed = false
+            let gone = rebuild.union(oldNS.subtracting(newNS))
+            for (a, b) in oldVeths {
+                for (here, there) in [(a, b), (b, a)] where gone.contains(there.namespace) && !gone.contains(here.namespace)
+                    && here.namespace != bridgeNS && newNS.contains(here.namespace) {
+                    rebuild.insert(here.namespace)
+                    changed = true
+                }
+            }
+        }
+        let removedNS = oldNS.subtracting(newNS)
+        let addedNS = newNS.subtracting(oldNS)
+        p.removeNamespaces = rebuild.union(removedNS).intersection(present).sorted { $0.count > $1.count }
+        p.rebuilt = rebuild.subtracting(lost).sorted()
+        p.healed = lost.sorted()
+        p.removed = removedNS.sorted()
+        p.added = addedNS.sorted()
+        let building = rebuild.union(addedNS)
+        // Interfaces re-created: ends of veths with an end in a namespace being built, and re-made bridges.
+        var remade: Set<InterfaceRef> = Set(remadeBridges.map { InterfaceRef(namespace: bridgeNS, name: $0) })
+        for op in N {
+            if case let .createVeth(a, b, _, _) = op, building.contains(a.namespace) || building.contains(b.namespace) { remade.insert(a); remade.insert(b) }
+        }
+        let oldSet = Set(O)
+        var oldQdisc: [InterfaceRef: QdiscSpec] = [:]
+        for op in O { if case let .setQdisc(r, q) = op { oldQdisc[r] = q } }
+        var newQdiscSeen: Set<InterfaceRef> = []
+        for op in N {
+            let touched = namespacesTouched(op)
+            if touched.contains(where: building.contains) { p.operations.append(op); continue }
+            if let r = interface(op), remade.contains(r) { p.operations.append(op); continue }
+            if case let .enslave(_, bridge) = op, remadeBridges.contains(bridge) { p.operations.append(op); continue }
+            if case let .setQdisc(r, q) = op {
+                newQdiscSeen.insert(r)
+                if oldQdisc[r] != q { p.profileChanges.append((r, oldQdisc[r], q)) }
+                continue
+            }
+            if !oldSet.contains(op) { p.operations.append(op) }
+        }
+        // Profiles removed from links that stay: back to unshaped.
+        for (r, q) in oldQdisc where !newQdiscSeen.contains(r) && !building.contains(r.namespace) && !remade.contains(r) && newNS.contains(r.namespace) {
+            p.profileChanges.append((r, q, nil))
+        }
+        p.profileChanges.sort { $0.0.description < $1.0.description }
+        return p
+    }
+}
+
+extension LabController {
+    func reconcile(_ t: Topology, from oldPlan: LabPlan, to plan: LabPlan, digest: String, present: [String: [NamespaceState]],
+                   dryRun: Bool, progress: (String) -> Void, start: UInt64) throws -> UpResult {
+        let oldHosts = Set(oldPlan.hosts.map(\.host)), newHosts = Set(plan.hosts.map(\.host))
+        guard oldHosts == newHosts else {
+            throw LabError("lab '\(t.name)' is up on hosts \(oldHosts.sorted().joined(separator: ", ")); the file now names \(newHosts.sorted().joined(separator: ", "))",
+                           fix: "moving a lab between hosts is not done in place: run `pathbed down \(t.name)`, then `up`")
+        }
+        let plans = plan.hosts.map { h in
+            ReconcilePlan.compute(host: h.host, lab: t.name, old: oldPlan.hosts.first { $0.host == h.host }, new: h,
+                                  present: Set((present[h.host] ?? []).map(\.name)))
+        }
+        let changes = plans.flatMap(\.summary)
+        let count = plans.reduce(0) { $0 + $1.operations.count + $1.profileChanges.count + $1.removeNamespaces.count + $1.deleteLinks.count }
+        let namespaceCount = Self.namespacesByHost(plan).values.reduce(0) { $0 + $1.count }
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        if dryRun { return UpResult(outcome: .dryRun, operations: count, namespaces: namespaceCount, seconds: elapsed(), changes: changes) }
+        try checkCapabilities(t, LabPlan(lab: plan.lab, hosts: plans.map { HostPlan(host: $0.host, reach: "", operations: $0.operations + $0.profileChanges.compactMap { c in c.2.map { .setQdisc(c.0, $0) } }) }))
+        // From here the running lab differs from both files until the end: the journal says so.
+        var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: Self.namespacesByHost(plan),
+                                 plan: plan, pid: getpid(), started: Date())
+        try store.save(journal)
+        for p in plans where !p.isEmpty {
+            let e = try executor(p.host)
+            try e.removeNamespaces(p.removeNamespaces)
+            for l in p.deleteLinks { try e.deleteLink(l) }
+            try e.apply(p.operations, progress: { progress("\(p.host): \($0)/\(p.operations.count) operations") }, interrupted: interrupted)
+            for (r, old, new) in p.profileChanges { try e.setProfile(r, from: old, to: new) }
+        }
+        journal.state = .up
+        try store.save(journal)
+        return UpResult(outcome: .reconciled, operations: count, namespaces: namespaceCount, seconds: elapsed(), changes: changes)
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import TopologyModel
+
+/// A host executor that keeps a model of the kernel in memory: it records every operation,
+/// tracks the namespaces it "created", and can be told to fail at a given operation. Unit tests
+/// drive `up`, `down`, rollback and reconcile through it without root.
+public final class RecordingExecutor: HostExecutor {
+    public let host: String
+    /// Every operation applied, in order (rolled-back ones included).
+    public private(set) var applied: [Operation] = []
+    /// Namespaces as the fake kernel holds them, with their tag (nil: untagged).
+    public var kernelNamespaces: [String: String?] = [:]
+    /// The qdisc of each interface as the fake kernel holds it.
+    public private(set) var qdiscs: [InterfaceRef: QdiscSpec] = [:]
+    /// Qdisc changes made in place (reconcile), in order.
+    public private(set) var qdiscChanges: [(InterfaceRef, QdiscSpec?)] = []
+    public private(set) var removed: [String] = []
+    /// Fail the operation with this index (counted over all `apply` calls) with this error.
+    public var failAt: Int?
+    public var capabilitiesToReport = Capabilities(checks: [])
+    private var createdHere: [String] = []
+
+    public init(host: String = "local") { self.host = host }
+
+    public struct InjectedFailure: Error, CustomStringConvertible {
+        public var operation: Operation
+        public var description: String { "injected failure at: \(operation.command)" }
+    }
+
+    public func capabilities(sysctls: [String]) -> Capabilities { capabilitiesToReport }
+
+    public func apply(_ operations: [Operation], progress: (Int) -> Void, interrupted: () -> Int32) throws {
+        for (i, op) in operations.enumerated() {
+            let signal = interrupted()
+            if signal != 0 { throw Interrupted(signal: signal) }
+            if failAt == applied.count { applied.append(op); throw InjectedFailure(operation: op) }
+            applied.append(op)
+            switch op {
+            case let .createNamespace(name, lab):
+                guard kernelNamespaces[name] == nil else { throw LabError("namespace \(name) exists") }
+                kernelNamespaces[name] = Ownership.namespaceTag(lab: lab)
+                createdHere.append(name)
+            case let .setQdisc(r, q):
+                qdiscs[r] = q
+            default:
+                if let ns = op.namespace, kernelNamespaces[ns] == nil { throw LabError("namespace \(ns) does not exist for \(op.command)") }
+            }
+            progress(i + 1)
+        }
+    }
+
+    public private(set) var deletedLinks: [InterfaceRef] = []
+
+    public func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws {
+        qdiscs[link] = new
+        qdiscChanges.append((link, new))
+    }
+
+    public func removeNamespaces(_ names: [String]) throws {
+        for ns in names { deleteNamespace(ns) }
+        removed += names
+    }
+
+    public func deleteLink(_ link: InterfaceRef) throws { deletedLinks.append(link) }
+
+    public func rollBack() -> [String] {
+        for ns in createdHere.reversed() { deleteNamespace(ns) }
+        createdHere.removeAll()
+        return []
+    }
+
+    func deleteNamespace(_ ns: String) {
+        kernelNamespaces[ns] = nil
+        qdiscs = qdiscs.filter { $0.key.namespace != ns }
+    }
+
+    public func namespaces(of lab: String) -> [NamespaceState] {
+        kernelNamespaces.keys.filter { Ownership.isNamed($0, lab: lab) }.sorted().map {
+            NamespaceState(name: $0, tagged: kernelNamespaces[$0] == .some(Ownership.namespaceTag(lab: lab)))
+        }
+    }
+
+    public func interfaces(in namespace: String) throws -> [InterfaceState] {
+        qdiscs.filter { $0.key.namespace == namespace }.map {
+            InterfaceState(name: $0.key.name, kind: "veth", isUp: true, mtu: 1500, group: 0, shaping: $0.value.rootKind ?? "")
+        }
+    }
+
+    public func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport {
+        var report = RemovalReport()
+        for s in namespaces(of: lab) {
+            if s.tagged { deleteNamespace(s.name); report.removed.append(s.name) } else { report.foreign.append(s.name) }
+        }
+        removed += report.removed
+        createdHere.removeAll()
+        return report
+    }
+
+    /// Namespaces the fake kernel holds now.
+    public var namespaceNames: Set<String> { Set(kernelNamespaces.keys) }
+}
