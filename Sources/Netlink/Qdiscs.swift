@@ -47,8 +47,8 @@ extension RouteHandle {
             _ = rtnl_htb_set_ceil64(c, rateBytes)
             _ = rtnl_htb_set_rbuffer(c, burst)
             _ = rtnl_htb_set_cbuffer(c, burst)
-            // Without NLM_F_EXCL the kernel changes an existing class in place.
-            try check(rtnl_class_add(sock, c, mode == .add ? NLM_F_EXCL : 0), "set class htb", "1:1 on \(name)")
+            // Without NLM_F_EXCL the kernel changes an existing class in place (and creates a missing one).
+            try check(rtnl_class_add(sock, c, NLM_F_CREATE | (mode == .add ? NLM_F_EXCL : 0)), "set class htb", "1:1 on \(name)")
             if let netem {
                 try setNetem(index, name, netem, parent: Self.htbClass, handle: Self.netemBelowHTB, mode: mode)
             } else if mode != .add {

@@ -18,7 +18,8 @@ struct TopologyDecoder {
             guard let cut = p.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
             p = p[..<cut]
         }
-        return SourceLocation(file: reader.file, line: 0, column: 0)
+        // A key that is not there at all: point at the document itself.
+        return locations[""] ?? SourceLocation(file: reader.file, line: 0, column: 0)
     }
 
     private mutating func at(_ path: String, _ node: Yams.Node) { locations[path] = reader.location(node) }
@@ -102,12 +103,24 @@ struct TopologyDecoder {
         return host
     }
 
+    /// netem keeps delays in 32-bit clock ticks (about 274 s); a lab needs far less.
+    static let maxDelay = Duration.seconds(60)
+
+    private func boundedDelay(_ n: Yams.Node, _ p: String) -> Duration? {
+        guard let d = reader.duration(n, p) else { return nil }
+        if d > Self.maxDelay {
+            reader.error(n, p, "\(d) is longer than netem can hold for a lab (at most \(Self.maxDelay))", hint: "use at most 60s")
+            return nil
+        }
+        return d
+    }
+
     private mutating func decodeProfile(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> LinkProfile? {
         guard checkName(name, keyNode, path, what: "profile"), let o = ObjectReader(reader, node, path: path, shape: Shapes.profile) else { return nil }
         var pr = LinkProfile(name: name, location: reader.location(keyNode))
         if let (n, p) = o["rate"] { pr.rate = reader.bitrate(n, p) }
-        if let (n, p) = o["delay"] { pr.delay = reader.duration(n, p) }
-        if let (n, p) = o["jitter"] { pr.jitter = reader.duration(n, p) }
+        if let (n, p) = o["delay"] { pr.delay = boundedDelay(n, p) }
+        if let (n, p) = o["jitter"] { pr.jitter = boundedDelay(n, p) }
         if let (n, p) = o["delay-correlation"] { pr.delayCorrelation = reader.percent(n, p) }
         if let (n, p) = o["distribution"] { pr.distribution = reader.choice(n, p, ["uniform", "normal", "pareto", "paretonormal"]).flatMap(LinkProfile.Distribution.init) }
         if let (n, p) = o["loss"] { pr.loss = decodeLoss(n, p) }

@@ -11,9 +11,21 @@ struct TopologyValidator {
     static let interfaceNameLimit = 15
     static let defaultHostName = "local"
 
+    /// Positions by name: names do not change during validation, and lookups by scanning
+    /// would make validation quadratic in the size of the file.
+    private let nodeIndex: [String: Int], bridgeIndex: [String: Int], profileIndex: [String: Int]
+
     init(_ topology: Topology, decoder: TopologyDecoder, reader: YAMLReader) {
         self.topology = topology; self.decoder = decoder; self.reader = reader
+        func index(_ names: [String]) -> [String: Int] { Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }) }
+        nodeIndex = index(topology.nodes.map(\.name))
+        bridgeIndex = index(topology.bridges.map(\.name))
+        profileIndex = index(topology.profiles.map(\.name))
     }
+
+    private func node(_ name: String) -> Node? { nodeIndex[name].map { topology.nodes[$0] } }
+    private func bridge(_ name: String) -> Bridge? { bridgeIndex[name].map { topology.bridges[$0] } }
+    private func profile(_ name: String) -> LinkProfile? { profileIndex[name].map { topology.profiles[$0] } }
 
     private func error(_ path: String, _ message: String, hint: String? = nil) {
         reader.error(at: decoder.location(path), path, message, hint: hint)
@@ -67,7 +79,23 @@ struct TopologyValidator {
         }
     }
 
+    /// A node's namespace is pb.LAB.NODE, a file name of at most 255 bytes; 63 keeps every
+    /// derived name (namespaces, journals, reports) well inside the kernel's limits.
+    static let nodeNameLimit = 63
+
     private func checkNameClashes() {
+        for n in topology.nodes where n.name.utf8.count > Self.nodeNameLimit {
+            error("nodes.\(n.name)", "node name '\(Self.utf8Prefix(n.name, 20))...' is \(n.name.utf8.count) bytes; at most \(Self.nodeNameLimit)",
+                  hint: "use a shorter name")
+        }
+        for b in topology.bridges {
+            if b.name.utf8.count > Self.interfaceNameLimit {
+                error("bridges.\(b.name)", "bridge name '\(b.name)' is \(b.name.utf8.count) bytes; a bridge is an interface, and Linux allows \(Self.interfaceNameLimit)",
+                      hint: "use a shorter name, e.g. '\(Self.utf8Prefix(b.name, Self.interfaceNameLimit))'")
+            } else if Self.reservedInterfaceNames.contains(b.name) {
+                error("bridges.\(b.name)", "'\(b.name)' cannot be a bridge name", hint: "a bridge is an interface: avoid lo, all and default")
+            }
+        }
         let nodeNames = Set(topology.nodes.map(\.name))
         for b in topology.bridges where nodeNames.contains(b.name) {
             error("bridges.\(b.name)", "'\(b.name)' is both a node and a bridge", hint: "rename one of them; a link endpoint `\(b.name)` must name one thing")
@@ -80,7 +108,7 @@ struct TopologyValidator {
     private func checkProfiles() {
         for link in topology.links {
             for (key, name) in [("forward", link.forwardProfile), ("reverse", link.reverseProfile)] {
-                guard let name, topology.profile(named: name) == nil else { continue }
+                guard let name, profile(name) == nil else { continue }
                 let path = decoder.directionalLinks.contains(link.index) ? "links[\(link.index)].profile.\(key)" : "links[\(link.index)].profile"
                 if key == "reverse", !decoder.directionalLinks.contains(link.index) { continue }  // reported once
                 let s = didYouMean(name, topology.profiles.map(\.name))
@@ -90,7 +118,7 @@ struct TopologyValidator {
             // A one-way profile on a link given per direction would shape less than the user wrote.
             if decoder.directionalLinks.contains(link.index) {
                 for name in [link.forwardProfile, link.reverseProfile].compactMap({ $0 }) {
-                    if let p = topology.profile(named: name), p.direction != .both {
+                    if let p = profile(name), p.direction != .both {
                         error("links[\(link.index)].profile", "profile '\(name)' shapes only the \(p.direction.rawValue) direction but is used per direction here",
                               hint: "remove `direction:` from profile '\(name)'; the link already says which direction it shapes")
                     }
@@ -116,7 +144,7 @@ struct TopologyValidator {
                 let ep = "\(path).endpoints[\(ei)]"
                 switch endpoint {
                 case let .interface(node, name, _):
-                    guard let n = topology.node(named: node) else {
+                    guard let n = self.node(node) else {
                         let s = didYouMean(node, nodeNames + bridgeNames)
                         error(ep, "unknown node '\(node)'" + (s.isEmpty ? "" : "; \(s)"), hint: "declare it under `nodes:` or fix the name")
                         hosts.append("")
@@ -131,7 +159,7 @@ struct TopologyValidator {
                         interfaces[node, default: [:]][name] = link.index
                     }
                 case let .bridge(b):
-                    guard let bridge = topology.bridge(named: b) else {
+                    guard let bridge = bridge(b) else {
                         let s = didYouMean(b, bridgeNames + nodeNames.map { "\($0):eth0" })
                         error(ep, "unknown bridge '\(b)'" + (s.isEmpty ? "" : "; \(s)"),
                               hint: "declare it under `bridges:`, or write `node:interface` for a node's interface")
@@ -155,7 +183,7 @@ struct TopologyValidator {
                 if case let .bridge(a) = link.endpoints[0], case let .bridge(b) = link.endpoints[1] {
                     if a == b {
                         error(path, "link joins bridge '\(a)' to itself", hint: "remove the link")
-                    } else if let other = bridgePairs[[a, b]], !(topology.bridge(named: a)?.stp ?? false) {
+                    } else if let other = bridgePairs[[a, b]], !(bridge(a)?.stp ?? false) {
                         error(path, "bridges '\(a)' and '\(b)' are already joined by links[\(other)]; a second link makes a layer-2 loop",
                               hint: "remove one link, or set `stp: true` on the bridges")
                     }
@@ -187,13 +215,27 @@ struct TopologyValidator {
         return ((hash ^ (hash >> 16)) & 0xFFFF) << 16 | UInt32((linkIndex + 1) & 0xFFFF)
     }
 
+    /// Names the kernel refuses, or that clash with /proc/sys/net/*/conf/{all,default}.
+    static let reservedInterfaceNames: Set<String> = [".", "..", "lo", "all", "default"]
+
     private func checkInterfaceName(_ name: String, _ path: String) {
         if name.utf8.count > Self.interfaceNameLimit {
             error(path, "interface name '\(name)' is \(name.utf8.count) bytes; Linux allows \(Self.interfaceNameLimit)",
-                  hint: "use a shorter name, e.g. '\(String(name.prefix(Self.interfaceNameLimit)))'")
-        } else if name == "." || name == ".." || name == "lo" || name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) {
-            error(path, "'\(name)' cannot be an interface name", hint: "use letters, digits, '-', '_' and '.', not 'lo'")
+                  hint: "use a shorter name, e.g. '\(Self.utf8Prefix(name, Self.interfaceNameLimit))'")
+        } else if name.isEmpty || Self.reservedInterfaceNames.contains(name) || name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) {
+            error(path, "'\(name)' cannot be an interface name", hint: "use letters, digits, '-', '_' and '.', and none of lo, all, default")
         }
+    }
+
+    /// The longest prefix of whole characters that fits in `bytes` UTF-8 bytes.
+    static func utf8Prefix(_ s: String, _ bytes: Int) -> String {
+        var out = "", used = 0
+        for c in s {
+            let n = String(c).utf8.count
+            if used + n > bytes { break }
+            out.append(c); used += n
+        }
+        return out
     }
 
     // MARK: Segments and addresses
@@ -247,10 +289,16 @@ struct TopologyValidator {
         for si in allSegments.indices {
             var seg = allSegments[si]
             var declared: [(IPNetwork, String)] = []
-            for b in seg.bridges { if let s = topology.bridge(named: b)?.subnet { declared.append((s, "bridges.\(b).subnet")) } }
+            for b in seg.bridges { if let s = bridge(b)?.subnet { declared.append((s, "bridges.\(b).subnet")) } }
             for l in seg.links { if let s = topology.links[l].subnet { declared.append((s, "links[\(l)].subnet")) } }
             for (net, path) in declared where !net.isNetworkAddress {
                 error(path, "subnet \(net) has host bits set", hint: "write the network address: \(net.network)")
+            }
+            for (net, path) in declared {
+                if let reserved = Self.reservedRange(overlapping: net) {
+                    error(path, "subnet \(net) overlaps \(reserved), which interfaces cannot use",
+                          hint: "use a private range such as 10.0.0.0/24 or fd00::/64")
+                }
             }
             if let first = declared.first {
                 for (other, path) in declared.dropFirst() where other.network != first.0.network {
@@ -262,14 +310,19 @@ struct TopologyValidator {
             }
             allSegments[si] = seg
         }
-        // Subnets of different segments must not overlap.
-        for i in allSegments.indices {
-            for j in allSegments.indices where j > i {
-                if let a = allSegments[i].subnet, let b = allSegments[j].subnet, a.overlaps(b) {
-                    error(allSegments[j].subnetPath!, "subnet \(b) overlaps \(a) declared at \(decoder.location(allSegments[i].subnetPath!))",
-                          hint: "each link or bridge segment needs its own subnet")
-                }
+        // Subnets of different segments must not overlap: sorted by first address, each one
+        // overlaps an earlier one exactly when it starts before the furthest end seen so far.
+        let declaredSubnets = allSegments.compactMap { seg in seg.subnet.map { ($0, seg.subnetPath!) } }
+            .sorted { ($0.0.family == .ipv4 ? 0 : 1, $0.0.network.address.value, $0.0.prefixLength) < ($1.0.family == .ipv4 ? 0 : 1, $1.0.network.address.value, $1.0.prefixLength) }
+        var furthest: (IPNetwork, String, UInt128)?
+        for (net, path) in declaredSubnets {
+            let start = net.network.address.value
+            let end = start | ~net.mask & (net.family == .ipv4 ? UInt128(UInt32.max) : UInt128.max)
+            if let (other, otherPath, otherEnd) = furthest, other.family == net.family, start <= otherEnd {
+                error(path, "subnet \(net) overlaps \(other) declared at \(decoder.location(otherPath))",
+                      hint: "each link or bridge segment needs its own subnet")
             }
+            if furthest == nil || furthest!.0.family != net.family || end > furthest!.2 { furthest = (net, path, end) }
         }
         var seen: [IPAddress: String] = [:]
         for seg in allSegments {
@@ -279,6 +332,10 @@ struct TopologyValidator {
             for m in seg.members {
                 let path = "links[\(m.link)].endpoints[\(m.end)]"
                 guard let explicit = topology.links[m.link].endpoints[m.end].address else { toAssign.append(m); continue }
+                if let reserved = Self.reservedRange(overlapping: explicit.network) {
+                    error("\(path).address", "address \(explicit) lies in \(reserved), which interfaces cannot use",
+                          hint: "use a private range such as 10.0.0.0/24 or fd00::/64")
+                }
                 if let subnet = seg.subnet {
                     if !subnet.contains(explicit.address) {
                         error("\(path).address", "address \(explicit) is outside the segment's subnet \(subnet)",
@@ -316,6 +373,14 @@ struct TopologyValidator {
         for link in topology.links where link.subnet != nil && link.endpoints.allSatisfy({ $0.bridgeName != nil }) {
             error("links[\(link.index)].subnet", "a link between two bridges carries no addresses", hint: "put the subnet on the bridges")
         }
+    }
+
+    /// Ranges no interface address may come from: "this network", loopback, multicast and
+    /// reserved (IPv4); unspecified/loopback/IPv4-mapped and multicast (IPv6).
+    static let reservedRanges = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "::/8", "ff00::/8"].compactMap { IPNetwork($0) }
+
+    static func reservedRange(overlapping net: IPNetwork) -> IPNetwork? {
+        reservedRanges.first { $0.overlaps(net) }
     }
 
     static func prefixFitting(_ hosts: Int, family: IPAddress.Family) -> Int {
@@ -452,12 +517,12 @@ struct TopologyValidator {
     // MARK: Workloads and schedule
 
     private func mptcpEnabled(_ nodeName: String) -> Bool {
-        guard let node = topology.node(named: nodeName), let host = topology.host(named: node.host) else { return false }
+        guard let node = node(nodeName), let host = topology.host(named: node.host) else { return false }
         return host.mptcp && (node.mptcp?.enabled ?? true)
     }
 
     private func checkNodeRef(_ name: String?, _ path: String) {
-        guard let name, topology.node(named: name) == nil else { return }
+        guard let name, node(name) == nil else { return }
         let s = didYouMean(name, topology.nodes.map(\.name))
         error(path, "unknown node '\(name)'" + (s.isEmpty ? "" : "; \(s)"), hint: "use a node declared under `nodes:`")
     }
@@ -482,11 +547,11 @@ struct TopologyValidator {
                           hint: "use iperf3 or ping, or the path of an external plugin (containing '/')")
                 }
             }
-            if w.mptcp, let client = w.client, topology.node(named: client) != nil, !mptcpEnabled(client) {
+            if w.mptcp, let client = w.client, node(client) != nil, !mptcpEnabled(client) {
                 error("\(path).mptcp", "workload '\(w.name)' asks for MPTCP, but its client '\(client)' has MPTCP off (its host or node says so)",
                       hint: "run the client on an MPTCP host, or set `mptcp: false`")
             }
-            if let server = w.server, w.target == nil, topology.node(named: server) != nil, !nodeHasAddress(server) {
+            if let server = w.server, w.target == nil, node(server) != nil, !nodeHasAddress(server) {
                 error("\(path).server", "server '\(server)' has no address to connect to", hint: "give one of its links a `subnet:`, or set `target:`")
             }
         }
@@ -533,7 +598,7 @@ struct TopologyValidator {
             switch f.kind {
             case .profile:
                 if let p = f.profile {
-                    if topology.profile(named: p) == nil {
+                    if profile(p) == nil {
                         let s = didYouMean(p, topology.profiles.map(\.name))
                         error("\(path).profile", "unknown profile '\(p)'" + (s.isEmpty ? "" : "; \(s)"), hint: "declare it under `profiles:`")
                     }

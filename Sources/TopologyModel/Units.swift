@@ -11,6 +11,9 @@ public struct Bitrate: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static func mbit(_ value: Double) -> Bitrate { Bitrate(bitsPerSecond: UInt64(value * 1e6)) }
     public static func < (a: Bitrate, b: Bitrate) -> Bool { a.bitsPerSecond < b.bitsPerSecond }
 
+    /// The fastest rate a profile may ask for: 100 Gbit/s (htb's 64-bit rate holds it; veth does not reach it).
+    public static let maximum = 1e11
+
     /// Bytes per second, as the kernel's rate fields want them.
     public var bytesPerSecond: UInt64 { bitsPerSecond / 8 }
 
@@ -46,7 +49,7 @@ public struct Bitrate: Hashable, Comparable, Sendable, CustomStringConvertible {
         }
         let bps = number * scale
         guard bps >= 1 else { return .failure(UnitError("rate '\(text)' must be greater than zero", hint: "omit 'rate' for an unlimited link")) }
-        guard bps < 1e15 else { return .failure(UnitError("rate '\(text)' is beyond any link", hint: "use at most 100gbit")) }
+        guard bps <= Bitrate.maximum else { return .failure(UnitError("rate '\(text)' is beyond what a lab can shape", hint: "use at most 100gbit")) }
         return .success(Bitrate(bitsPerSecond: UInt64(bps.rounded())))
     }
 }

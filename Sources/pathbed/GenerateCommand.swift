@@ -49,12 +49,14 @@ struct Generate: ParsableCommand {
             guard count >= 1, count <= 100_000 else { throw ValidationError("size \(count) is out of range: use 1 to 100000") }
         case .tree:
             guard count == nil else { throw ValidationError("tree takes --depth and --fanout, not a size") }
-            guard depth >= 1, fanout >= 1, pow(Double(fanout), Double(depth)) <= 100_000 else {
+            guard depth >= 1, fanout >= 1 else { throw ValidationError("--depth and --fanout must be at least 1 (got depth \(depth), fanout \(fanout))") }
+            guard pow(Double(fanout), Double(depth)) <= 100_000 else {
                 throw ValidationError("depth \(depth) and fanout \(fanout) give too many nodes: keep fanout^depth at most 100000")
             }
         }
         guard nodesPerSwitch >= 1, nodesPerSwitch <= 1000 else { throw ValidationError("--nodes-per-switch must be 1 to 1000") }
         if let rate, case let .failure(e) = Bitrate.parse(rate) { throw ValidationError("--rate: \(e.message); \(e.hint)") }
+        if let name, let problem = LabName.problem(name) { throw ValidationError("--name: \(problem)") }
         guard IPNetwork(subnet) != nil else { throw ValidationError("--subnet '\(subnet)' is not a subnet; write e.g. 10.0.0.0/8") }
     }
 
@@ -71,6 +73,13 @@ struct Generate: ParsableCommand {
         case .linear: yaml = TopologyGenerator.linear(switches: count!, hostsPerSwitch: nodesPerSwitch, options)
         case .star: yaml = TopologyGenerator.star(hosts: count!, options)
         case .tree: yaml = TopologyGenerator.tree(depth: depth, fanout: fanout, options)
+        }
+        // Never write a file that `validate` would refuse (a subnet too small for the nodes, say).
+        do {
+            _ = try TopologyLoader.load(data: Data(yaml.utf8), file: output ?? "<generated>")
+        } catch let errors as TopologyErrors {
+            printError("error: the generated lab does not validate; nothing was written:\n\(errors.description)")
+            throw ExitCode(1)
         }
         if let output {
             do { try yaml.write(toFile: output, atomically: true, encoding: .utf8) } catch {
