@@ -32,18 +32,42 @@ static int ensure_run_dir(void) {
     return 0;
 }
 
-struct create_args { const char *path; int result; };
+struct create_args { const char *path; const char *lo_alias; int result; };
+
+/* Sets the alias of lo (ifindex 1 in a new namespace) through a route socket of this thread's namespace. */
+static int tag_loopback(const char *alias) {
+    struct nl_sock *sk = nl_socket_alloc();
+    if (!sk) return -ENOMEM;
+    int r = nl_connect(sk, NETLINK_ROUTE);
+    if (r < 0) { nl_socket_free(sk); return -EIO; }
+    struct nl_msg *msg = nlmsg_alloc_simple(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
+    struct ifinfomsg ifi;
+    memset(&ifi, 0, sizeof ifi);
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = 1;
+    if (!msg || nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 || nla_put_string(msg, IFLA_IFALIAS, alias) < 0) {
+        if (msg) nlmsg_free(msg);
+        nl_socket_free(sk);
+        return -ENOMEM;
+    }
+    r = nl_send_sync(sk, msg);  /* frees msg */
+    nl_socket_free(sk);
+    return r < 0 ? -EIO : 0;
+}
 
 static void *create_thread(void *p) {
     struct create_args *a = p;
     /* This thread exists only to be moved into the new namespace; it ends right after. */
     if (unshare(CLONE_NEWNET) < 0) { a->result = -errno; return NULL; }
+    /* The tag goes on before the namespace gets its name: no instant exists in which a
+     * namespace carries the lab's name without its tag, whatever kills the process. */
+    if (a->lo_alias && (a->result = tag_loopback(a->lo_alias)) < 0) return NULL;
     if (mount("/proc/thread-self/ns/net", a->path, "none", MS_BIND, NULL) < 0) { a->result = -errno; return NULL; }
     a->result = 0;
     return NULL;
 }
 
-int pb_netns_create(const char *name) {
+int pb_netns_create(const char *name, const char *lo_alias) {
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
     static int prepared = 0;
     char path[512];
@@ -55,7 +79,7 @@ int pb_netns_create(const char *name) {
     int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
     if (fd < 0) return -errno;
     close(fd);
-    struct create_args a = { path, -EIO };
+    struct create_args a = { path, lo_alias, -EIO };
     pthread_t t;
     if ((r = pthread_create(&t, NULL, create_thread, &a)) != 0) { unlink(path); return -r; }
     pthread_join(t, NULL);
@@ -179,6 +203,13 @@ void pb_interrupts_catch(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* A parent may have started us with these blocked (the mask is inherited across exec). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 void pb_interrupts_default(void) {

@@ -21,6 +21,9 @@ public struct NamespaceState: Sendable, Hashable, Codable {
     public var name: String
     /// True when its loopback carries the lab's tag; false for a namespace named like the lab's that the lab did not make.
     public var tagged: Bool
+    /// A name with no namespace bound to it (a creation killed midway): no kernel object, removed by `down`.
+    public var placeholder = false
+    public init(name: String, tagged: Bool, placeholder: Bool = false) { self.name = name; self.tagged = tagged; self.placeholder = placeholder }
 }
 
 /// One interface of a lab as the kernel reports it.

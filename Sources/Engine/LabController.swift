@@ -72,7 +72,7 @@ public struct LabController {
         // What is there now, per host.
         var present: [String: [NamespaceState]] = [:]
         for h in plan.hosts { present[h.host] = try executor(h.host).namespaces(of: t.name) }
-        let foreign = present.values.flatMap { $0 }.filter { !$0.tagged }.map(\.name)
+        let foreign = present.values.flatMap { $0 }.filter { !$0.tagged && !$0.placeholder }.map(\.name)
         if !foreign.isEmpty {
             throw LabError("namespaces named like lab '\(t.name)' exist that this lab did not make (no tag on their loopback): \(foreign.sorted().prefix(5).joined(separator: ", "))",
                            fix: "Pathbed never touches them; remove them if they are leftovers (ip netns del NAME), or rename the lab")

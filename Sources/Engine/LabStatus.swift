@@ -23,7 +23,7 @@ extension LabController {
         var present: [String: [NamespaceState]] = [:]
         for e in executors.values { present[e.host] = e.namespaces(of: lab) }
         let all = present.values.flatMap { $0 }
-        let untagged = all.filter { !$0.tagged }.map(\.name)
+        let untagged = all.filter { !$0.tagged && !$0.placeholder }.map(\.name)
         let root = geteuid() == 0
         if !root { s.notes.append("not root: interfaces, qdiscs and ownership tags cannot be read (run as root for them)") }
         if root, !untagged.isEmpty {

@@ -75,10 +75,9 @@ public final class LocalExecutor: HostExecutor {
     public func apply(_ op: Operation) throws(NetlinkError) {
         switch op {
         case let .createNamespace(name, lab):
-            try NetworkNamespace.create(name)
+            // Tagged before it is named: a namespace without the tag is never removed by `down`.
+            try NetworkNamespace.create(name, tag: Ownership.namespaceTag(lab: lab))
             createdNamespaces.append(name)
-            // The tag goes on right away: a namespace without it is never removed by `down`.
-            try route(name).setAlias("lo", Ownership.namespaceTag(lab: lab))
         case let .setSysctl(ns, key, value):
             try NetworkNamespace.writeSysctl(try fd(ns), namespace: ns, key, value)
         case let .createBridge(r, stp, group):
@@ -244,7 +243,8 @@ public final class LocalExecutor: HostExecutor {
 
     public func namespaces(of lab: String) -> [NamespaceState] {
         NetworkNamespace.list().filter { Ownership.isNamed($0, lab: lab) }.map { ns in
-            NamespaceState(name: ns, tagged: (try? route(ns).alias(of: "lo")) == Ownership.namespaceTag(lab: lab))
+            if NetworkNamespace.isPlaceholder(ns) { return NamespaceState(name: ns, tagged: false, placeholder: true) }
+            return NamespaceState(name: ns, tagged: (try? route(ns).alias(of: "lo")) == Ownership.namespaceTag(lab: lab))
         }
     }
 
@@ -278,7 +278,8 @@ public final class LocalExecutor: HostExecutor {
         var report = RemovalReport()
         let states = namespaces(of: lab)
         closeAll()
-        report.foreign = states.filter { !$0.tagged }.map(\.name)
+        report.foreign = states.filter { !$0.tagged && !$0.placeholder }.map(\.name)
+        for p in states where p.placeholder { if NetworkNamespace.removePlaceholder(p.name) { report.removed.append(p.name) } }
         let ours = states.filter(\.tagged).map(\.name)
         // Programs still running in the lab (workloads, `pathbed exec`) would keep its namespaces alive.
         report.stoppedProcesses = ProcessStopper.stop(in: ours)

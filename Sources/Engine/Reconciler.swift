@@ -88,19 +88,33 @@ public struct ReconcilePlan: Sendable {
             }
             for name in newBridges.keys where oldBridges[name] == nil { remadeBridges.insert(name) }
         }
-        // A node that loses a veth (its peer's namespace goes) loses routes and endpoints: rebuild it too.
+        // A node that loses a veth (its peer's namespace goes) gets the veth back, and the routes
+        // the kernel flushed with it (those through that device or its subnets). A node with an
+        // MPTCP endpoint on that device is rebuilt: the endpoint would keep the old device's index.
         let oldVeths = O.compactMap { op -> (InterfaceRef, InterfaceRef)? in if case let .createVeth(a, b, _, _) = op { return (a, b) } else { return nil } }
+        var lostInterfaces: Set<InterfaceRef> = []
         var changed = true
         while changed {
             changed = false
+            lostInterfaces = []
             let gone = rebuild.union(oldNS.subtracting(newNS))
             for (a, b) in oldVeths {
-                for (here, there) in [(a, b), (b, a)] where gone.contains(there.namespace) && !gone.contains(here.namespace)
-                    && here.namespace != bridgeNS && newNS.contains(here.namespace) {
-                    rebuild.insert(here.namespace)
-                    changed = true
+                for (here, there) in [(a, b), (b, a)] where gone.contains(there.namespace) && !gone.contains(here.namespace) && newNS.contains(here.namespace) {
+                    let endpointOnIt = N.contains { if case let .addMPTCPEndpoint(ns, _, dev, _, _) = $0 { return ns == here.namespace && dev == here.name } else { return false } }
+                    if endpointOnIt && here.namespace != bridgeNS {
+                        rebuild.insert(here.namespace)
+                        changed = true
+                    } else {
+                        lostInterfaces.insert(here)
+                    }
                 }
             }
+        }
+        var lostSubnets: [String: [(String, IPNetwork)]] = [:]
+        for op in O { if case let .addAddress(r, a) = op, lostInterfaces.contains(r) { lostSubnets[r.namespace, default: []].append((r.name, a)) } }
+        func flushedWith(_ op: Operation) -> Bool {
+            guard case let .addRoute(ns, r) = op, let lost = lostSubnets[ns] else { return false }
+            return lost.contains { name, net in r.device == name || r.via.map(net.contains) == true }
         }
         let removedNS = oldNS.subtracting(newNS)
         let addedNS = newNS.subtracting(oldNS)
@@ -122,7 +136,8 @@ public struct ReconcilePlan: Sendable {
         for op in N {
             let touched = namespacesTouched(op)
             if touched.contains(where: building.contains) { p.operations.append(op); continue }
-            if let r = interface(op), remade.contains(r) { p.operations.append(op); continue }
+            if let r = interface(op), remade.contains(r) || lostInterfaces.contains(r) { p.operations.append(op); continue }
+            if flushedWith(op) { p.operations.append(op); continue }
             if case let .enslave(_, bridge) = op, remadeBridges.contains(bridge) { p.operations.append(op); continue }
             if case let .setQdisc(r, q) = op {
                 newQdiscSeen.insert(r)
@@ -132,7 +147,7 @@ public struct ReconcilePlan: Sendable {
             if !oldSet.contains(op) { p.operations.append(op) }
         }
         // Profiles removed from links that stay: back to unshaped.
-        for (r, q) in oldQdisc where !newQdiscSeen.contains(r) && !building.contains(r.namespace) && !remade.contains(r) && newNS.contains(r.namespace) {
+        for (r, q) in oldQdisc where !newQdiscSeen.contains(r) && !building.contains(r.namespace) && !remade.contains(r) && !lostInterfaces.contains(r) && newNS.contains(r.namespace) {
             p.profileChanges.append((r, q, nil))
         }
         p.profileChanges.sort { $0.0.description < $1.0.description }

@@ -44,9 +44,11 @@ public enum NetworkNamespace {
         guard isValidName(name) else { throw NetlinkError(operation, "'\(name)'", namespace: "/run/netns", errno: EINVAL, hint: "not a namespace name") }
     }
 
-    public static func create(_ name: String) throws(NetlinkError) {
+    /// Creates a namespace bound to /run/netns/NAME; `tag`, when given, is the alias of its
+    /// loopback, set before the name appears.
+    public static func create(_ name: String, tag: String? = nil) throws(NetlinkError) {
         try checkName(name, "create namespace")
-        let r = pb_netns_create(name)
+        let r = tag.map { pb_netns_create(name, $0) } ?? pb_netns_create(name, nil)
         if r < 0 { throw NetlinkError("create namespace", name, namespace: "/run/netns", errno: -r) }
     }
 
@@ -62,6 +64,20 @@ public enum NetworkNamespace {
         let fd = pb_netns_open(name)
         if fd < 0 { throw NetlinkError("open namespace", name, namespace: "/run/netns", errno: -fd) }
         return fd
+    }
+
+    /// True when /run/netns/NAME is an empty file with no namespace bound to it: what a process
+    /// killed between creating the name and binding the namespace leaves. It is no kernel object.
+    public static func isPlaceholder(_ name: String) -> Bool {
+        guard isValidName(name) else { return false }
+        var entry = stat(), dir = stat()
+        guard lstat("/run/netns/\(name)", &entry) == 0, stat("/run/netns", &dir) == 0 else { return false }
+        return (entry.st_mode & S_IFMT) == S_IFREG && entry.st_size == 0 && entry.st_dev == dir.st_dev
+    }
+
+    /// Removes a placeholder left by a killed creation (never a bound namespace).
+    public static func removePlaceholder(_ name: String) -> Bool {
+        isPlaceholder(name) && unlink("/run/netns/\(name)") == 0
     }
 
     /// Names under /run/netns.

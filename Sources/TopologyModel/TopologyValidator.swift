@@ -183,9 +183,9 @@ struct TopologyValidator {
                 if case let .bridge(a) = link.endpoints[0], case let .bridge(b) = link.endpoints[1] {
                     if a == b {
                         error(path, "link joins bridge '\(a)' to itself", hint: "remove the link")
-                    } else if let other = bridgePairs[[a, b]], !(bridge(a)?.stp ?? false) {
-                        error(path, "bridges '\(a)' and '\(b)' are already joined by links[\(other)]; a second link makes a layer-2 loop",
-                              hint: "remove one link, or set `stp: true` on the bridges")
+                    } else if let other = bridgePairs[[a, b]] {
+                        error(path, "bridges '\(a)' and '\(b)' are already joined by links[\(other)]; a second link between the same two bridges is a layer-2 loop (and its ports would share the names \(a).\(b) and \(b).\(a))",
+                              hint: "remove one link; for a redundant path, join them through a third bridge with `stp: true` on all three")
                     }
                     bridgePairs[[a, b]] = link.index
                 }

@@ -8,8 +8,9 @@
 struct nl_sock;
 
 /* Creates /run/netns/NAME holding a new network namespace, as `ip netns add` does, on a
- * throwaway thread. Fails with -EEXIST if the name is taken. */
-int pb_netns_create(const char *name);
+ * throwaway thread. Fails with -EEXIST if the name is taken. LO_ALIAS (or NULL) is set on the
+ * namespace's loopback before the namespace is bound to its name. */
+int pb_netns_create(const char *name, const char *lo_alias);
 /* Unmounts and removes /run/netns/NAME; the kernel frees the namespace when nothing holds it. */
 int pb_netns_delete(const char *name);
 /* Opens /run/netns/NAME (O_RDONLY|O_CLOEXEC). Returns the fd or a negative errno. */

@@ -1,0 +1,220 @@
+import Foundation
+import Testing
+@testable import Engine
+import TopologyModel
+
+/// up, down, rollback, interrupts, journals and reconcile, driven through the recording fake:
+/// no root, no kernel.
+@Suite struct LabControllerTests {
+    let dir: String
+    let fake = RecordingExecutor(host: "local")
+    var controller: LabController
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("pb-state-\(UUID().uuidString)").path
+        controller = LabController(store: StateStore(directory: dir), executors: ["local": fake], interrupted: { 0 })
+    }
+
+    func lab(_ yaml: String) throws -> Topology { try TopologyLoader.load(data: Data(yaml.utf8), file: "test.yaml") }
+
+    static let small = """
+        name: small
+        profiles: { slow: { rate: 10mbit }, slower: { rate: 5mbit } }
+        nodes: { a: { routes: [ { to: default, via: 10.0.1.2 } ] }, b: { forwarding: true }, c: {} }
+        links:
+          - { endpoints: [a:eth0, b:eth0], subnet: 10.0.1.0/24, profile: slow }
+          - { endpoints: [b:eth1, c:eth0], subnet: 10.0.2.0/24 }
+        """
+
+    @Test func upBuildsEverythingAndASecondUpChangesNothing() throws {
+        let t = try lab(Self.small)
+        let r = try controller.up(t)
+        #expect(r.outcome == .built)
+        #expect(fake.namespaceNames == ["pb.small.a", "pb.small.b", "pb.small.c"])
+        #expect(fake.applied == Planner.plan(t).hosts[0].operations)
+        #expect(controller.store.load("small").journal?.state == .up)
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/small.lock"), "the lock is released and removed")
+        let again = try controller.up(t)
+        #expect(again.outcome == .unchanged && fake.applied.count == r.operations)
+    }
+
+    @Test func aFailureMidwayRollsBackEverything() throws {
+        let t = try lab(Self.small)
+        fake.failAt = 10
+        #expect(throws: RecordingExecutor.InjectedFailure.self) { try controller.up(t) }
+        #expect(fake.namespaceNames.isEmpty, "rolled back")
+        if case .missing = controller.store.load("small") {} else { Issue.record("the journal of a rolled-back up is removed") }
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/small.lock"))
+        // Every later operation index fails the same clean way.
+        for at in [0, 1, 5, 20, Planner.plan(t).operationCount - 1] {
+            let f = RecordingExecutor(host: "local"); f.failAt = at
+            let c = LabController(store: controller.store, executors: ["local": f], interrupted: { 0 })
+            #expect(throws: (any Error).self) { try c.up(t) }
+            #expect(f.namespaceNames.isEmpty, "failure at \(at) left \(f.namespaceNames)")
+        }
+    }
+
+    @Test func anInterruptRollsBackAndSaysSo() throws {
+        let t = try lab(Self.small)
+        var polls = 0
+        let c = LabController(store: controller.store, executors: ["local": fake], interrupted: { polls += 1; return polls > 7 ? SIGINT : 0 })
+        do {
+            _ = try c.up(t)
+            Issue.record("an interrupted up succeeded")
+        } catch let e as LabError {
+            #expect(e.message.contains("interrupted by SIGINT") && e.message.contains("removed"))
+        }
+        #expect(fake.namespaceNames.isEmpty)
+    }
+
+    @Test func aKilledUpIsCompletedByTheNextUp() throws {
+        let t = try lab(Self.small)
+        // What `kill -9` during up leaves: a building journal of a dead pid, some namespaces.
+        try controller.store.save(LabJournal(lab: "small", file: "test.yaml", state: .building, planDigest: "x",
+                                             namespaces: ["local": ["pb.small.a"]], plan: nil, pid: 999_999, started: Date()))
+        fake.kernelNamespaces["pb.small.a"] = Ownership.namespaceTag(lab: "small")
+        var messages: [String] = []
+        let r = try controller.up(t, progress: { messages.append($0) })
+        #expect(r.outcome == .built && r.recovered == 1)
+        #expect(messages.contains { $0.contains("did not finish") })
+        #expect(fake.namespaceNames.count == 3)
+    }
+
+    @Test func journalStatesAreEachHandled() throws {
+        let t = try lab(Self.small)
+        // Unreadable.
+        try controller.store.prepare()
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: "\(dir)/small.json"))
+        #expect(throws: LabError.self) { try controller.up(t) }
+        #expect(controller.status("small").problems.contains { $0.contains("cannot be read") })
+        controller.store.remove("small")
+        // Missing, but the lab's tagged namespaces are there.
+        fake.kernelNamespaces["pb.small.a"] = Ownership.namespaceTag(lab: "small")
+        do { _ = try controller.up(t); Issue.record("accepted") } catch let e as LabError { #expect(e.message.contains("without a journal")) }
+        #expect(controller.status("small").state == .orphaned)
+        _ = try controller.down("small")
+        #expect(fake.namespaceNames.isEmpty)
+        // Up, then a namespace deleted by hand: status says degraded.
+        _ = try controller.up(t)
+        fake.kernelNamespaces["pb.small.b"] = nil
+        #expect(controller.status("small").state == .degraded)
+    }
+
+    @Test func namespacesTheLabDidNotMakeAreNeverTouched() throws {
+        let t = try lab(Self.small)
+        fake.kernelNamespaces["pb.small.a"] = .some(nil)  // named like the lab's, no tag
+        fake.kernelNamespaces["other"] = .some(nil)
+        #expect(throws: LabError.self) { try controller.up(t) }
+        let r = try controller.down("small")
+        #expect(r.removed == 0 && r.foreign == ["pb.small.a"])
+        #expect(fake.namespaceNames == ["pb.small.a", "other"])
+    }
+
+    @Test func badLabNamesAreRefusedByDown() throws {
+        for name in ["", "*", "laba.h1", "../x", "Upper", String(repeating: "a", count: 25)] {
+            #expect(throws: LabError.self, "\(name)") { try controller.down(name) }
+        }
+        #expect(fake.removed.isEmpty)
+    }
+
+    @Test func anUnsafeStateDirectoryIsRefused() throws {
+        let target = dir + "-target"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir, withDestinationPath: target)
+        #expect(throws: LabError.self) { try StateStore(directory: dir).prepare() }
+        unlink(dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o777)
+        #expect(throws: LabError.self) { try StateStore(directory: dir).prepare() }
+        chmod(dir, 0o700)
+        // A symlink planted where the journal's temporary file goes is replaced, never followed.
+        let victim = target + "/victim"
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: victim))
+        symlink(victim, "\(dir)/small.json.tmp")
+        _ = try controller.up(try lab(Self.small))
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep")
+    }
+
+    @Test func aChangedProfileIsChangedInPlace() throws {
+        _ = try controller.up(try lab(Self.small))
+        let before = fake.applied.count
+        let changed = try lab(Self.small.replacingOccurrences(of: "profile: slow }", with: "profile: slower }"))
+        let dry = try controller.up(changed, dryRun: true)
+        #expect(dry.outcome == .dryRun && dry.changes.contains { $0.contains("change profile") && $0.contains("slow -> slower") })
+        #expect(fake.qdiscChanges.isEmpty, "a dry run changes nothing")
+        let r = try controller.up(changed)
+        #expect(r.outcome == .reconciled)
+        #expect(fake.applied.count == before, "no namespace, link or address was touched")
+        #expect(fake.qdiscChanges.map(\.0.description).sorted() == ["eth0@pb.small.a", "eth0@pb.small.b"])
+        #expect(fake.qdiscChanges.allSatisfy { $0.1?.rateBitsPerSecond == 5_000_000 })
+        #expect(try controller.up(changed).outcome == .unchanged)
+    }
+
+    @Test func addedNodesAreBuiltAndRemovedOnesDeleted() throws {
+        _ = try controller.up(try lab(Self.small))
+        let yaml = Self.small.replacingOccurrences(of: "c: {} }", with: "c: {}, d: {} }") + "\n  - { endpoints: [c:eth1, d:eth0], subnet: 10.0.3.0/24 }"
+        let r = try controller.up(try lab(yaml))
+        #expect(r.changes.contains { $0.contains("add pb.small.d") })
+        #expect(fake.namespaceNames.contains("pb.small.d"))
+        // c changed (a new interface), so c is rebuilt; b gets its veth to c back; a is untouched.
+        #expect(r.changes.contains { $0.contains("rebuild") && $0.contains("pb.small.c") })
+        #expect(!fake.removed.contains("pb.small.a") && !fake.removed.contains("pb.small.b"))
+        let shrunk = try controller.up(try lab(Self.small))
+        #expect(shrunk.changes.contains { $0.contains("remove pb.small.d") })
+        #expect(!fake.namespaceNames.contains("pb.small.d"))
+    }
+
+    @Test func aNamespaceDeletedByHandIsHealed() throws {
+        let t = try lab(Self.small)
+        _ = try controller.up(t)
+        fake.kernelNamespaces["pb.small.c"] = nil
+        let r = try controller.up(t)
+        #expect(r.outcome == .reconciled && r.changes.contains { $0.contains("rebuild pb.small.c (its namespace is gone)") })
+        #expect(fake.namespaceNames == ["pb.small.a", "pb.small.b", "pb.small.c"])
+        #expect(controller.status("small").state == .up)
+    }
+}
+
+/// The plan's order, checked against what each operation really needs (not against the sort
+/// that produced it): every namespace, interface, bridge and address exists before it is used.
+@Suite struct DependencyOrderTests {
+    @Test(arguments: ["thesis-two-vms.yaml", "thesis-one-machine.yaml", "two-paths.yaml"])
+    func everyOperationComesAfterWhatItNeeds(name: String) throws {
+        for h in Planner.plan(try topology(name)).hosts {
+            var namespaces: Set<String> = [], interfaces: Set<InterfaceRef> = [], up: Set<InterfaceRef> = []
+            var addresses: [String: [IPNetwork]] = [:]
+            func needNS(_ ns: String, _ op: Engine.Operation) { #expect(namespaces.contains(ns), "\(name): \(op.command) before its namespace") }
+            func needIf(_ r: InterfaceRef, _ op: Engine.Operation) { #expect(interfaces.contains(r), "\(name): \(op.command) before \(r) exists") }
+            for op in h.operations {
+                switch op {
+                case let .createNamespace(n, _): namespaces.insert(n); interfaces.insert(InterfaceRef(namespace: n, name: "lo"))
+                case let .setSysctl(ns, _, _): needNS(ns, op)
+                case let .createBridge(r, _, _): needNS(r.namespace, op); interfaces.insert(r)
+                case let .createVeth(a, b, _, _): needNS(a.namespace, op); needNS(b.namespace, op); interfaces.insert(a); interfaces.insert(b)
+                case let .createGretap(r, _, _, _, _, _): needNS(r.namespace, op); interfaces.insert(r)
+                case let .enslave(r, bridge): needIf(r, op); needIf(InterfaceRef(namespace: r.namespace, name: bridge), op)
+                case let .addAddress(r, a): needIf(r, op); addresses[r.namespace, default: []].append(a)
+                case let .setUp(r): needIf(r, op); up.insert(r)
+                case let .setQdisc(r, _): needIf(r, op)
+                case let .addRoute(ns, r):
+                    needNS(ns, op)
+                    if let dev = r.device { #expect(up.contains(InterfaceRef(namespace: ns, name: dev)), "\(name): \(op.command) before its device is up") }
+                    if let via = r.via { #expect(addresses[ns, default: []].contains { $0.contains(via) }, "\(name): \(op.command) before a subnet reaches its gateway") }
+                case let .addRule(ns, from, _, _): needNS(ns, op); #expect(addresses[ns, default: []].contains { $0.address == from })
+                case let .setMPTCPLimits(ns, _, _): needNS(ns, op)
+                case let .addMPTCPEndpoint(ns, address, dev, _, _):
+                    needIf(InterfaceRef(namespace: ns, name: dev), op)
+                    #expect(addresses[ns, default: []].contains { $0.address == address }, "\(name): \(op.command) before its address")
+                case .setUnderlayMTU: break
+                }
+            }
+        }
+    }
+
+    @Test func planTextIsShellSafe() {
+        #expect(sh("eth0") == "eth0")
+        #expect(sh("$(reboot)") == "'$(reboot)'")
+        #expect(sh("a'b; touch x") == "'a'\\''b; touch x'")
+        #expect(sh("") == "''")
+    }
+}
