@@ -79,7 +79,7 @@ public struct StateStore: Sendable {
         guard let data = try? handle.readToEnd() else { return .unreadable("cannot read \(path(lab, ".json"))") }
         let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
         do {
-            let j = try d.decode(LabJournal.self, from: data ?? Data())
+            let j = try d.decode(LabJournal.self, from: data)
             guard j.lab == lab else { return .unreadable("\(path(lab, ".json")) is the journal of lab '\(j.lab)'") }
             return .ok(j)
         } catch {
