@@ -31,7 +31,8 @@ public struct LabController {
         return LabController(store: store, executors: [local: LocalExecutor(host: local)])
     }
 
-    static func requireRoot(_ what: String, _ command: String) throws(LabError) {
+    /// Refuses a command that changes or enters a kernel's namespaces when not run as root.
+    public static func requireRoot(_ what: String, _ command: String) throws(LabError) {
         guard geteuid() == 0 else { throw LabError("\(what) needs root", fix: "run as root (sudo pathbed \(command))") }
     }
 
@@ -55,7 +56,7 @@ public struct LabController {
     }
 
     func executor(_ host: String) throws(LabError) -> HostExecutor {
-        guard let e = executors[host] else { throw LabError("no executor for host '\(host)'") }
+        guard let e = executors[host] else { throw LabError("lab host '\(host)' has no way to reach it here", fix: "`pathbed plan` shows each host; multi-host labs need the agent") }
         return e
     }
 
@@ -104,7 +105,7 @@ public struct LabController {
         }
 
         if let previous {
-            let wanted = Set(plan.hosts.flatMap { h in h.operations.compactMap { op -> String? in if case let .createNamespace(n, _) = op { return n } else { return nil } } })
+            let wanted = Set(plan.hosts.flatMap(\.namespaces))
             let there = Set(present.values.flatMap { $0 }.map(\.name))
             if previous.planDigest == digest, wanted.isSubset(of: there) {
                 return UpResult(outcome: dryRun ? .dryRun : .unchanged, operations: 0, namespaces: wanted.count, seconds: elapsed())
@@ -135,8 +136,8 @@ public struct LabController {
             let failures = done.reversed().flatMap { $0.rollBack() }
             if failures.isEmpty { store.remove(t.name) }
             if let i = error as? Interrupted {
-                throw LabError("\(i): `up` of lab '\(t.name)' stopped and removed the \(journal.allNamespaces.count) namespaces it had begun"
-                               + (failures.isEmpty ? "" : "; could not remove: \(failures.joined(separator: "; "))"),
+                throw LabError("\(i): `up` of lab '\(t.name)' stopped" + (failures.isEmpty ? " and removed everything it had created"
+                               : "; could not remove: \(failures.joined(separator: "; "))"),
                                fix: failures.isEmpty ? nil : "run `pathbed down \(t.name)`")
             }
             if !failures.isEmpty { throw LabError("\(error)\nand rolling back failed: \(failures.joined(separator: "; "))", fix: "run `pathbed down \(t.name)`") }
@@ -153,17 +154,14 @@ public struct LabController {
     }
 
     static func namespacesByHost(_ plan: LabPlan) -> [String: [String]] {
-        Dictionary(uniqueKeysWithValues: plan.hosts.map { h in
-            (h.host, h.operations.compactMap { op -> String? in if case let .createNamespace(n, _) = op { return n } else { return nil } })
-        })
+        Dictionary(uniqueKeysWithValues: plan.hosts.map { ($0.host, $0.namespaces) })
     }
 
     /// Refuses, before any change, what a host's kernel cannot do.
     func checkCapabilities(_ t: Topology, _ plan: LabPlan) throws {
         var problems: [String] = []
         for h in plan.hosts {
-            let keys = h.operations.compactMap { op -> String? in if case let .setSysctl(_, key, _) = op { return key } else { return nil } }
-            let caps = try executor(h.host).capabilities(sysctls: keys)
+            let caps = try executor(h.host).capabilities(sysctls: h.sysctlKeys)
             problems += caps.missing(for: h).map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
         }
         if !problems.isEmpty {
@@ -186,7 +184,6 @@ public struct LabController {
     /// own, also after an interrupted `up`. Namespaces named like the lab's but untagged are left alone.
     public func down(_ lab: String, waitForKernel: Bool = false) throws -> DownResult {
         if let problem = LabName.problem(lab) { throw LabError(problem, fix: "give the lab's name (see `pathbed status`) or its topology file") }
-        let start = DispatchTime.now().uptimeNanoseconds
         let lock = try store.lock(lab)
         defer { lock.release() }
         if case let .ok(j) = store.load(lab), j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
@@ -204,9 +201,11 @@ public struct LabController {
             failures += r.failures
             if let k = r.kernelFreeSeconds { result.kernelFreeSeconds = max(result.kernelFreeSeconds ?? 0, k) }
         }
-        if !failures.isEmpty { throw LabError("could not remove everything of lab '\(lab)':\n    " + failures.joined(separator: "\n    ")) }
+        if !failures.isEmpty {
+            throw LabError("could not remove everything of lab '\(lab)':\n    " + failures.joined(separator: "\n    "),
+                           fix: "the journal is kept: run `pathbed down \(lab)` again; `pathbed status \(lab)` shows what is left")
+        }
         store.remove(lab)
-        _ = start
         return result
     }
 

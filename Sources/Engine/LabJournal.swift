@@ -53,7 +53,7 @@ public struct StateStore: Sendable {
         }
         var st = stat()
         guard lstat(directory, &st) == 0 else {
-            throw LabError("cannot read the state directory \(directory): \(String(cString: strerror(errno)))")
+            throw LabError("cannot read the state directory \(directory): \(String(cString: strerror(errno)))", fix: "check that it exists and that you may read it, or set PATHBED_STATE_DIR")
         }
         let why: String?
         if (st.st_mode & S_IFMT) == S_IFLNK { why = "it is a symbolic link" }
@@ -96,7 +96,9 @@ public struct StateStore: Sendable {
         let tmp = path(journal.lab, ".json.tmp")
         unlink(tmp)  // a planted file or symlink is removed, never followed
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LabError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw LabError("cannot write \(tmp): \(String(cString: strerror(errno)))", fix: "check that the file system of \(directory) is writable and has space; nothing was changed")
+        }
         let ok = data.withUnsafeBytes { buf -> Bool in
             var off = 0
             while off < buf.count {
@@ -110,7 +112,8 @@ public struct StateStore: Sendable {
         guard ok, rename(tmp, path(journal.lab, ".json")) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(tmp)
-            throw LabError("cannot write the journal of lab '\(journal.lab)' in \(directory): \(reason)")
+            throw LabError("cannot write the journal of lab '\(journal.lab)' in \(directory): \(reason)",
+                           fix: "check that the file system of \(directory) is writable and has space")
         }
     }
 
@@ -140,7 +143,10 @@ public final class LabLock {
         self.path = path
         while true {
             let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw LabError("cannot open the lock \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                throw LabError("cannot open the lock \(path): \(String(cString: strerror(errno)))",
+                               fix: "if \(path) is not a plain file Pathbed made, remove it; check that the state directory is writable")
+            }
             if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 close(fd)
                 throw LabError("another pathbed is working on lab '\(lab)' right now (it holds \(path))", fix: "wait for it to finish, or stop it")

@@ -338,7 +338,6 @@ enum KernelSettle {
             samples.append(took)
             quickest = min(quickest, took)
             quick = samples.suffix(3).count == 3 && samples.suffix(3).allSatisfy({ $0 <= quickest * 1.5 + 0.001 }) ? 3 : 0
-            if ProcessInfo.processInfo.environment["PATHBED_DEBUG_SETTLE"] != nil { FileHandle.standardError.write("settle probe \(took)\n".data(using: .utf8)!) }
             if Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 > timeout { break }
         }
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

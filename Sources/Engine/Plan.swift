@@ -238,6 +238,16 @@ public struct HostPlan: Codable, Sendable {
     /// `local`, or the ssh target.
     public var reach: String
     public var operations: [Operation]
+
+    /// The namespaces this host's part of the lab creates, in order.
+    public var namespaces: [String] {
+        operations.compactMap { if case let .createNamespace(n, _) = $0 { return n } else { return nil } }
+    }
+
+    /// The sysctl keys it writes (the capability probe checks each one).
+    public var sysctlKeys: [String] {
+        operations.compactMap { if case let .setSysctl(_, key, _) = $0 { return key } else { return nil } }
+    }
 }
 
 /// Everything `up` does, per host.

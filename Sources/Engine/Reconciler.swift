@@ -59,10 +59,7 @@ public struct ReconcilePlan: Sendable {
     public static func compute(host: String, lab: String, old: HostPlan?, new: HostPlan, present: Set<String>) -> ReconcilePlan {
         var p = ReconcilePlan(host: host)
         let O = old?.operations ?? [], N = new.operations
-        func spaces(_ ops: [Operation]) -> Set<String> {
-            Set(ops.compactMap { if case let .createNamespace(n, _) = $0 { return n } else { return nil } })
-        }
-        let oldNS = spaces(O), newNS = spaces(N)
+        let oldNS = Set(old?.namespaces ?? []), newNS = Set(new.namespaces)
         let bridgeNS = Ownership.namespacePrefix + lab
         let kept = oldNS.intersection(newNS)
         let lost = kept.subtracting(present)
@@ -78,8 +75,10 @@ public struct ReconcilePlan: Sendable {
         var rebuild = lost
         for ns in kept where ns != bridgeNS && so[ns] != sn[ns] { rebuild.insert(ns) }
         // The bridge namespace: a bridge removed or changed is deleted; a new one is created.
-        let oldBridges = Dictionary(O.compactMap { op -> (String, Operation)? in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
-        let newBridges = Dictionary(N.compactMap { op -> (String, Operation)? in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
+        func bridges(_ ops: [Operation]) -> [String: Operation] {
+            Dictionary(ops.compactMap { op in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
+        }
+        let oldBridges = bridges(O), newBridges = bridges(N)
         var remadeBridges: Set<String> = []
         if kept.contains(bridgeNS), !lost.contains(bridgeNS) {
             for (name, op) in oldBridges where newBridges[name] != op {
@@ -177,12 +176,18 @@ extension LabController {
         var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: Self.namespacesByHost(plan),
                                  plan: plan, pid: getpid(), started: Date())
         try store.save(journal)
-        for p in plans where !p.isEmpty {
-            let e = try executor(p.host)
-            try e.removeNamespaces(p.removeNamespaces)
-            for l in p.deleteLinks { try e.deleteLink(l) }
-            try e.apply(p.operations, progress: { progress("\(p.host): \($0)/\(p.operations.count) operations") }, interrupted: interrupted)
-            for (r, old, new) in p.profileChanges { try e.setProfile(r, from: old, to: new) }
+        do {
+            for p in plans where !p.isEmpty {
+                let e = try executor(p.host)
+                try e.removeNamespaces(p.removeNamespaces)
+                for l in p.deleteLinks { try e.deleteLink(l) }
+                try e.apply(p.operations, progress: { progress("\(p.host): \($0)/\(p.operations.count) operations") }, interrupted: interrupted)
+                for (r, old, new) in p.profileChanges { try e.setProfile(r, from: old, to: new) }
+            }
+        } catch {
+            // Half changed: the journal says `building`, so the next `up` rebuilds the lab from scratch.
+            throw LabError("changing lab '\(t.name)' in place stopped midway: \(error)",
+                           fix: "run `pathbed up \(t.file)` to build it again from scratch, or `pathbed down \(t.name)` to remove it")
         }
         journal.state = .up
         try store.save(journal)

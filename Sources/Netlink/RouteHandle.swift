@@ -156,8 +156,6 @@ public final class RouteHandle {
     public func setUp(_ name: String) throws(NetlinkError) { try modifyLink(name, "set up", { rtnl_link_set_flags($0, UInt32(IFF_UP.rawValue)) }) }
     public func setDown(_ name: String) throws(NetlinkError) { try modifyLink(name, "set down", { rtnl_link_unset_flags($0, UInt32(IFF_UP.rawValue)) }) }
     public func setMTU(_ name: String, _ mtu: UInt32) throws(NetlinkError) { try modifyLink(name, "set MTU \(mtu) on", { rtnl_link_set_mtu($0, mtu) }) }
-    /// Sets the interface alias (`ip link set NAME alias TEXT`): the ownership tag of a namespace's loopback.
-    public func setAlias(_ name: String, _ alias: String) throws(NetlinkError) { try modifyLink(name, "set alias on", { rtnl_link_set_ifalias($0, alias) }) }
 
     func modifyLink(_ name: String, _ operation: String, _ change: (OpaquePointer?) -> Void) throws(NetlinkError) {
         var orig: OpaquePointer?

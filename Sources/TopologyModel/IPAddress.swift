@@ -118,13 +118,17 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
 
 // Addresses cross the agent's wire and sit in journals as their usual text, and are checked
 // again when read: a corrupt or hostile file cannot smuggle in something that is not an address.
-extension IPAddress: Codable {
+protocol CodableAsText: Codable, CustomStringConvertible {
+    init?(parsing text: String)
+}
+
+extension CodableAsText {
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
-        guard let a = IPAddress(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an IP address"))
+        guard let value = Self(parsing: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not \(Self.self)"))
         }
-        self = a
+        self = value
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
@@ -132,16 +136,5 @@ extension IPAddress: Codable {
     }
 }
 
-extension IPNetwork: Codable {
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let n = IPNetwork(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not ADDRESS/PREFIX"))
-        }
-        self = n
-    }
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
-}
+extension IPAddress: CodableAsText { init?(parsing text: String) { self.init(text) } }
+extension IPNetwork: CodableAsText { init?(parsing text: String) { self.init(text) } }

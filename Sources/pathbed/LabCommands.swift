@@ -27,7 +27,7 @@ struct Up: ParsableCommand {
         let t = try loadTopology(file)
         do {
             let controller = try LabController.forThisMachine(t)
-            if !dryRun { try requireRoot("building a lab", "up \(file)") }
+            if !dryRun { try LabController.requireRoot("building a lab", "up \(file)") }
             Interrupts.catchSignals()
             defer { Interrupts.restoreDefaults() }
             let r = try controller.up(t, dryRun: dryRun, progress: { if !quiet { printError("  \($0)") } })
@@ -48,10 +48,6 @@ struct Up: ParsableCommand {
             }
         } catch { throw fail(error) }
     }
-}
-
-func requireRoot(_ what: String, _ command: String) throws {
-    guard geteuid() == 0 else { throw LabError("\(what) needs root", fix: "run as root (sudo pathbed \(command))") }
 }
 
 /// A lab's name given directly, or through its topology file.
@@ -77,7 +73,7 @@ struct Down: ParsableCommand {
     func run() throws {
         do {
             let name = try labName(lab)
-            try requireRoot("removing a lab", "down \(lab)")
+            try LabController.requireRoot("removing a lab", "down \(lab)")
             let r = try LabController.forThisMachine().down(name, waitForKernel: wait)
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }
             if r.removed == 0 {
@@ -135,7 +131,7 @@ struct Exec: ParsableCommand {
     func run() throws {
         do {
             let ns = try LabController.forThisMachine().namespace(node: node, lab: lab)
-            try requireRoot("entering a lab's namespace", "exec \(node) -- ...")
+            try LabController.requireRoot("entering a lab's namespace", "exec \(node) -- ...")
             let fd = try NetworkNamespace.open(ns)
             let pid = NetworkNamespace.spawn(fd, command)
             close(fd)
@@ -160,8 +156,7 @@ struct Doctor: ParsableCommand {
         let topology = try file.map(loadTopology)
         let plan = topology.map(Planner.plan)
         let local = plan?.hosts.first { h in topology?.host(named: h.host)?.isLocal ?? false }
-        let keys = local?.operations.compactMap { op -> String? in if case let .setSysctl(_, key, _) = op { return key } else { return nil } } ?? []
-        let caps = CapabilityProbe.run(sysctls: keys)
+        let caps = CapabilityProbe.run(sysctls: local?.sysctlKeys ?? [])
         print("feature               here  detail")
         for c in caps.checks {
             print("\(c.name.padding(toLength: 20, withPad: " ", startingAt: 0))  \(c.ok ? "yes " : "NO  ")  \(c.detail)\(c.ok || c.fix.isEmpty ? "" : "\n                            fix: \(c.fix)")")
