@@ -58,12 +58,13 @@ func hostSnapshot() throws -> String {
     try run(["ip", "netns", "list"]).out + "\n" + run(["ip", "-o", "link"]).out.replacing(/\s+link\/ether.*/, with: "") + "\n" + run(["tc", "qdisc", "show"]).out
 }
 
+/// Goodput of a 4 s iperf3 run, its first second (slow start) left out, as flent and the fidelity benchmark do.
 func iperfMbps(_ clientArgs: [String], server: String, mptcp: Bool) throws -> Double {
     let wrap = mptcp ? ["mptcpize", "run"] : []
     let s = try run([pathbed, "exec", server, "--"] + wrap + ["iperf3", "-s", "-1", "-D"])
     try #require(s.status == 0, "iperf3 server: \(s.err)")
     usleep(300_000)
-    let c = try run([pathbed, "exec", "client", "--"] + wrap + ["iperf3", "-c"] + clientArgs + ["-t", "4", "-J"], timeout: 30)
+    let c = try run([pathbed, "exec", "client", "--"] + wrap + ["iperf3", "-c"] + clientArgs + ["-t", "4", "-O", "1", "-J"], timeout: 30)
     try #require(c.status == 0, "iperf3 client: \(c.out.suffix(300)) \(c.err)")
     let json = try JSONSerialization.jsonObject(with: Data(c.out.utf8)) as? [String: Any]
     let end = json?["end"] as? [String: Any], sum = end?["sum_received"] as? [String: Any]
