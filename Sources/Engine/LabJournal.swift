@@ -65,6 +65,8 @@ public struct StateStore: Sendable {
             throw LabError("the state directory \(directory) is not safe: \(why)",
                            fix: "remove it (pathbed recreates it with mode 0700), or set PATHBED_STATE_DIR to a directory only you can write")
         }
+        // Journals name the lab's files and processes: nobody else needs to read them either.
+        if st.st_mode & 0o077 != 0 { chmod(directory, 0o700) }
     }
 
     func path(_ lab: String, _ suffix: String) -> String { "\(directory)/\(lab)\(suffix)" }
