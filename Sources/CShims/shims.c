@@ -189,6 +189,25 @@ pid_t pb_spawn_in(int nsfd, char *const argv[]) {
     _exit(errno == ENOENT ? 127 : 126);
 }
 
+pid_t pb_spawn_in_group(int nsfd, char *const argv[], int in, int out, int err) {
+    pid_t pid = fork();
+    if (pid != 0) return pid < 0 ? -errno : pid;
+    setpgid(0, 0);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (in >= 0 && dup2(in, 0) < 0) _exit(126);
+    if (out >= 0 && dup2(out, 1) < 0) _exit(126);
+    if (err >= 0 && dup2(err, 2) < 0) _exit(126);
+    if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
+    execvp(argv[0], argv);
+    _exit(errno == ENOENT ? 127 : 126);
+}
+
 /* Interrupts: the handler only records the signal; long work polls pb_interrupted() between
  * steps and rolls back, so Ctrl-C or SIGTERM never leaves half a lab behind. */
 static volatile sig_atomic_t interrupted_by = 0;

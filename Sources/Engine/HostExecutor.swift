@@ -37,8 +37,43 @@ public struct InterfaceState: Sendable, Hashable, Codable {
     public var shaping: String
 }
 
+/// A host interface whose MTU a lab changed, and the MTU it had before (restored by `down`).
+public struct MTUChange: Sendable, Hashable, Codable {
+    public var interface: String
+    public var mtu: UInt32
+    public init(interface: String, mtu: UInt32) { self.interface = interface; self.mtu = mtu }
+}
+
+/// What a host is: its kernel, and its monotonic clock when asked (the agent's handshake).
+public struct HostInfo: Sendable, Codable {
+    public var hostname: String
+    public var kernel: String
+    /// CLOCK_MONOTONIC of the host, in nanoseconds, when it answered.
+    public var clockNanoseconds: UInt64
+    /// The Pathbed version running there.
+    public var version: String
+    public static func here() -> HostInfo {
+        var u = utsname()
+        uname(&u)
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
+    }
+}
+
+/// This build's version, the same on every host of a lab (the agent's handshake compares it).
+public let pathbedVersion = "0.3.0"
+
+/// CLOCK_MONOTONIC in nanoseconds.
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 /// What removing a lab did on one host.
-public struct RemovalReport: Sendable {
+public struct RemovalReport: Sendable, Codable {
     public var removed: [String] = []
     /// Named like the lab's, but not tagged as its own: left alone.
     public var foreign: [String] = []
@@ -62,7 +97,7 @@ public protocol HostExecutor: AnyObject {
     /// Removes what this executor's `apply` calls created, newest first; returns what could not be removed.
     func rollBack() -> [String]
     /// The namespaces on this host named like `lab`'s, and whether each carries its tag.
-    func namespaces(of lab: String) -> [NamespaceState]
+    func namespaces(of lab: String) throws -> [NamespaceState]
     /// Interfaces of one of the lab's namespaces, with their shaping.
     func interfaces(in namespace: String) throws -> [InterfaceState]
     /// Stops processes in the lab's tagged namespaces and removes them. Untagged ones are reported, not touched.
@@ -76,6 +111,19 @@ public protocol HostExecutor: AnyObject {
     /// Changes an interface's shaping in place: `change` for the same qdisc kinds, an atomic
     /// `replace` for new kinds, a delete for none. Traffic is never left unshaped in between.
     func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws
+
+    // The host itself.
+    /// Its kernel, name and clock.
+    func info() throws -> HostInfo
+    /// Host interfaces whose MTU `apply` changed, with the MTU each had (kept in the journal).
+    var changedMTUs: [MTUChange] { get }
+    /// Puts host interfaces back to the MTUs they had; returns what could not be restored.
+    func restoreMTUs(_ changes: [MTUChange]) -> [String]
+    /// Runs a command in a namespace (nil: the host's own) to its end, streaming its output;
+    /// returns its exit code (124 after `timeout` seconds, 127 when not found).
+    func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32
+    /// Gretap tunnel keys in use on this host (any namespace), by the device that uses each.
+    func tunnelKeys() throws -> [UInt32: String]
 }
 
 extension HostExecutor {

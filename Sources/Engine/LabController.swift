@@ -17,19 +17,43 @@ public struct LabController {
         self.store = store; self.executors = executors; self.interrupted = interrupted
     }
 
-    /// Executors for a lab's hosts on this machine: the local host in process. Labs whose hosts
-    /// are reached over ssh need the agent (the two-VM release).
-    public static func forThisMachine(_ t: Topology? = nil, store: StateStore = StateStore()) throws(LabError) -> LabController {
-        if let t {
-            let remote = t.hosts.filter { !$0.isLocal }
-            if !remote.isEmpty {
-                throw LabError("lab '\(t.name)' spans \(t.hosts.count) hosts (\(t.hosts.map(\.name).joined(separator: ", "))); hosts reached over ssh (\(remote.map(\.name).joined(separator: ", "))) need the agent, which this release does not have yet",
-                               fix: "`pathbed plan \(t.file)` shows what each host would get")
-            }
-        }
-        let local = t?.hosts.first(where: \.isLocal)?.name ?? "local"
-        return LabController(store: store, executors: [local: LocalExecutor(host: local)])
+    /// How each host is reached (kept in the journal, so that `down`, `status` and `exec` find them).
+    public var access: [String: HostAccess] = [:]
+
+    /// Executors for a lab's hosts: this machine in process, every other host through its agent
+    /// (over ssh, as the topology or the inventory says).
+    public static func forLab(_ t: Topology, inventory: Inventory? = nil, store: StateStore = StateStore()) -> LabController {
+        let access = (inventory ?? Inventory(hosts: [:])).access(for: t)
+        return make(access: access, store: store)
     }
+
+    /// Executors for the hosts a lab's journal names (this machine alone when there is none).
+    public static func forJournal(_ lab: String, store: StateStore = StateStore()) -> LabController {
+        if let j = store.load(lab).journal, let access = j.access, !access.isEmpty { return make(access: access, store: store) }
+        if let j = store.load(lab).journal, let plan = j.plan, plan.hosts.count == 1 {
+            return make(access: [plan.hosts[0].host: HostAccess(host: plan.hosts[0].host)], store: store)
+        }
+        return make(access: ["local": HostAccess(host: "local")], store: store)
+    }
+
+    /// Executors for this machine only (labs without remote hosts; listing).
+    public static func forThisMachine(store: StateStore = StateStore()) -> LabController {
+        make(access: ["local": HostAccess(host: "local")], store: store)
+    }
+
+    static func make(access: [String: HostAccess], store: StateStore) -> LabController {
+        var executors: [String: HostExecutor] = [:]
+        let control = store.directory + "/ssh"
+        for (name, a) in access {
+            executors[name] = a.isLocal ? LocalExecutor(host: name) : RemoteExecutor(access: a, controlDirectory: control)
+        }
+        var c = LabController(store: store, executors: executors)
+        c.access = access
+        return c
+    }
+
+    /// True when some host is reached through an agent.
+    public var spansHosts: Bool { access.values.contains { !$0.isLocal } }
 
     /// Refuses a command that changes or enters a kernel's namespaces when not run as root.
     public static func requireRoot(_ what: String, _ command: String) throws(LabError) {
@@ -46,6 +70,10 @@ public struct LabController {
         public var changes: [String] = []
         /// Leftovers of an interrupted `up` that were removed first.
         public var recovered: Int = 0
+        /// Seconds each host took to apply its part.
+        public var hostSeconds: [(host: String, seconds: Double)] = []
+        /// Tunnel probes that passed.
+        public var probes: Int = 0
     }
 
     static func digest(_ plan: LabPlan) -> String {
@@ -122,15 +150,33 @@ public struct LabController {
                             seconds: elapsed(), changes: ["build lab \(t.name): \(plan.operationCount) operations (`pathbed plan` lists them)"])
         }
         try checkCapabilities(t, plan)
+        try checkTunnelKeys(t, plan)
         var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: namespaces,
-                                 plan: plan, pid: getpid(), started: Date())
+                                 plan: plan, pid: getpid(), started: Date(), access: access.isEmpty ? nil : access)
         try store.save(journal)
         var done: [HostExecutor] = []
+        var hostSeconds: [(host: String, seconds: Double)] = []
+        var probes = 0
         do {
             for h in plan.hosts {
                 let e = try executor(h.host)
                 done.append(e)
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 try e.apply(h.operations, progress: { progress("\(h.host): \($0)/\(h.operations.count) operations") }, interrupted: interrupted)
+                hostSeconds.append((h.host, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                if !e.changedMTUs.isEmpty {
+                    journal.changedMTUs = (journal.changedMTUs ?? [:]).merging([h.host: e.changedMTUs]) { $1 }
+                    try store.save(journal)
+                }
+            }
+            let probePlan = TunnelProbe.plan(t)
+            if !probePlan.isEmpty {
+                let failed = probeTunnels(t, progress: progress)
+                if !failed.isEmpty {
+                    throw LabError("the MTU plan does not hold; nothing was left built:\n    " + failed.joined(separator: "\n    "),
+                                   fix: "raise `mtu:` of the hosts (the underlay) to at least the link MTU + \(Topology.gretapOverhead), or lower the links' `mtu:`; check that the underlay between the hosts carries frames that large")
+                }
+                probes = probePlan.count
             }
         } catch {
             let failures = done.reversed().flatMap { $0.rollBack() }
@@ -145,7 +191,8 @@ public struct LabController {
         }
         journal.state = .up
         try store.save(journal)
-        return UpResult(outcome: .built, operations: plan.operationCount, namespaces: journal.allNamespaces.count, seconds: elapsed(), recovered: recovered)
+        return UpResult(outcome: .built, operations: plan.operationCount, namespaces: journal.allNamespaces.count, seconds: elapsed(), recovered: recovered,
+                        hostSeconds: hostSeconds, probes: probes)
     }
 
     static func isPathbed(_ pid: Int32) -> Bool {
@@ -163,10 +210,37 @@ public struct LabController {
         for h in plan.hosts {
             let caps = try executor(h.host).capabilities(sysctls: h.sysctlKeys)
             problems += caps.missing(for: h).map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
+            // A host declared MPTCP must have it, whether or not this lab's nodes there use it.
+            if t.host(named: h.host)?.mptcp ?? false, !caps.isBlind, !caps.has("mptcp"), !caps.missing(for: h).contains(where: { $0.name == "mptcp" }) {
+                problems.append("    - \(h.host): declared `mptcp: true`, but its kernel has no MPTCP; boot a kernel with CONFIG_MPTCP (Linux 5.6+), or declare the host `mptcp: false`")
+            }
         }
         if !problems.isEmpty {
             throw LabError("lab '\(t.name)' needs what the kernel lacks:\n" + problems.joined(separator: "\n"),
                            fix: "`pathbed doctor \(t.file)` shows every check; nothing was changed")
+        }
+    }
+
+    /// Refuses gretap keys that another tunnel on one of the hosts already uses: two labs
+    /// between the same hosts must never share a key (their traffic would mix).
+    func checkTunnelKeys(_ t: Topology, _ plan: LabPlan) throws {
+        var clashes: [String] = []
+        for h in plan.hosts {
+            let wanted = h.operations.compactMap { op -> (UInt32, InterfaceRef)? in
+                if case let .createGretap(r, _, _, key, _, _) = op { return (key, r) } else { return nil }
+            }
+            guard !wanted.isEmpty else { continue }
+            let inUse = try executor(h.host).tunnelKeys()
+            for (key, r) in wanted {
+                guard let user = inUse[key] else { continue }
+                // This lab's own tunnels (a reconcile, or leftovers being rebuilt) are not a clash.
+                if let ns = user.components(separatedBy: " in ").last, Ownership.isNamed(ns, lab: t.name) { continue }
+                clashes.append("    - \(h.host): key \(key) for \(r) is already used by \(user)")
+            }
+        }
+        if !clashes.isEmpty {
+            throw LabError("gretap keys of lab '\(t.name)' are already in use:\n" + clashes.joined(separator: "\n"),
+                           fix: "keys come from the lab's name and the link's position: rename the lab, or take down the lab that uses them")
         }
     }
 
@@ -178,6 +252,7 @@ public struct LabController {
         public var stoppedProcesses: Int
         public var seconds: Double
         public var kernelFreeSeconds: Double?
+        public var restoredMTUs: [String] = []
     }
 
     /// Removes everything lab `lab` created on every host: the namespaces named and tagged as its
@@ -191,6 +266,7 @@ public struct LabController {
         }
         var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
         var failures: [String] = []
+        let mtus = store.load(lab).journal?.changedMTUs ?? [:]
         for e in executors.values.sorted(by: { $0.host < $1.host }) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let r = e.removeLab(lab, waitForKernel: waitForKernel)
@@ -199,6 +275,11 @@ public struct LabController {
             result.foreign += r.foreign
             result.stoppedProcesses += r.stoppedProcesses
             failures += r.failures
+            if let changed = mtus[e.host], !changed.isEmpty {
+                let f = e.restoreMTUs(changed)
+                failures += f
+                if f.isEmpty { result.restoredMTUs += changed.map { "\(e.host): \($0.interface) back to MTU \($0.mtu)" } }
+            }
             if let k = r.kernelFreeSeconds { result.kernelFreeSeconds = max(result.kernelFreeSeconds ?? 0, k) }
         }
         if !failures.isEmpty {
@@ -216,6 +297,30 @@ public struct LabController {
         var names = Set(store.labs())
         for ns in NetworkNamespace.list() { if let lab = Ownership.lab(ofNamespace: ns), LabName.problem(lab) == nil { names.insert(lab) } }
         return names.sorted()
+    }
+
+    /// The lab, host and namespace of `node`, from the journals (any host) and this machine's
+    /// namespaces; looks through every lab that is up when `lab` is nil.
+    public static func locate(node: String, lab: String?, store: StateStore = StateStore()) throws -> (lab: String, host: String, namespace: String) {
+        if let lab, let problem = LabName.problem(lab) { throw LabError(problem) }
+        var found: [(String, String, String)] = []
+        let local = Set(NetworkNamespace.list())
+        let labs = lab.map { [$0] } ?? forThisMachine(store: store).labs()
+        for l in labs {
+            let ns = "pb.\(l).\(node)"
+            if let plan = store.load(l).journal?.plan, let h = plan.hosts.first(where: { $0.namespaces.contains(ns) }) {
+                found.append((l, h.host, ns))
+            } else if local.contains(ns) {
+                found.append((l, "local", ns))
+            }
+        }
+        if found.count == 1 { return found[0] }
+        if found.isEmpty {
+            let up = forThisMachine(store: store).labs()
+            throw LabError(lab.map { "lab '\($0)' has no node '\(node)' up" } ?? "no lab that is up has a node '\(node)'",
+                           fix: up.isEmpty ? "start a lab with `pathbed up FILE`" : "labs up: \(up.joined(separator: ", ")); see `pathbed status`")
+        }
+        throw LabError("node '\(node)' exists in several labs: \(found.map(\.0).joined(separator: ", "))", fix: "name one with --lab")
     }
 
     /// The namespace of `node`, looking through the labs that are up when `lab` is nil.

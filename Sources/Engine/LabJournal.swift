@@ -20,6 +20,10 @@ public struct LabJournal: Codable, Sendable {
     public var plan: LabPlan?
     public var pid: Int32
     public var started: Date
+    /// How each host is reached (absent: all on this machine).
+    public var access: [String: HostAccess]?
+    /// Host interfaces whose MTU the lab changed, per host, with their MTU before (`down` restores them).
+    public var changedMTUs: [String: [MTUChange]]?
 
     public var allNamespaces: [String] { namespaces.values.flatMap { $0 } }
 }

@@ -21,7 +21,13 @@ extension LabController {
         if let problem = LabName.problem(lab) { s.problems.append(problem); return s }
         let journal = store.load(lab)
         var present: [String: [NamespaceState]] = [:]
-        for e in executors.values { present[e.host] = e.namespaces(of: lab) }
+        var unreachable: [String] = []
+        for e in executors.values.sorted(by: { $0.host < $1.host }) {
+            do { present[e.host] = try e.namespaces(of: lab) } catch {
+                unreachable.append(e.host)
+                s.problems.append("host \(e.host) cannot be read: \(error)")
+            }
+        }
         let all = present.values.flatMap { $0 }
         let untagged = all.filter { !$0.tagged && !$0.placeholder }.map(\.name)
         let root = geteuid() == 0
@@ -44,6 +50,8 @@ extension LabController {
                 s.state = .building
                 let alive = kill(j.pid, 0) == 0
                 s.problems.append(alive ? "`up` (pid \(j.pid)) is building it now" : "an `up` (pid \(j.pid)) stopped before it finished; `pathbed up \(j.file)` completes it, `pathbed down \(lab)` removes it")
+            } else if !unreachable.isEmpty {
+                s.state = .unknown
             } else if !missing.isEmpty {
                 s.state = .degraded
                 s.problems.append("\(missing.count) of its \(j.allNamespaces.count) namespaces are gone (\(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")); `pathbed up \(j.file)` rebuilds them")
@@ -52,7 +60,9 @@ extension LabController {
             }
         }
         for e in executors.values.sorted(by: { $0.host < $1.host }) {
-            for ns in present[e.host] ?? [] where ns.tagged || !root {
+            // Each host's own namespaces (hosts that share a kernel, as in tests, see each other's).
+            let mine = journal.journal?.namespaces[e.host].map(Set.init)
+            for ns in present[e.host] ?? [] where (ns.tagged || !root) && (mine?.contains(ns.name) ?? true) {
                 s.namespaces.append((e.host, ns.name, root ? try? e.interfaces(in: ns.name) : nil))
             }
         }

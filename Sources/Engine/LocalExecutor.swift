@@ -15,7 +15,7 @@ public final class LocalExecutor: HostExecutor {
     /// Namespaces this executor created, in order (rolled back in reverse on failure).
     public private(set) var createdNamespaces: [String] = []
     /// Host interfaces whose MTU `apply` raised, with the MTU they had.
-    public private(set) var changedMTUs: [(String, UInt32)] = []
+    public private(set) var changedMTUs: [MTUChange] = []
     /// Qdiscs set but not yet read back, by namespace.
     private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
 
@@ -80,14 +80,27 @@ public final class LocalExecutor: HostExecutor {
             createdNamespaces.append(name)
         case let .setSysctl(ns, key, value):
             try NetworkNamespace.writeSysctl(try fd(ns), namespace: ns, key, value)
+        case let .disableMPTCP(ns):
+            let f = try fd(ns)
+            if NetworkNamespace.readSysctl(f, "net.mptcp.enabled") != nil { try NetworkNamespace.writeSysctl(f, namespace: ns, "net.mptcp.enabled", "0") }
         case let .createBridge(r, stp, group):
             try route(r.namespace).createLink(.bridge(LinkAttributes(name: r.name, group: group), stp: stp))
         case let .createVeth(a, b, mtu, group):
-            try root().createLink(.veth(LinkAttributes(name: a.name, mtu: mtu, group: group), nsfd: try fd(a.namespace),
-                                        peer: LinkAttributes(name: b.name, mtu: mtu, group: group), peerNsfd: try fd(b.namespace)))
+            // Made from inside a's namespace: kernels before 6.2 look a new link's name up in the
+            // namespace of the socket that asks, so asking from the host's would clash with its eth0.
+            try route(a.namespace).createLink(.veth(LinkAttributes(name: a.name, mtu: mtu, group: group), nsfd: -1,
+                                                    peer: LinkAttributes(name: b.name, mtu: mtu, group: group), peerNsfd: try fd(b.namespace)))
         case let .createGretap(r, local, remote, key, mtu, group):
-            try root().createLink(.gretap(LinkAttributes(name: r.name, mtu: mtu, group: group), nsfd: try fd(r.namespace),
-                                          local: Self.netlink(local), remote: Self.netlink(remote), key: key))
+            // A tunnel's underlay is the namespace it is made in: it is made in the host's under a
+            // name of the lab's own (and its group), then moved into its namespace and renamed.
+            let temporary = Self.temporaryTunnelName(key)
+            let h = try root()
+            try h.createLink(.gretap(LinkAttributes(name: temporary, mtu: mtu, group: group), nsfd: -1,
+                                     local: Self.netlink(local), remote: Self.netlink(remote), key: key))
+            do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
+                try? h.deleteLink(temporary)
+                throw error
+            }
         case let .enslave(r, bridge):
             try route(r.namespace).enslave(r.name, to: bridge)
         case let .addAddress(r, address):
@@ -106,21 +119,46 @@ public final class LocalExecutor: HostExecutor {
             let index = try route(ns).ifindex(device)
             try mptcp(ns).addEndpoint(address: address.bytes, ifindex: index, id: id, flags: .init(names: flags.map(\.rawValue)),
                                       label: "\(address) dev \(device) id \(id)")
-        case let .setUnderlayMTU(interface, mtu):
-            guard let interface else {
-                throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EINVAL,
-                                   hint: "name the underlay interface with `interface:` under the host")
+        case let .setUnderlayMTU(interface, address, mtu):
+            guard let name = interface ?? address.flatMap(Self.interface(holding:)) else {
+                throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EADDRNOTAVAIL,
+                                   hint: address.map { "no interface of this host has the underlay address \($0); give the host's real address as `underlay:`, or name the interface with `interface:`" }
+                                       ?? "name the underlay interface with `interface:` under the host")
             }
             let h = try root()
-            guard let before = try h.links().first(where: { $0.name == interface }) else {
-                throw NetlinkError("raise the underlay MTU", "of \(interface)", namespace: "the host", errno: ENODEV)
+            guard let before = try h.links().first(where: { $0.name == name }) else {
+                throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: ENODEV)
             }
             if before.mtu != mtu {
-                try h.setMTU(interface, mtu)
-                changedMTUs.append((interface, before.mtu))
+                try h.setMTU(name, mtu)
+                changedMTUs.append(MTUChange(interface: name, mtu: before.mtu))
             }
         }
     }
+
+    /// The host interface that has `address` (from getifaddrs, in this namespace).
+    static func interface(holding address: IPAddress) -> String? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var p = list
+        while let a = p {
+            defer { p = a.pointee.ifa_next }
+            guard let sa = a.pointee.ifa_addr else { continue }
+            var bytes: [UInt8] = []
+            if sa.pointee.sa_family == UInt16(AF_INET) {
+                bytes = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { s in withUnsafeBytes(of: s.pointee.sin_addr) { Array($0) } }
+            } else if sa.pointee.sa_family == UInt16(AF_INET6) {
+                bytes = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { s in withUnsafeBytes(of: s.pointee.sin6_addr) { Array($0) } }
+            }
+            if bytes == address.bytes { return String(cString: a.pointee.ifa_name) }
+        }
+        return nil
+    }
+
+    /// The name a lab's tunnel has in the host's namespace for the moment between its creation
+    /// and its move; `down` removes any left there (by name and the lab's group).
+    static func temporaryTunnelName(_ key: UInt32) -> String { String(format: "pbgt%08x", key) }
 
     static func netlink(_ a: IPAddress) -> NetlinkAddress { NetlinkAddress(bytes: a.bytes, prefixLength: a.bitWidth) }
     static func netlink(_ n: IPNetwork) -> NetlinkAddress { NetlinkAddress(bytes: n.address.bytes, prefixLength: n.prefixLength) }
@@ -204,8 +242,8 @@ public final class LocalExecutor: HostExecutor {
         var failures: [String] = []
         toVerify.removeAll()
         if let h = try? root() {
-            for (interface, mtu) in changedMTUs.reversed() {
-                do { try h.setMTU(interface, mtu) } catch { failures.append("\(error)") }
+            for c in changedMTUs.reversed() {
+                do { try h.setMTU(c.interface, c.mtu) } catch { failures.append("\(error)") }
             }
         }
         changedMTUs.removeAll()
@@ -237,6 +275,40 @@ public final class LocalExecutor: HostExecutor {
         let mode: QdiscMode = old?.rootKind == nil ? .add : old?.kinds == new.kinds ? .change : .replace
         try setQdisc(link, new, mode: mode)
         try verifyQdiscs()
+    }
+
+    // MARK: The host
+
+    public func info() -> HostInfo { HostInfo.here() }
+
+    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+        var failures: [String] = []
+        for c in changes.reversed() {
+            do {
+                let h = try root()
+                guard let now = try h.links().first(where: { $0.name == c.interface }) else { continue }  // gone: nothing to restore
+                if now.mtu != c.mtu { try h.setMTU(c.interface, c.mtu) }
+            } catch { failures.append("\(error)") }
+        }
+        return failures
+    }
+
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
+        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { Interrupts.signal != 0 }, output: output)
+    }
+
+    public func tunnelKeys() -> [UInt32: String] {
+        var keys: [UInt32: String] = [:]
+        func scan(_ h: RouteHandle?, _ where_: String) {
+            for l in (try? h?.links()) ?? [] { if let k = l.greKey { keys[k] = "\(l.name) in \(where_)" } }
+        }
+        scan(try? root(), "the host's namespace")
+        for ns in NetworkNamespace.list() where !NetworkNamespace.isPlaceholder(ns) {
+            guard let fd = try? NetworkNamespace.open(ns) else { continue }
+            scan(try? RouteHandle(nsfd: fd, namespace: ns), ns)
+            close(fd)
+        }
+        return keys
     }
 
     // MARK: State
@@ -283,6 +355,13 @@ public final class LocalExecutor: HostExecutor {
         let ours = states.filter(\.tagged).map(\.name)
         // Programs still running in the lab (workloads, `pathbed exec`) would keep its namespaces alive.
         report.stoppedProcesses = ProcessStopper.stop(in: ours)
+        // A tunnel caught between its creation and its move (a kill -9 there): in the host's namespace.
+        if let h = try? root() {
+            let group = Ownership.group(lab: lab)
+            for l in (try? h.links()) ?? [] where l.group == group && l.name.hasPrefix("pbgt") && l.kind == "gretap" {
+                do { try h.deleteLink(l.name); report.removed.append(l.name) } catch { report.failures.append("\(error)") }
+            }
+        }
         // Node namespaces first, then the bridge namespace; the kernel frees their devices in the background.
         for ns in ours.sorted(by: { $0.count > $1.count }) {
             do { try NetworkNamespace.delete(ns); report.removed.append(ns) } catch { report.failures.append("\(error)") }

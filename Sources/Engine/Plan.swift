@@ -86,7 +86,10 @@ public struct RouteSpec: Codable, Hashable, Sendable {
 /// One kernel change `up` makes, in order. Values are typed and bounded (validation made them):
 /// nothing here is text for the executor to parse again. Every object carries the lab's tag.
 public enum Operation: Codable, Hashable, Sendable {
-    case setUnderlayMTU(interface: String?, mtu: UInt32)
+    /// The host's underlay interface (named, or the one that has `address`) gets this MTU.
+    case setUnderlayMTU(interface: String?, address: IPAddress?, mtu: UInt32)
+    /// MPTCP off in a namespace of a host declared plain (a no-op where the kernel has no MPTCP).
+    case disableMPTCP(namespace: String)
     /// A namespace, tagged as the lab's (its loopback's alias names the lab).
     case createNamespace(name: String, lab: String)
     case setSysctl(namespace: String, key: String, value: String)
@@ -107,7 +110,7 @@ public enum Operation: Codable, Hashable, Sendable {
         switch self {
         case .setUnderlayMTU: return nil
         case let .createNamespace(n, _): return n
-        case let .setSysctl(ns, _, _), let .addRoute(ns, _), let .addRule(ns, _, _, _),
+        case let .setSysctl(ns, _, _), let .disableMPTCP(ns), let .addRoute(ns, _), let .addRule(ns, _, _, _),
              let .setMPTCPLimits(ns, _, _), let .addMPTCPEndpoint(ns, _, _, _, _):
             return ns
         case let .createBridge(r, _, _), let .createVeth(r, _, _, _), let .createGretap(r, _, _, _, _, _), let .enslave(r, _),
@@ -122,8 +125,10 @@ public enum Operation: Codable, Hashable, Sendable {
 
     public var commands: [String] {
         switch self {
-        case let .setUnderlayMTU(interface, mtu):
-            return ["ip link set \(interface.map(sh) ?? "UNDERLAY-INTERFACE") mtu \(mtu)"]
+        case let .setUnderlayMTU(interface, address, mtu):
+            return ["ip link set \(interface.map(sh) ?? address.map { "\"$(ip -o addr show to \($0) | cut -d' ' -f2)\"" } ?? "UNDERLAY-INTERFACE") mtu \(mtu)"]
+        case let .disableMPTCP(ns):
+            return ["ip netns exec \(sh(ns)) sysctl -qw net.mptcp.enabled=0"]
         case let .createNamespace(name, lab):
             return ["ip netns add \(sh(name))", "ip -n \(sh(name)) link set lo alias \(sh(Ownership.namespaceTag(lab: lab)))"]
         case let .setSysctl(ns, key, value):
@@ -208,6 +213,7 @@ public enum Operation: Codable, Hashable, Sendable {
     public var phase: String {
         switch self {
         case .setUnderlayMTU: return "underlay"
+        case .disableMPTCP: return "sysctls"
         case .createNamespace: return "namespaces"
         case .setSysctl: return "sysctls"
         case .createBridge: return "bridges"

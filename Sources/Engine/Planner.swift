@@ -16,7 +16,7 @@ public enum Planner {
         // Underlay MTU on hosts with tunnels.
         let tunnelHosts = Set(t.links.filter(\.crossesHosts).flatMap(\.hosts))
         for h in t.hosts where tunnelHosts.contains(h.name) {
-            if let mtu = h.mtu { add(h.name, .setUnderlayMTU(interface: h.underlayInterface, mtu: UInt32(mtu))) }
+            if let mtu = h.mtu { add(h.name, .setUnderlayMTU(interface: h.underlayInterface, address: h.underlay, mtu: UInt32(mtu))) }
         }
         // Namespaces: the bridge namespace where a host has bridge ends, then one per node.
         let bridgeHosts = Set(t.links.flatMap { link in link.endpoints.enumerated().compactMap { $0.element.bridgeName != nil ? link.hosts[$0.offset] : nil } }
@@ -43,9 +43,14 @@ public enum Planner {
                 add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.conf.all.rp_filter", value: "0"))
                 add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.conf.default.rp_filter", value: "0"))
             }
+            // A host declared plain: MPTCP off in every namespace of the lab there, so that an
+            // MPTCP peer falls back to TCP as it would with a kernel without MPTCP.
+            if !mptcpHost { add(n.host, .disableMPTCP(namespace: ns)) }
             if let m = n.mptcp, mptcpHost || !m.enabled {
                 if mptcpHost { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.enabled", value: m.enabled ? "1" : "0")) }
-                if let s = m.scheduler { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.scheduler", value: s)) }
+                // A new namespace starts with the default scheduler: kernels before 6.6 have no
+                // other, and no sysctl for it, so `default` is never written.
+                if let s = m.scheduler, s != "default" { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.scheduler", value: s)) }
                 if let pm = m.pathManager { add(n.host, .setSysctl(namespace: ns, key: "net.mptcp.pm_type", value: pm == .kernel ? "0" : "1")) }
             }
             if let cc = n.congestionControl { add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.tcp_congestion_control", value: cc)) }

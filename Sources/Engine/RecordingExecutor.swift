@@ -42,6 +42,10 @@ public final class RecordingExecutor: HostExecutor {
                 createdHere.append(name)
             case let .setQdisc(r, q):
                 qdiscs[r] = q
+            case let .setUnderlayMTU(interface, _, mtu):
+                let name = interface ?? "underlay0"
+                let before = interfaceMTUs[name] ?? 1500
+                if before != mtu { changedMTUs.append(MTUChange(interface: name, mtu: before)); interfaceMTUs[name] = mtu }
             default:
                 if let ns = op.namespace, kernelNamespaces[ns] == nil { throw LabError("namespace \(ns) does not exist for \(op.command)") }
             }
@@ -64,6 +68,8 @@ public final class RecordingExecutor: HostExecutor {
     public func deleteLink(_ link: InterfaceRef) throws { deletedLinks.append(link) }
 
     public func rollBack() -> [String] {
+        _ = restoreMTUs(changedMTUs.reversed())
+        changedMTUs.removeAll()
         for ns in createdHere.reversed() { deleteNamespace(ns) }
         createdHere.removeAll()
         return []
@@ -95,6 +101,31 @@ public final class RecordingExecutor: HostExecutor {
         createdHere.removeAll()
         return report
     }
+
+    // MARK: The host
+
+    /// MTUs of the fake host's interfaces.
+    public var interfaceMTUs: [String: UInt32] = [:]
+    public private(set) var changedMTUs: [MTUChange] = []
+    /// Commands run, with the namespace they ran in; `exitCodes` answers them (0 by default).
+    public private(set) var commands: [(namespace: String?, argv: [String])] = []
+    public var exitCodes: [String: Int32] = [:]
+    /// Gretap keys already in use on the fake host.
+    public var keysInUse: [UInt32: String] = [:]
+
+    public func info() -> HostInfo { HostInfo(hostname: host, kernel: "fake", clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion) }
+
+    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+        for c in changes { interfaceMTUs[c.interface] = c.mtu }
+        return []
+    }
+
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
+        commands.append((namespace, argv))
+        return exitCodes[argv.joined(separator: " ")] ?? 0
+    }
+
+    public func tunnelKeys() -> [UInt32: String] { keysInUse }
 
     /// Namespaces the fake kernel holds now.
     public var namespaceNames: Set<String> { Set(kernelNamespaces.keys) }

@@ -147,4 +147,13 @@ public enum NetworkNamespace {
         defer { for p in cargs { free(p) } }
         return pb_spawn_in(nsfd, &cargs)
     }
+
+    /// Starts a program inside the namespace (-1: this one) in a process group of its own, with
+    /// the given stdin, stdout and stderr (-1: inherited). Returns its pid, or a negative errno.
+    public static func spawnInGroup(_ nsfd: Int32, _ argv: [String], stdin: Int32, stdout: Int32, stderr: Int32) -> pid_t {
+        var cargs = argv.map { strdup($0) }
+        cargs.append(nil)
+        defer { for p in cargs { free(p) } }
+        return pb_spawn_in_group(nsfd, &cargs, stdin, stdout, stderr)
+    }
 }

@@ -75,10 +75,15 @@ public final class RouteHandle {
         var out: [LinkInfo] = []
         var obj = nl_cache_get_first(cache)
         while let l = obj {
-            out.append(LinkInfo(index: rtnl_link_get_ifindex(l), name: String(cString: rtnl_link_get_name(l)),
+            var info = LinkInfo(index: rtnl_link_get_ifindex(l), name: String(cString: rtnl_link_get_name(l)),
                                 kind: rtnl_link_get_type(l).map { String(cString: $0) }, mtu: rtnl_link_get_mtu(l),
                                 isUp: rtnl_link_get_flags(l) & UInt32(IFF_UP.rawValue) != 0, master: rtnl_link_get_master(l),
-                                group: rtnl_link_get_group(l), alias: rtnl_link_get_ifalias(l).map { String(cString: $0) }))
+                                group: rtnl_link_get_group(l), alias: rtnl_link_get_ifalias(l).map { String(cString: $0) })
+            if info.kind == "gretap" || info.kind == "gre" {
+                let key = UInt32(bigEndian: rtnl_link_ipgre_get_ikey(l))
+                if key != 0 { info.greKey = key }
+            }
+            out.append(info)
             obj = nl_cache_get_next(l)
         }
         return out
@@ -93,7 +98,7 @@ public final class RouteHandle {
             guard let link = rtnl_link_veth_alloc() else { throw NetlinkError("create veth", object, namespace: namespace, errno: ENOMEM) }
             defer { rtnl_link_put(link) }
             Self.setAttributes(link, a)
-            rtnl_link_set_ns_fd(link, nsfd)
+            if nsfd >= 0 { rtnl_link_set_ns_fd(link, nsfd) }
             let p = rtnl_link_veth_get_peer(link)
             Self.setAttributes(p, peer)
             rtnl_link_set_ns_fd(p, peerNsfd)
@@ -155,6 +160,18 @@ public final class RouteHandle {
 
     public func setUp(_ name: String) throws(NetlinkError) { try modifyLink(name, "set up", { rtnl_link_set_flags($0, UInt32(IFF_UP.rawValue)) }) }
     public func setDown(_ name: String) throws(NetlinkError) { try modifyLink(name, "set down", { rtnl_link_unset_flags($0, UInt32(IFF_UP.rawValue)) }) }
+    /// Moves a link into the namespace `nsfd`, renaming it on the way. A tunnel keeps its
+    /// underlay in the namespace it was made in.
+    public func move(_ name: String, toNamespace nsfd: Int32, as new: String) throws(NetlinkError) {
+        try modifyLink(name, "move into its namespace as \(new)", { rtnl_link_set_ns_fd($0, nsfd); rtnl_link_set_name($0, new) })
+        indexes[name] = nil
+    }
+
+    /// Renames a link (it must be down, as a new one is).
+    public func rename(_ name: String, to new: String) throws(NetlinkError) {
+        try modifyLink(name, "rename to \(new)", { rtnl_link_set_name($0, new) })
+        indexes[name] = nil
+    }
     public func setMTU(_ name: String, _ mtu: UInt32) throws(NetlinkError) { try modifyLink(name, "set MTU \(mtu) on", { rtnl_link_set_mtu($0, mtu) }) }
 
     func modifyLink(_ name: String, _ operation: String, _ change: (OpaquePointer?) -> Void) throws(NetlinkError) {
@@ -243,12 +260,11 @@ public final class RouteHandle {
 }
 
 extension RouteHandle {
-    /// A bare gretap device, only to learn whether the kernel has gretap (`pathbed doctor`).
+    /// A keyed gretap device between two documentation addresses, only to learn whether the
+    /// kernel has gretap (`pathbed doctor`). A bare one would clash with the fallback device
+    /// `gretap0` that ip_gre puts in every namespace.
     public func probeGretap(_ name: String) throws(NetlinkError) {
-        guard let link = rtnl_link_alloc() else { throw NetlinkError("create gretap", name, namespace: namespace, errno: ENOMEM) }
-        defer { rtnl_link_put(link) }
-        rtnl_link_set_name(link, name)
-        try check(rtnl_link_set_type(link, "gretap"), "create gretap", name)
-        try check(rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL), "create gretap", name)
+        try createLink(.gretap(LinkAttributes(name: name), nsfd: -1, local: NetlinkAddress(bytes: [192, 0, 2, 1], prefixLength: 32),
+                               remote: NetlinkAddress(bytes: [192, 0, 2, 2], prefixLength: 32), key: 1))
     }
 }

@@ -113,6 +113,8 @@ public struct LinkInfo: Sendable, Hashable {
     public var master: Int32
     public var group: UInt32
     public var alias: String?
+    /// The input key of a gre or gretap device (nil for other kinds, or a tunnel without a key).
+    public var greKey: UInt32? = nil
 }
 
 /// A qdisc as the kernel reports it (read back after it is set).

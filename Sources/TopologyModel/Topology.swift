@@ -34,6 +34,12 @@ public struct Topology: Sendable {
     }
 }
 
+extension Topology {
+    /// Bytes a keyed gretap tunnel over IPv4 adds to an inner frame: outer IPv4 header 20 +
+    /// GRE header 4 + key 4 + inner Ethernet header 14.
+    public static let gretapOverhead = 42
+}
+
 public struct Host: Sendable, Hashable {
     public var name: String
     public var location: SourceLocation

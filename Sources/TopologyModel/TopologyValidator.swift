@@ -7,7 +7,7 @@ struct TopologyValidator {
 
     /// Bytes a gretap tunnel adds to an inner frame over IPv4 with a key:
     /// outer IPv4 header 20 + GRE header 4 + key 4 + inner Ethernet header 14.
-    static let greOverhead = 42
+    static let greOverhead = Topology.gretapOverhead
     static let interfaceNameLimit = 15
     static let defaultHostName = "local"
 

@@ -69,7 +69,7 @@ struct Lab: ParsableCommand {
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
             let yaml = TopologyGenerator.linear(switches: n, TopologyGenerator.Options(name: "bench\(n)"))
             let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "linear\(n).yaml")
-            let controller = try LabController.forThisMachine(t)
+            let controller = LabController.forLab(t)
             _ = try? controller.down(t.name)
             var upS = 0.0, downS = 0.0
             do {

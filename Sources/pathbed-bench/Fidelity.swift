@@ -31,7 +31,7 @@ struct Fidelity: ParsableCommand {
                     links: [ { endpoints: [a:eth0, b:eth0], subnet: 10.99.0.0/30, profile: p } ]
                     """
                 let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "fidelity.yaml")
-                let controller = try LabController.forThisMachine(t)
+                let controller = LabController.forLab(t)
                 _ = try? controller.down(t.name)
                 defer { _ = try? controller.down(t.name) }
                 _ = try controller.up(t)

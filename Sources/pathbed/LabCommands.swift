@@ -22,11 +22,12 @@ struct Up: ParsableCommand {
     @Argument(help: "Topology file.", completion: .file(extensions: ["yaml", "yml"])) var file: String
     @Flag(name: .shortAndLong, help: "Print only errors.") var quiet = false
     @Flag(help: "Print what `up` would change, and change nothing.") var dryRun = false
+    @OptionGroup var hosts: HostOptions
 
     func run() throws {
         let t = try loadTopology(file)
         do {
-            let controller = try LabController.forThisMachine(t)
+            let controller = try hosts.controller(for: t, quiet: quiet)
             if !dryRun { try LabController.requireRoot("building a lab", "up \(file)") }
             Interrupts.catchSignals()
             defer { Interrupts.restoreDefaults() }
@@ -36,6 +37,10 @@ struct Up: ParsableCommand {
             switch r.outcome {
             case .built:
                 print("lab \(t.name) is up: \(r.namespaces) namespaces, \(r.operations) operations in \(String(format: "%.2f", r.seconds)) s")
+                if r.hostSeconds.count > 1 || controller.spansHosts {
+                    for h in r.hostSeconds { print("  \(h.host) (\(controller.access[h.host]?.label ?? "this machine")): \(String(format: "%.2f", h.seconds)) s") }
+                }
+                if r.probes > 0 { print("  MTU plan proven: \(r.probes) don't-fragment probes at the full inner MTU got through every tunnel, both ways") }
                 print("  try: pathbed exec \(t.nodes[0].name) -- ip addr    |   pathbed status \(t.name)   |   pathbed down \(t.name)")
             case .unchanged:
                 print(dryRun ? "lab \(t.name) is up as \(file) describes it; `up` would change nothing" : "lab \(t.name) is already up as \(file) describes it; nothing to change")
@@ -74,7 +79,8 @@ struct Down: ParsableCommand {
         do {
             let name = try labName(lab)
             try LabController.requireRoot("removing a lab", "down \(lab)")
-            let r = try LabController.forThisMachine().down(name, waitForKernel: wait)
+            let r = try LabController.forJournal(name).down(name, waitForKernel: wait)
+            for m in r.restoredMTUs { print("  restored \(m)") }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }
             if r.removed == 0 {
                 print("lab \(name) is not up; nothing to remove")
@@ -95,11 +101,11 @@ struct Status: ParsableCommand {
 
     func run() throws {
         do {
-            let controller = try LabController.forThisMachine()
-            let labs = try lab.map { [try labName($0)] } ?? controller.labs()
+            let labs = try lab.map { [try labName($0)] } ?? LabController.forThisMachine().labs()
             if labs.isEmpty { print("no labs are up"); return }
             var unhealthy = false
             for name in labs {
+                let controller = LabController.forJournal(name)
                 let s = controller.status(name)
                 print("lab \(name): \(s.state.rawValue)\(s.file.map { " from \($0)" } ?? ""), \(s.namespaces.count) namespaces")
                 for p in s.problems { print("  ! \(p)") }
@@ -119,8 +125,12 @@ struct Status: ParsableCommand {
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a command inside a node's namespace (as `ip netns exec`).",
-        discussion: "Example: pathbed exec client -- ping -c 3 10.0.3.2"
+        abstract: "Run a command inside a node's namespace (as `ip netns exec`), on whichever host the node lives.",
+        discussion: """
+            Example: pathbed exec client -- ping -c 3 10.0.3.2. On this machine the command gets the terminal; \
+            on a remote host it runs through the agent, its output streamed back, its exit code returned, and it \
+            is stopped when this command is (Ctrl-C).
+            """
     )
     @Option(help: "The lab, when several labs have the node.") var lab: String?
     @Argument(help: "Node name.") var node: String
@@ -130,7 +140,17 @@ struct Exec: ParsableCommand {
 
     func run() throws {
         do {
-            let ns = try LabController.forThisMachine().namespace(node: node, lab: lab)
+            let (labName, host, ns) = try LabController.locate(node: node, lab: lab)
+            let controller = LabController.forJournal(labName)
+            if let access = controller.access[host], !access.isLocal, let e = controller.executors[host] {
+                Interrupts.catchSignals()
+                defer { Interrupts.restoreDefaults() }
+                let code = try e.run(command, in: ns, timeout: nil) { stream, data in
+                    data.withUnsafeBytes { _ = write(stream == .stdout ? 1 : 2, $0.baseAddress, $0.count) }
+                }
+                if code == 127 { printError("error: \(command[0]): command not found in \(ns) on \(host)") }
+                throw ExitCode(code)
+            }
             try LabController.requireRoot("entering a lab's namespace", "exec \(node) -- ...")
             let fd = try NetworkNamespace.open(ns)
             let pid = NetworkNamespace.spawn(fd, command)
@@ -147,36 +167,98 @@ struct Exec: ParsableCommand {
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what this machine's kernel and tools support.",
-        discussion: "Each feature is tried for real in a throwaway namespace (needs root). Given a topology, exits 1 if the lab needs something missing, or if nothing could be checked."
+        abstract: "Show what each host's kernel and tools support.",
+        discussion: """
+            Each feature is tried for real in a throwaway namespace (needs root). Given a topology, every host of \
+            the lab is checked (remote ones through the agent) with its declared role, and the exit status is 1 \
+            if the lab needs something missing, or if nothing could be checked.
+            """
     )
     @Argument(help: "A topology to check against (optional).", completion: .file(extensions: ["yaml", "yml"])) var file: String?
+    @OptionGroup var hosts: HostOptions
 
     func run() throws {
         let topology = try file.map(loadTopology)
-        let plan = topology.map(Planner.plan)
-        let local = plan?.hosts.first { h in topology?.host(named: h.host)?.isLocal ?? false }
-        let caps = CapabilityProbe.run(sysctls: local?.sysctlKeys ?? [])
-        print("feature               here  detail")
-        for c in caps.checks {
-            print("\(c.name.padding(toLength: 20, withPad: " ", startingAt: 0))  \(c.ok ? "yes " : "NO  ")  \(c.detail)\(c.ok || c.fix.isEmpty ? "" : "\n                            fix: \(c.fix)")")
-        }
-        if caps.isBlind {
-            printError("\nerror: not root, so nothing could be tried\n    fix: run as root (sudo pathbed doctor\(file.map { " \($0)" } ?? ""))")
-            throw ExitCode(1)
-        }
-        guard let t = topology, let plan else { return }
-        for h in plan.hosts where !(t.host(named: h.host)?.isLocal ?? false) {
-            print("\nhost \(h.host) (\(h.reach)): not checked from here; it is reached over ssh (the agent comes with the two-VM release)")
-        }
-        if let local {
-            let missing = caps.missing(for: local)
-            if missing.isEmpty {
-                print("\nlab \(t.name) (\(file!)), host \(local.host): everything it needs on this machine is here")
-            } else {
-                printError("\nlab \(t.name) (\(file!)), host \(local.host), needs what is missing here:\n" + missing.map { "  - \($0.name): \($0.detail); \($0.fix)" }.joined(separator: "\n"))
+        guard let t = topology else {
+            let caps = CapabilityProbe.run()
+            Self.show(caps)
+            if caps.isBlind {
+                printError("\nerror: not root, so nothing could be tried\n    fix: run as root (sudo pathbed doctor)")
                 throw ExitCode(1)
             }
+            return
         }
+        let plan = Planner.plan(t)
+        let controller: LabController
+        do { controller = try hosts.controller(for: t, quiet: false) } catch { throw fail(error) }
+        var failed = false
+        for h in plan.hosts {
+            let declared = t.host(named: h.host)
+            let access = controller.access[h.host]
+            print("host \(h.host) (\(access?.label ?? "this machine")), declared \(declared?.mptcp ?? true ? "MPTCP" : "plain (MPTCP off in its lab namespaces)")")
+            guard let e = controller.executors[h.host] else { continue }
+            do {
+                let info = try e.info()
+                print("  kernel \(info.kernel) on \(info.hostname), Pathbed \(info.version)")
+            } catch {
+                printError("  error: \(error)")
+                failed = true
+                continue
+            }
+            let caps = e.capabilities(sysctls: h.sysctlKeys)
+            Self.show(caps, indent: "  ")
+            var missing = caps.missing(for: h)
+            if declared?.mptcp ?? false, !caps.has("mptcp"), !missing.contains(where: { $0.name == "mptcp" }) {
+                missing.append(.init(name: "mptcp", ok: false, detail: "declared `mptcp: true` but the kernel has none", fix: "boot a kernel with CONFIG_MPTCP, or declare the host `mptcp: false`"))
+            }
+            if caps.isBlind {
+                printError("  error: not root there, so nothing could be tried")
+                failed = true
+            } else if missing.isEmpty {
+                print("  lab \(t.name): everything it needs on \(h.host) is here\n")
+            } else {
+                printError("  lab \(t.name) needs what is missing on \(h.host):\n" + missing.map { "    - \($0.name): \($0.detail); \($0.fix)" }.joined(separator: "\n"))
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    static func show(_ caps: Capabilities, indent: String = "") {
+        print("\(indent)feature               here  detail")
+        for c in caps.checks {
+            print("\(indent)\(c.name.padding(toLength: 20, withPad: " ", startingAt: 0))  \(c.ok ? "yes " : "NO  ")  \(c.detail)\(c.ok || c.fix.isEmpty ? "" : "\n\(indent)                            fix: \(c.fix)")")
+        }
+    }
+}
+
+/// Where a lab's hosts are: the topology's `ssh:` targets, an inventory, or the built-in VM pair.
+struct HostOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("An inventory (JSON) that binds the topology's host names to machines; see docs/agent.md.",
+                               discussion: "Default: $PATHBED_INVENTORY, else the built-in VM pair's when it is up and has every host the lab names."),
+            completion: .file(extensions: ["json"]))
+    var inventory: String?
+
+    func controller(for t: Topology, quiet: Bool) throws -> LabController {
+        let remote = t.hosts.filter { !$0.isLocal }.map(\.name)
+        var inv: Inventory?
+        if let path = inventory ?? ProcessInfo.processInfo.environment["PATHBED_INVENTORY"] {
+            inv = try Inventory.read(path)
+        } else if !remote.isEmpty {
+            let pair = VMPair()
+            if pair.load() != nil, FileManager.default.fileExists(atPath: pair.inventoryPath), let i = try? Inventory.read(pair.inventoryPath),
+               remote.allSatisfy({ i.hosts[$0] != nil }) {
+                inv = i
+                if !quiet { printError("  hosts \(remote.joined(separator: ", ")): the built-in VM pair (`pathbed vm status`); --inventory chooses others") }
+            }
+        }
+        if let inv {
+            let unknown = inv.hosts.keys.filter { name in !t.hosts.contains { $0.name == name } }
+            if unknown.count == inv.hosts.count, !inv.hosts.isEmpty {
+                throw LabError("inventory \(inv.file ?? "") names none of the lab's hosts (it has \(inv.hosts.keys.sorted().joined(separator: ", ")); the lab has \(t.hosts.map(\.name).joined(separator: ", ")))",
+                               fix: "name the topology's hosts in the inventory")
+            }
+        }
+        return LabController.forLab(t, inventory: inv)
     }
 }

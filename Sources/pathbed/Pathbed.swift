@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import TopologyModel
 
 @main
@@ -10,8 +11,8 @@ struct Pathbed: ParsableCommand {
             A topology file declares hosts, nodes (network namespaces), bridges, links with profiles, \
             MPTCP settings, workloads and a fault schedule. See docs/topology.md.
             """,
-        version: "0.1.0",
-        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self, Up.self, Down.self, Status.self, Exec.self, Doctor.self]
+        version: pathbedVersion,
+        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self, Up.self, Down.self, Status.self, Exec.self, Doctor.self, VM.self, Agent.self]
     )
 }
 

@@ -18,7 +18,8 @@ func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path:
             #expect(gretaps.count == 1, "\(h.host)")
             #expect(gretaps.first?.4 == 1500)
             keys += gretaps.map(\.3)
-            #expect(h.operations.first == .setUnderlayMTU(interface: nil, mtu: 5000))
+            let underlay = h.host == "mptcp-vm" ? "192.168.56.10" : "192.168.56.11"
+            #expect(h.operations.first == .setUnderlayMTU(interface: nil, address: IPAddress(underlay), mtu: 5000))
         }
         #expect(Set(keys).count == 1, "both ends of a tunnel share its key")
         let mptcpVM = plan.hosts[0].operations, plainVM = plan.hosts[1].operations
@@ -26,8 +27,9 @@ func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path:
         #expect(mptcpVM.contains(.createNamespace(name: "pb.thesis.client", lab: "thesis")))
         #expect(plainVM.contains(.createNamespace(name: "pb.thesis.server", lab: "thesis")))
         #expect(!plainVM.contains(.createNamespace(name: "pb.thesis.client", lab: "thesis")))
-        // The plain VM's kernel is never asked about MPTCP.
-        #expect(!plainVM.contains { $0.command.contains("mptcp") })
+        // The plain VM's lab namespaces get MPTCP off, and nothing else about MPTCP.
+        #expect(plainVM.contains(.disableMPTCP(namespace: "pb.thesis.server")))
+        #expect(plainVM.filter { $0.command.contains("mptcp") } == [.disableMPTCP(namespace: "pb.thesis.server")])
         #expect(mptcpVM.contains(.createVeth(InterfaceRef(namespace: "pb.thesis.router", name: "wlan0"),
                                              peer: InterfaceRef(namespace: "pb.thesis.client", name: "wlan0"), mtu: 1500,
                                              group: Ownership.group(lab: "thesis"))))

@@ -31,6 +31,10 @@ int pb_sysctl_access(int nsfd, const char *key, int writable);
 
 /* Forks; the child enters namespace NSFD and execs ARGV[0] (PATH search). Returns the pid. */
 pid_t pb_spawn_in(int nsfd, char *const argv[]);
+/* Like pb_spawn_in, with stdin, stdout and stderr set to IN, OUT and ERR (-1: inherit), in a
+ * process group of its own (so that it and its children can be stopped together), and with
+ * SIGINT, SIGTERM, SIGHUP and SIGPIPE back at their defaults. */
+pid_t pb_spawn_in_group(int nsfd, char *const argv[], int in, int out, int err);
 
 /* Signal handling for long work: SIGINT, SIGTERM and SIGHUP only set a flag that
  * pb_interrupted() returns (the signal number, or 0). */
