@@ -58,8 +58,13 @@ public struct HostAccess: Codable, Sendable, Hashable {
         }
     }
 
+    /// This machine's `pathbed`: this binary, or the one beside it (for pathbed-bench).
     static var selfPath: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let url = URL(fileURLWithPath: me)
+        if url.lastPathComponent == "pathbed" { return me }
+        let sibling = url.deletingLastPathComponent().appendingPathComponent("pathbed").path
+        return FileManager.default.isExecutableFile(atPath: sibling) ? sibling : me
     }
 
     /// The command that starts `pathbed agent` on the host. One ssh connection per host is
