@@ -206,6 +206,7 @@ import TopologyModel
                     needIf(InterfaceRef(namespace: ns, name: dev), op)
                     #expect(addresses[ns, default: []].contains { $0.address == address }, "\(name): \(op.command) before its address")
                 case .setUnderlayMTU: break
+                case let .disableMPTCP(ns): needNS(ns, op)
                 }
             }
         }

@@ -12,6 +12,8 @@ public struct HostAccess: Codable, Sendable, Hashable {
     public var identity: String?
     /// An ssh config file (`ssh -F`), e.g. the output of `vagrant ssh-config`.
     public var sshConfig: String?
+    /// A Vagrant project directory: the ssh settings come from `vagrant ssh-config HOST` run there.
+    public var vagrant: String?
     /// More ssh arguments, e.g. ["-o", "ProxyJump=bastion"].
     public var sshOptions: [String] = []
     /// The pathbed binary on that host. Nil: `pathbed` on its PATH. "self": the path of this
@@ -22,7 +24,7 @@ public struct HostAccess: Codable, Sendable, Hashable {
 
     public init(host: String, ssh: String? = nil) { self.host = host; self.ssh = ssh }
 
-    enum CodingKeys: String, CodingKey { case host, ssh, port, identity, sshConfig = "ssh-config", sshOptions = "ssh-options", pathbed, command }
+    enum CodingKeys: String, CodingKey { case host, ssh, port, identity, sshConfig = "ssh-config", sshOptions = "ssh-options", pathbed, command, vagrant }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -34,6 +36,7 @@ public struct HostAccess: Codable, Sendable, Hashable {
         sshOptions = try c.decodeIfPresent([String].self, forKey: .sshOptions) ?? []
         pathbed = try c.decodeIfPresent(String.self, forKey: .pathbed)
         command = try c.decodeIfPresent([String].self, forKey: .command)
+        vagrant = try c.decodeIfPresent(String.self, forKey: .vagrant)
         if let port, !(1...65535).contains(port) { throw DecodingError.dataCorruptedError(forKey: .port, in: c, debugDescription: "port \(port) is not 1-65535") }
         if let ssh, ssh.hasPrefix("-") || ssh.contains(where: { $0.isWhitespace }) {
             throw DecodingError.dataCorruptedError(forKey: .ssh, in: c, debugDescription: "'\(ssh)' is not an ssh destination")
@@ -114,9 +117,19 @@ public struct Inventory: Codable, Sendable {
         do {
             var inv = try JSONDecoder().decode(Inventory.self, from: data)
             inv.file = path
-            for name in inv.hosts.keys { inv.hosts[name]?.host = name }
+            // Files an inventory names are relative to the inventory's own directory.
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ p: String?) -> String? { p.map { $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).standardized.path } }
+        for (name, var a) in inv.hosts {
+            a.host = name
+            a.identity = resolve(a.identity)
+            a.sshConfig = resolve(a.sshConfig)
+            a.vagrant = resolve(a.vagrant)
+            if a.vagrant != nil && a.ssh == nil { a.ssh = name }
+            inv.hosts[name] = a
+        }
         for (name, a) in inv.hosts where a.ssh == nil && a.command == nil {
-                throw LabError("inventory \(path): host '\(name)' has neither `ssh` nor `command`", fix: "give `ssh: user@address` (docs/agent.md)")
+                throw LabError("inventory \(path): host '\(name)' has none of `ssh`, `vagrant` or `command`", fix: "give `\"ssh\": \"user@address\"` (docs/agent.md)")
             }
             return inv
         } catch let e as LabError { throw e } catch {

@@ -50,6 +50,23 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
 
     private func start() throws(LabError) {
         mkdir(controlDirectory, 0o700)
+        var access = self.access
+        if let dir = access.vagrant {
+            // `vagrant ssh-config HOST`, once per connection: the port and key can change at every `vagrant up`.
+            var config = Data(), errors = Data()
+            let code = try CommandRunner.run(["sh", "-c", "cd \"$1\" && exec vagrant ssh-config \"$2\"", "sh", dir, host], in: nil, timeout: 120) { s, d in
+                if s == .stdout { config.append(d) } else { errors.append(d) }
+            }
+            guard code == 0 else {
+                throw LabError("`vagrant ssh-config \(host)` in \(dir) failed (exit \(code)): \(String(decoding: errors.suffix(300), as: UTF8.self))",
+                               fix: "run `vagrant up` in \(dir); `vagrant status` shows the VMs")
+            }
+            let file = "\(controlDirectory)/vagrant-\(host).conf"
+            guard FileManager.default.createFile(atPath: file, contents: config, attributes: [.posixPermissions: 0o600]) else {
+                throw LabError("cannot write \(file)")
+            }
+            access.sshConfig = file
+        }
         let argv = access.agentCommand(controlDirectory: controlDirectory)
         var toAgent: [Int32] = [0, 0], fromAgent: [Int32] = [0, 0], errors: [Int32] = [0, 0]
         for i in 0..<3 {
