@@ -132,8 +132,24 @@ public struct VMPair: Sendable {
         public init() {}
     }
 
-    /// Boots the pair, or finds it running. Leaves nothing behind when it fails.
+    /// Boots the pair, or finds it running. Leaves nothing behind when it fails. A boot that
+    /// times out is tried once more (software emulation on a loaded machine is slow to start).
     public func up(_ options: Options = Options(), progress: (String) -> Void) throws -> State {
+        do { return try boot(options, progress: progress) } catch let e as BootTimeout {
+            progress("\(e.error.message); trying once more")
+            for m in ["mptcp-vm", "plain-vm"] { rename("\(directory)/\(m).log", "\(directory)/\(m).log.1") }
+            do { return try boot(options, progress: progress) } catch let again as BootTimeout { throw again.error }
+        }
+    }
+
+    struct BootTimeout: Error { var error: LabError }
+
+    func checkInterrupt() throws(LabError) {
+        let s = Interrupts.signal
+        if s != 0 { throw LabError("interrupted (signal \(s)) while the VMs booted; both were stopped") }
+    }
+
+    func boot(_ options: Options, progress: (String) -> Void) throws -> State {
         if let s = load() {
             if s.machines.allSatisfy({ Self.alive($0.pid) }) { return s }
             progress("the pair in \(directory) is half gone; removing what is left first")
@@ -150,10 +166,15 @@ public struct VMPair: Sendable {
         }
         let kernel = try Self.findKernel()
         try StateStore(directory: directory).prepare()
-        let underlayPort = try Self.freePort()
+        var ports: [Int] = []
+        while ports.count < 3 {
+            let p = try Self.freePort()
+            if !ports.contains(p) { ports.append(p) }
+        }
+        let underlayPort = ports[0]
         var machines: [Machine] = []
         for (i, (name, mptcp)) in [("mptcp-vm", true), ("plain-vm", false)].enumerated() {
-            machines.append(Machine(name: name, mptcp: mptcp, sshPort: try Self.freePort(), mac: String(format: "52:54:00:5b:00:%02x", 10 + i),
+            machines.append(Machine(name: name, mptcp: mptcp, sshPort: ports[1 + i], mac: String(format: "52:54:00:5b:00:%02x", 10 + i),
                                     underlay: "\(Self.underlayNetwork).\(10 + i)", pid: 0, log: "\(directory)/\(name).log"))
         }
         var state = State(machines: machines, underlayPort: underlayPort, kernelImage: kernel.image, accelerator: options.accelerator, started: Date())
@@ -182,9 +203,10 @@ public struct VMPair: Sendable {
                     if ssh(m, "true", timeout: 10).0 == 0 { ready.insert(m.name); progress("\(m.name): answers over ssh after \(Int(elapsed())) s") }
                 }
                 if ready.count == state.machines.count { break }
+                try checkInterrupt()
                 if elapsed() > options.bootTimeout {
-                    throw LabError("the VMs did not answer over ssh within \(Int(options.bootTimeout)) s (\(state.machines.filter { !ready.contains($0.name) }.map(\.name).joined(separator: ", ")))",
-                                   fix: "see their logs in \(directory); under software emulation a loaded machine boots slowly: --timeout gives more time")
+                    throw BootTimeout(error: LabError("the VMs did not answer over ssh within \(Int(options.bootTimeout)) s (\(state.machines.filter { !ready.contains($0.name) }.map(\.name).joined(separator: ", ")))",
+                                   fix: "see their logs in \(directory); under software emulation a loaded machine boots slowly: --timeout gives more time"))
                 }
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
                 Thread.sleep(forTimeInterval: 2)
@@ -259,6 +281,7 @@ public struct VMPair: Sendable {
                 return f.count > 3 && f[1].hasSuffix(hex) && f[3] == "0A"
             }) { return }
             guard Self.alive(machine.pid) else { throw LabError("\(machine.name) stopped at start: \(Self.tail(machine.log))", fix: "its log: \(machine.log)") }
+            try checkInterrupt()
             Thread.sleep(forTimeInterval: 0.2)
         }
         throw LabError("\(machine.name)'s qemu did not open the underlay socket on port \(port) within \(Int(timeout)) s", fix: "its log: \(machine.log)")

@@ -27,6 +27,8 @@ struct VMUp: ParsableCommand {
     func run() throws {
         do {
             try LabController.requireRoot("booting the VM pair", "vm up")
+            Interrupts.catchSignals()  // Ctrl-C stops both VMs instead of orphaning them
+            defer { Interrupts.restoreDefaults() }
             let pair = VMPair()
             var o = VMPair.Options()
             o.memoryMiB = memory; o.cpus = cpus; o.bootTimeout = timeout; o.accelerator = kvm ? "kvm" : "tcg"
