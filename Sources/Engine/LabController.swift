@@ -210,8 +210,9 @@ public struct LabController {
         for h in plan.hosts {
             let caps = try executor(h.host).capabilities(sysctls: h.sysctlKeys)
             problems += caps.missing(for: h).map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
-            // A host declared MPTCP must have it, whether or not this lab's nodes there use it.
-            if t.host(named: h.host)?.mptcp ?? false, !caps.isBlind, !caps.has("mptcp"), !caps.missing(for: h).contains(where: { $0.name == "mptcp" }) {
+            // In a lab of several hosts, a host declared MPTCP must have it (its role), whether or
+            // not this lab's nodes there use it.
+            if t.hosts.count > 1, t.host(named: h.host)?.mptcp ?? false, !caps.isBlind, !caps.has("mptcp"), !caps.missing(for: h).contains(where: { $0.name == "mptcp" }) {
                 problems.append("    - \(h.host): declared `mptcp: true`, but its kernel has no MPTCP; boot a kernel with CONFIG_MPTCP (Linux 5.6+), or declare the host `mptcp: false`")
             }
         }

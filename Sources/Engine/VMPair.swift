@@ -188,7 +188,7 @@ public struct VMPair: Sendable {
                             "--memory", "\(options.memoryMiB)M", "--cpus", String(options.cpus),
                             "--ssh", String(m.sshPort), "--ssh-tcp",
                             "--qemu-opts=-netdev socket,id=underlay,\(netdev) -device virtio-net-pci,netdev=underlay,mac=\(m.mac)",
-                            "--verbose", "--exec", "sleep infinity"]
+                            "--verbose", "--exec", Self.guestScript(m)]
                 if options.accelerator != "kvm" { argv.insert("--disable-kvm", at: 3) }
                 state.machines[i].pid = try Self.launch(argv, log: m.log, pathPrefix: URL(fileURLWithPath: vng).deletingLastPathComponent().path)
                 try save(state)
@@ -235,6 +235,18 @@ public struct VMPair: Sendable {
             throw error
         }
         return state
+    }
+
+    /// What each guest runs once booted, and for as long as it lives. virtme-ng configures its
+    /// user-mode NIC (the one ssh comes in through) by DHCP, which udev can defeat by renaming
+    /// the NIC at the same moment: so the script sets the address slirp always gives
+    /// (10.0.2.15/24, gateway 10.0.2.2) on that NIC itself, and addresses the underlay NIC (found
+    /// by its MAC). Kept short: it travels on the kernel's command line.
+    static func guestScript(_ m: Machine) -> String {
+        "for d in /sys/class/net/e*; do n=${d##*/}; ip link set $n up; if grep -q \(m.mac) $d/address; "
+            + "then ip addr replace \(m.underlay)/24 dev $n; else ip addr replace 10.0.2.15/24 dev $n; ip route replace default via 10.0.2.2; fi; done; "
+            + (m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0; ")
+            + "exec sleep infinity"
     }
 
     static func onPath(_ tool: String) -> Bool {

@@ -208,7 +208,7 @@ struct Doctor: ParsableCommand {
             let caps = e.capabilities(sysctls: h.sysctlKeys)
             Self.show(caps, indent: "  ")
             var missing = caps.missing(for: h)
-            if declared?.mptcp ?? false, !caps.has("mptcp"), !missing.contains(where: { $0.name == "mptcp" }) {
+            if t.hosts.count > 1, declared?.mptcp ?? false, !caps.has("mptcp"), !missing.contains(where: { $0.name == "mptcp" }) {
                 missing.append(.init(name: "mptcp", ok: false, detail: "declared `mptcp: true` but the kernel has none", fix: "boot a kernel with CONFIG_MPTCP, or declare the host `mptcp: false`"))
             }
             if caps.isBlind {
