@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TopologyModel
 
 /// Labs over several hosts, for real: a second host reached through `pathbed agent` (started
 /// as a plain command here: the stdio that ssh would give), and the built-in VM pair running
@@ -146,5 +147,21 @@ extension LabTests {
         #expect(stop.status == 0 && stop.out.contains("stopped mptcp-vm and plain-vm"), "\(stop.out)")
         #expect(try pairProcesses().isEmpty, "no qemu or virtme-ng of the pair is left")
         #expect(try run([pathbed, "vm", "status"]).status == 1)
+    }
+}
+
+/// vagrant/Vagrantfile is valid Vagrant (scripts/setup installs vagrant and vagrant-libvirt;
+/// VMs themselves cannot run here: no boxes without the internet), and its inventory binds the
+/// example topology's hosts.
+@Suite struct VagrantTests {
+    @Test func theVagrantfileValidates() throws {
+        let dir = root.appendingPathComponent("vagrant").path
+        let r = try run(["sh", "-c", "cd \"$1\" && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate", "sh", dir], timeout: 120)
+        #expect(r.status == 0 && r.out.contains("validated successfully"), "vagrant validate (is vagrant installed? scripts/setup installs it): \(r.out) \(r.err)")
+        let inv = try String(contentsOfFile: dir + "/inventory.json", encoding: .utf8)
+        let thesis = try TopologyLoader.load(path: root.appendingPathComponent("topologies/thesis-two-vms.yaml").path)
+        for h in thesis.hosts { #expect(inv.contains("\"\(h.name)\""), "vagrant/inventory.json binds \(h.name)") }
+        let vagrantfile = try String(contentsOfFile: dir + "/Vagrantfile", encoding: .utf8)
+        for h in thesis.hosts { #expect(vagrantfile.contains("\"\(h.name)\" => { ip: \"\(h.underlay!)\""), "the Vagrant VM \(h.name) has the topology's underlay address") }
     }
 }
