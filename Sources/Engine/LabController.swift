@@ -97,6 +97,13 @@ public struct LabController {
         let digest = Self.digest(plan)
         let lock = try store.lock(t.name)
         defer { lock.release() }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        RemoteExecutor.connectAll(Array(executors.values))
+        for case let r as RemoteExecutor in executors.values.sorted(by: { $0.host < $1.host }) {
+            if let info = r.remoteInfo {
+                progress("\(r.host): agent of Pathbed \(info.version) on \(info.hostname), Linux \(info.kernel); connected in \(String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)) s")
+            }
+        }
 
         // What is there now, per host.
         var present: [String: [NamespaceState]] = [:]
@@ -149,7 +156,7 @@ public struct LabController {
             return UpResult(outcome: .dryRun, operations: plan.operationCount, namespaces: namespaces.values.reduce(0) { $0 + $1.count },
                             seconds: elapsed(), changes: ["build lab \(t.name): \(plan.operationCount) operations (`pathbed plan` lists them)"])
         }
-        try checkCapabilities(t, plan)
+        try checkCapabilities(t, plan, progress: progress)
         try checkTunnelKeys(t, plan)
         var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: namespaces,
                                  plan: plan, pid: getpid(), started: Date(), access: access.isEmpty ? nil : access)
@@ -205,10 +212,18 @@ public struct LabController {
     }
 
     /// Refuses, before any change, what a host's kernel cannot do.
-    func checkCapabilities(_ t: Topology, _ plan: LabPlan) throws {
+    func checkCapabilities(_ t: Topology, _ plan: LabPlan, progress: (String) -> Void = { _ in }) throws {
         var problems: [String] = []
-        for h in plan.hosts {
-            let caps = try executor(h.host).capabilities(sysctls: h.sysctlKeys)
+        // Every host's kernel is tried at once (under software emulation each takes seconds).
+        let found = CapabilitiesBox(count: plan.hosts.count)
+        found.executors = try plan.hosts.map { try executor($0.host) }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        DispatchQueue.concurrentPerform(iterations: plan.hosts.count) { [plan] i in
+            found.set(i, found.executors[i].capabilities(sysctls: plan.hosts[i].sysctlKeys))
+        }
+        progress("\(plan.hosts.map(\.host).joined(separator: ", ")): kernels checked in \(String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)) s")
+        for (i, h) in plan.hosts.enumerated() {
+            let caps = found.get(i)
             problems += caps.missing(for: h).map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
             // In a lab of several hosts, a host declared MPTCP must have it (its role), whether or
             // not this lab's nodes there use it.
@@ -220,6 +235,16 @@ public struct LabController {
             throw LabError("lab '\(t.name)' needs what the kernel lacks:\n" + problems.joined(separator: "\n"),
                            fix: "`pathbed doctor \(t.file)` shows every check; nothing was changed")
         }
+    }
+
+    final class CapabilitiesBox: @unchecked Sendable {
+        private var items: [Capabilities?]
+        /// Each one is used by one thread only.
+        var executors: [HostExecutor] = []
+        private let lock = NSLock()
+        init(count: Int) { items = Array(repeating: nil, count: count) }
+        func set(_ i: Int, _ c: Capabilities) { lock.withLock { items[i] = c } }
+        func get(_ i: Int) -> Capabilities { lock.withLock { items[i] } ?? Capabilities(checks: []) }
     }
 
     /// Refuses gretap keys that another tunnel on one of the hosts already uses: two labs
@@ -265,6 +290,7 @@ public struct LabController {
         if case let .ok(j) = store.load(lab), j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
             throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
         }
+        RemoteExecutor.connectAll(Array(executors.values))
         var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
         var failures: [String] = []
         let mtus = store.load(lab).journal?.changedMTUs ?? [:]

@@ -156,6 +156,8 @@ public final class LocalExecutor: HostExecutor {
         return nil
     }
 
+    static let fallbackDevices: Set<String> = ["gre0", "gretap0", "erspan0", "ip6gre0", "ip6tnl0", "sit0", "tunl0", "ip_vti0", "ip6_vti0"]
+
     /// The name a lab's tunnel has in the host's namespace for the moment between its creation
     /// and its move; `down` removes any left there (by name and the lab's group).
     static func temporaryTunnelName(_ key: UInt32) -> String { String(format: "pbgt%08x", key) }
@@ -324,7 +326,8 @@ public final class LocalExecutor: HostExecutor {
         let h = try route(namespace)
         let links = try h.links()
         let qdiscs = try h.qdiscs()
-        return try links.filter { $0.name != "lo" }.map { l in
+        // Tunnel modules put fallback devices (gre0, gretap0, ...) into every namespace: not the lab's.
+        return try links.filter { $0.name != "lo" && !($0.group == 0 && Self.fallbackDevices.contains($0.name)) }.map { l in
             let mine = qdiscs.filter { $0.interfaceIndex == l.index }
             var shaping: [String] = []
             if let root = mine.first(where: { $0.parent == 0xFFFF_FFFF }), root.kind != "noqueue" {

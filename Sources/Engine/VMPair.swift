@@ -101,7 +101,8 @@ public struct VMPair: Sendable {
             var a = HostAccess(host: m.name, ssh: "root@127.0.0.1")
             a.port = m.sshPort
             a.identity = Self.identity
-            a.sshOptions = Self.sshOptions
+            // A login costs seconds under software emulation: keep each guest's connection for 10 minutes.
+            a.sshOptions = Self.sshOptions + ["-o", "ControlPersist=600"]
             a.pathbed = "self"  // the guests see this machine's file system, this binary included
             hosts[m.name] = a
         }
@@ -211,13 +212,20 @@ public struct VMPair: Sendable {
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
                 Thread.sleep(forTimeInterval: 2)
             }
-            // The underlay: the NIC with our MAC, addressed; MTU left at 1500 (a lab raises it, `down` puts it back).
+            // The underlay: the NIC with our MAC, addressed; MTU left at 1500 (a lab raises it, `down`
+            // puts it back). Root's shell in the guest (its own /etc) becomes sh: bash would read
+            // this machine's ~/.bashrc at every ssh command, seconds under software emulation. The
+            // pathbed binary is read once now, and the modules labs use are loaded, so that the
+            // first `up` does not wait for them.
             for i in state.machines.indices {
                 let m = state.machines[i]
                 let (code, out) = ssh(m, """
                     set -e; dev=$(grep -l '\(m.mac)' /sys/class/net/*/address | cut -d/ -f5); test -n "$dev"
+                    sed -i 's|^root:\\(.*\\):/bin/bash$|root:\\1:/bin/sh|' /etc/passwd
                     ip link set "$dev" up; ip addr replace \(m.underlay)/24 dev "$dev"
                     \(m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0")
+                    cat '\(HostAccess.selfPath)' > /dev/null 2>&1 || true
+                    modprobe -a ip_gre sch_netem sch_htb sch_tbf bridge veth 2>/dev/null || true
                     echo "$dev $(uname -r)"
                     """)
                 let parts = out.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []
@@ -229,7 +237,16 @@ public struct VMPair: Sendable {
             guard code == 0 else { throw LabError("the underlay between the VMs does not carry packets: \(out)", fix: "see the logs in \(directory)") }
             state.bootSeconds = elapsed()
             try save(state)
-            try inventory(state).write(to: inventoryPath)
+            let inv = inventory(state)
+            try inv.write(to: inventoryPath)
+            // Open the shared ssh connection each lab command will use (a login costs seconds here).
+            let control = StateStore().directory + "/ssh"
+            mkdir(control, 0o700)
+            for m in state.machines {
+                guard let a = inv.hosts[m.name] else { continue }
+                let argv = a.agentCommand(controlDirectory: control).prefix { $0 != "--" } + ["true"]
+                _ = try? CommandRunner.run(Array(argv), in: nil, timeout: 30) { _, _ in }
+            }
         } catch {
             _ = down()
             throw error
@@ -314,16 +331,18 @@ public struct VMPair: Sendable {
         var groups = state?.machines.map(\.pid).filter { $0 > 0 } ?? []
         // A qemu of the pair whose group is unknown (a state file lost): found by its name.
         for pid in Self.pairProcesses() where !groups.contains(pid) { groups.append(pid) }
+        // The shared ssh connections to the guests (ControlPersist) end first, while they still answer.
+        let control = StateStore().directory + "/ssh"
+        for m in state?.machines ?? [] {
+            _ = try? CommandRunner.run(["ssh", "-o", "ControlPath=\(control)/%C", "-p", String(m.sshPort), "-O", "exit", "root@127.0.0.1"],
+                                       in: nil, timeout: 5) { _, _ in }
+        }
         for g in groups { kill(-g, SIGTERM); kill(g, SIGTERM) }
         let deadline = monotonicNanoseconds() + 5_000_000_000
         while monotonicNanoseconds() < deadline, groups.contains(where: { kill(-$0, 0) == 0 || Self.alive($0) }) { usleep(100_000) }
         for g in groups { kill(-g, SIGKILL); kill(g, SIGKILL) }
         for g in groups { var st: Int32 = 0; _ = waitpid(g, &st, WNOHANG) }
         for m in state?.machines ?? [] where m.pid > 0 { stopped.append(m.name) }
-        // ssh connections kept open to the guests (ControlPersist) end with them.
-        for pid in Self.processes(matching: { $0.first.map { $0.hasSuffix("ssh") } == true && $0.contains { $0.hasPrefix("ControlPath=") } && $0.contains("root@127.0.0.1") }) {
-            if let s = state, s.machines.contains(where: { m in Self.cmdline(pid).contains(String(m.sshPort)) }) { kill(pid, SIGTERM) }
-        }
         unlink(statePath); unlink(inventoryPath)
         return stopped
     }
@@ -369,6 +388,6 @@ public struct VMPair: Sendable {
             throw LabError(load() == nil ? "the VM pair is not up" : "no VM named '\(name)' (mptcp-vm or plain-vm)", fix: "pathbed vm up")
         }
         return ["ssh", "-p", String(m.sshPort), "-i", Self.identity, "-o", "IdentitiesOnly=yes"] + Self.sshOptions
-            + (command.isEmpty ? ["-t"] : []) + ["root@127.0.0.1"] + command
+            + (command.isEmpty ? ["-t", "root@127.0.0.1", "bash", "-l"] : ["root@127.0.0.1"] + command)
     }
 }

@@ -111,8 +111,9 @@ struct Status: ParsableCommand {
                 for p in s.problems { print("  ! \(p)") }
                 for n in s.notes { print("  note: \(n)") }
                 if s.state != .up { unhealthy = true }
+                let hosts = Set(s.namespaces.map(\.host))
                 for ns in s.namespaces {
-                    print("  \(ns.name)")
+                    print("  \(ns.name)" + (hosts.count > 1 ? "   (on \(ns.host))" : ""))
                     for i in ns.interfaces ?? [] {
                         print("    \(i.name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(i.kind)\(i.isUp ? " up" : " down") mtu \(i.mtu)\(i.shaping.isEmpty ? "" : "  qdisc \(i.shaping)")")
                     }

@@ -74,13 +74,15 @@ public struct HostAccess: Codable, Sendable, Hashable {
     /// shared by every command (ControlMaster), kept for a minute after the last one ends.
     public func agentCommand(controlDirectory: String) -> [String] {
         if let command { return command }
-        var argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15",
-                    "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=4",
-                    "-o", "ControlMaster=auto", "-o", "ControlPath=\(controlDirectory)/%C", "-o", "ControlPersist=60"]
+        // ssh keeps the first value it is given for an option: the inventory's own options come
+        // first, so that they override these defaults.
+        var argv = ["ssh", "-T"]
         if let sshConfig { argv += ["-F", sshConfig] }
         if let port { argv += ["-p", String(port)] }
         if let identity { argv += ["-i", identity, "-o", "IdentitiesOnly=yes"] }
         argv += sshOptions
+        argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=4",
+                 "-o", "ControlMaster=auto", "-o", "ControlPath=\(controlDirectory)/%C", "-o", "ControlPersist=60"]
         argv += [ssh ?? "localhost", "--", agentBinary, "agent"]
         return argv
     }

@@ -39,7 +39,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
 
     // MARK: Connection
 
-    func connect() throws(LabError) {
+    public func connect() throws(LabError) {
         if input != nil { return }
         if let connectError { throw connectError }
         do { try start() } catch {
@@ -108,6 +108,14 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         remoteInfo = info
         handshakeRoundTripNanoseconds = t1 - t0
         clockOffsetNanoseconds = Int64(bitPattern: info.clockNanoseconds) - Int64(bitPattern: t0 / 2 + t1 / 2)
+    }
+
+    /// Connects to every remote host at once (ssh handshakes and agent starts overlap); a
+    /// failure is kept and reported by the host's first request.
+    public static func connectAll(_ executors: [HostExecutor]) {
+        let remote = executors.compactMap { $0 as? RemoteExecutor }
+        guard remote.count > 1 else { return }
+        DispatchQueue.concurrentPerform(iterations: remote.count) { i in try? remote[i].connect() }
     }
 
     /// Ends the session: `bye`, then the ssh process is given 2 s before it is killed.
