@@ -23,8 +23,10 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CNetlink", "CShims"]),
         // The typed, validated model of a topology file. Never touches the kernel.
         .target(name: "TopologyModel", dependencies: [.product(name: "Yams", package: "Yams")]),
-        // Planner (desired state -> ordered operations per host); later the executor.
-        .target(name: "Engine", dependencies: ["TopologyModel", "Netlink"]),
+        // Series, recovery time, CSV, SVG plots and tables from measurements. Measures nothing itself.
+        .target(name: "Report"),
+        // Planner, executors (local netlink, the agent, a fake), journal, reconcile, the VM pair, runs.
+        .target(name: "Engine", dependencies: ["TopologyModel", "Netlink", "Report"]),
         // The command line: wiring only.
         .executableTarget(name: "pathbed", dependencies: [
             "TopologyModel", "Engine",
@@ -37,7 +39,8 @@ let package = Package(
         ]),
         .testTarget(name: "TopologyModelTests", dependencies: ["TopologyModel"],
                     exclude: ["Corpus", "Fixtures"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TopologyModel"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TopologyModel", "Report"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report"]),
         // Root only: real namespaces, real traffic, driving the built `pathbed` binary.
         .testTarget(name: "IntegrationTests", dependencies: ["TopologyModel"]),
     ],

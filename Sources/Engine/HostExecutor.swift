@@ -124,6 +124,29 @@ public protocol HostExecutor: AnyObject {
     func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32
     /// Gretap tunnel keys in use on this host (any namespace), by the device that uses each.
     func tunnelKeys() throws -> [UInt32: String]
+
+    // Faults and measurements (runs).
+    /// Takes a link end down, or brings it up and puts back `routes` (the kernel flushed them when
+    /// it went down). With `revertAfter`, the host itself brings it back up after that many
+    /// seconds, and also when its controller goes away: a fault never outlives its run.
+    func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws
+    /// Samples the byte counters of every interface of `namespaces` every `interval` seconds for
+    /// `duration` seconds (or until the run stops it), handing each round to `onSample`.
+    func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws
+}
+
+/// One round of interface byte counters on one host.
+public struct CounterSample: Sendable, Codable {
+    /// The host's CLOCK_MONOTONIC, nanoseconds.
+    public var clock: UInt64
+    public var counters: [InterfaceCounters]
+}
+
+public struct InterfaceCounters: Sendable, Codable, Hashable {
+    public var namespace: String
+    public var interface: String
+    public var rxBytes: UInt64
+    public var txBytes: UInt64
 }
 
 extension HostExecutor {

@@ -313,6 +313,46 @@ public final class LocalExecutor: HostExecutor {
         return keys
     }
 
+    // MARK: Faults and measurements
+
+    public func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws {
+        if up {
+            FaultGuard.shared.disarm(link)
+            try FaultGuard.bringUp(link, routes: routes, handle: try route(link.namespace))
+        } else {
+            try route(link.namespace).setDown(link.name)
+            if let revertAfter { FaultGuard.shared.arm(link, routes: routes, after: revertAfter) }
+        }
+    }
+
+    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+                               onSample: @escaping (CounterSample) -> Void) throws {
+        // Handles of its own: sampling runs beside other work on this host.
+        var handles: [(String, RouteHandle, Int32)] = []
+        defer { for (_, _, fd) in handles { close(fd) } }
+        for ns in namespaces {
+            let fd = try NetworkNamespace.open(ns)
+            handles.append((ns, try RouteHandle(nsfd: fd, namespace: ns), fd))
+        }
+        let step = UInt64(max(interval, 0.01) * 1e9)
+        let start = monotonicNanoseconds()
+        let end = start + UInt64(max(duration, 0) * 1e9)
+        var next = start
+        while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
+            let clock = monotonicNanoseconds()
+            var counters: [InterfaceCounters] = []
+            for (ns, h, _) in handles {
+                for l in (try? h.links()) ?? [] where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
+                    counters.append(InterfaceCounters(namespace: ns, interface: l.name, rxBytes: l.rxBytes, txBytes: l.txBytes))
+                }
+            }
+            onSample(CounterSample(clock: clock, counters: counters))
+            next += step
+            let now = monotonicNanoseconds()
+            if next > now { usleep(UInt32(min(next - now, 1_000_000_000) / 1000)) } else { next = now }
+        }
+    }
+
     // MARK: State
 
     public func namespaces(of lab: String) -> [NamespaceState] {

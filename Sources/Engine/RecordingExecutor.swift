@@ -127,6 +127,20 @@ public final class RecordingExecutor: HostExecutor {
 
     public func tunnelKeys() -> [UInt32: String] { keysInUse }
 
+    /// Link ends taken down and not yet back up, with their revert deadline.
+    public private(set) var downLinks: [InterfaceRef: Double?] = [:]
+    public private(set) var linkChanges: [(InterfaceRef, Bool, [RouteSpec])] = []
+
+    public func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws {
+        linkChanges.append((link, up, routes))
+        if up { downLinks[link] = nil } else { downLinks[link] = revertAfter }
+    }
+
+    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+                               onSample: @escaping (CounterSample) -> Void) throws {
+        onSample(CounterSample(clock: monotonicNanoseconds(), counters: []))
+    }
+
     /// Namespaces the fake kernel holds now.
     public var namespaceNames: Set<String> { Set(kernelNamespaces.keys) }
 }

@@ -115,6 +115,9 @@ public struct LinkInfo: Sendable, Hashable {
     public var alias: String?
     /// The input key of a gre or gretap device (nil for other kinds, or a tunnel without a key).
     public var greKey: UInt32? = nil
+    /// Byte counters, as the kernel keeps them.
+    public var rxBytes: UInt64 = 0
+    public var txBytes: UInt64 = 0
 }
 
 /// A qdisc as the kernel reports it (read back after it is set).

@@ -20,6 +20,10 @@ public struct AgentRequest: Codable, Sendable {
         case hello
         case info, capabilities, apply, rollBack, namespaces, interfaces, removeLab, removeNamespaces
         case deleteLink, setProfile, changedMTUs, restoreMTUs, run, tunnelKeys
+        /// A link end down (with a revert deadline the agent keeps) or up with its routes.
+        case setLink
+        /// Byte counters of namespaces' interfaces, streamed as `sample` events until the duration passes or `cancel`.
+        case sampleCounters
         /// Stops the request `target` (an `apply` rolls back; a `run` has its process group killed).
         case cancel
         /// Ends the session: the agent stops what it runs and exits.
@@ -41,6 +45,11 @@ public struct AgentRequest: Codable, Sendable {
     public var argv: [String]?
     public var timeout: Double?
     public var target: Int?
+    public var up: Bool?
+    public var routes: [RouteSpec]?
+    public var revertAfter: Double?
+    public var interval: Double?
+    public var duration: Double?
 
     public init(id: Int, method: Method) { self.id = id; self.method = method }
 }
@@ -48,7 +57,7 @@ public struct AgentRequest: Codable, Sendable {
 /// A line from the agent: an event about request `id` (`progress`, `output`), a `heartbeat`,
 /// or the end of request `id` (`event` nil) with its result or its error.
 public struct AgentReply: Codable, Sendable {
-    public enum Event: String, Codable, Sendable { case progress, output, heartbeat }
+    public enum Event: String, Codable, Sendable { case progress, output, heartbeat, sample }
     public var id: Int?
     public var event: Event?
     /// The host's CLOCK_MONOTONIC in nanoseconds when the line was written (every line has it).
@@ -72,6 +81,7 @@ public struct AgentReply: Codable, Sendable {
     public var stream: OutputStream?
     /// Output bytes, base64 (commands may write anything).
     public var data: String?
+    public var sample: CounterSample?
 
     public init(id: Int?, event: Event? = nil) { self.id = id; self.event = event; self.clock = monotonicNanoseconds() }
 }

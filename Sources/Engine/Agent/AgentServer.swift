@@ -54,6 +54,8 @@ public final class AgentServer: @unchecked Sendable {
             if isGone { break }
         }
         CommandRunner.stopAll()
+        // Faults end with the run that made them, even when its controller is gone.
+        FaultGuard.shared.revertAll()
         return 0
     }
 
@@ -153,6 +155,13 @@ public final class AgentServer: @unchecked Sendable {
                     var e = AgentReply(id: q.id, event: .output)
                     e.stream = stream; e.data = data.base64EncodedString()
                     out.send(e)
+                }
+            case .setLink:
+                guard let l = q.link, let up = q.up else { return fail(q.id, .protocolError, "setLink needs `link` and `up`") }
+                try executor.setLink(l, up: up, routes: q.routes ?? [], revertAfter: q.revertAfter)
+            case .sampleCounters:
+                try executor.sampleCounters(q.names ?? [], interval: q.interval ?? 0.1, duration: q.duration ?? 0, stop: { [self] in isCancelled(q.id) }) { [out] sample in
+                    var e = AgentReply(id: q.id, event: .sample); e.sample = sample; out.send(e)
                 }
             case .tunnelKeys:
                 r.keys = Dictionary(uniqueKeysWithValues: try executor.tunnelKeys().map { (String($0.key), $0.value) })

@@ -179,7 +179,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
     }
 
     /// Sends a request and waits for its end, handing its events to `onEvent`.
-    func call(_ request: AgentRequest, timeout: Double? = nil, onEvent: (AgentReply) -> Void = { _ in }) throws -> AgentReply {
+    func call(_ request: AgentRequest, timeout: Double? = nil, cancelWhen: () -> Bool = { false }, onEvent: (AgentReply) -> Void = { _ in }) throws -> AgentReply {
         var request = request
         if request.method != .hello {
             try connect()
@@ -221,7 +221,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
                 throw LabError("host '\(host)' (\(access.label)) did not answer within \(Int(timeout)) s\(why.isEmpty ? "" : ": \(why)")",
                                fix: "check that ssh to it works without a password prompt (BatchMode)")
             }
-            if !cancelSent, request.method != .hello, interrupted() != 0 {
+            if !cancelSent, request.method != .hello, interrupted() != 0 || cancelWhen() {
                 var cancel = AgentRequest(id: 0, method: .cancel)
                 cancel.target = request.id
                 input.send(cancel)
@@ -231,7 +231,11 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
     }
 
     func result(_ request: AgentRequest, onEvent: (AgentReply) -> Void = { _ in }) throws -> AgentReply {
-        let r = try call(request, onEvent: onEvent)
+        try result(request, cancelWhen: { false }, onEvent: onEvent)
+    }
+
+    func result(_ request: AgentRequest, cancelWhen: () -> Bool, onEvent: (AgentReply) -> Void) throws -> AgentReply {
+        let r = try call(request, cancelWhen: cancelWhen, onEvent: onEvent)
         if let e = r.error {
             if e.kind == .interrupted { throw Interrupted(signal: e.signal ?? SIGTERM) }
             throw LabError("\(host): \(e.message)", fix: e.fix)
@@ -299,6 +303,17 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
             if let s = e.stream, let d = e.data.flatMap({ Data(base64Encoded: $0) }) { output(s, d) }
         }
         return r.exitCode ?? 1
+    }
+
+    public func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws {
+        _ = try result(request(.setLink) { $0.link = link; $0.up = up; $0.routes = routes; $0.revertAfter = revertAfter })
+    }
+
+    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+                               onSample: @escaping (CounterSample) -> Void) throws {
+        _ = try result(request(.sampleCounters) { $0.names = namespaces; $0.interval = interval; $0.duration = duration }, cancelWhen: stop, onEvent: { e in
+            if let s = e.sample { onSample(s) }
+        })
     }
 
     public func tunnelKeys() throws -> [UInt32: String] {

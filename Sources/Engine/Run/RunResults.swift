@@ -1,0 +1,160 @@
+import Foundation
+import Report
+
+/// Everything a run measured: results.json, documented in docs/results.md.
+public struct RunResults: Codable, Sendable {
+    public static let formatVersion = 1
+    public var format = "pathbed-results"
+    public var version = RunResults.formatVersion
+    public var pathbed = pathbedVersion
+    public var lab: String
+    public var file: String
+    public var started: Date
+    public var durationSeconds: Double
+    public var hosts: [String: HostInfo]
+    public var sampleIntervalSeconds: Double
+    /// Faults as planned and as they happened, in run seconds.
+    public var events: [Event]
+    /// Received throughput of every lab interface, from its byte counters.
+    public var interfaces: [Series] = []
+    public var workloads: [WorkloadResult] = []
+    public var impacts: [FaultImpact] = []
+    /// The counters as sampled (run seconds, per host).
+    public var rawCounters: [RawSample] = []
+
+    public struct HostInfo: Codable, Sendable {
+        public var kernel: String
+        public var hostname: String
+        public var version: String
+        /// The host's monotonic clock minus the controller's, as the agent's handshake estimated it.
+        public var clockOffsetSeconds: Double
+        public var reach: String
+    }
+
+    public struct Event: Codable, Sendable {
+        public var label: String
+        public var kind: String
+        public var planned: Double
+        public var actual: Double
+        /// When the change was done on every host it touched.
+        public var applied: Double
+        public var revertPlanned: Double?
+        public var revertActual: Double?
+    }
+
+    public struct WorkloadResult: Codable, Sendable {
+        public var name: String
+        public var plugin: String
+        public var node: String
+        public var target: String
+        public var mptcp: Bool
+        public var started: Double
+        public var exitCode: Int32
+        public var error: String?
+        public var series: [Series]
+    }
+
+    public struct FaultImpact: Codable, Sendable {
+        public var event: String
+        public var impact: Impact
+    }
+
+    public struct RawSample: Codable, Sendable {
+        public var host: String
+        public var t: Double
+        public var counters: [InterfaceCounters]
+    }
+
+    public init(lab: String, file: String, started: Date, durationSeconds: Double, hosts: [String: HostInfo],
+                sampleIntervalSeconds: Double, events: [Event]) {
+        self.lab = lab; self.file = file; self.started = started; self.durationSeconds = durationSeconds
+        self.hosts = hosts; self.sampleIntervalSeconds = sampleIntervalSeconds; self.events = events
+    }
+
+    /// For each fault, its impact on every throughput workload (recovery per `Recovery`).
+    public mutating func computeImpacts() {
+        impacts = []
+        let throughput = workloads.flatMap(\.series).filter { $0.unit == "Mbit/s" }
+        for (i, e) in events.enumerated() {
+            guard let back = e.revertActual else { continue }
+            let until = i + 1 < events.count ? events[i + 1].actual : durationSeconds
+            for s in throughput {
+                impacts.append(FaultImpact(event: e.label, impact: Recovery.impact(of: s, faultStart: e.actual, faultEnd: back, until: until)))
+            }
+        }
+    }
+}
+
+public enum RunReport {
+    /// Writes results.json, one CSV of all series on the common grid, SVG plots and summary.txt.
+    public static func write(_ r: RunResults, to dir: String) throws {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; e.dateEncodingStrategy = .iso8601
+        try e.encode(r).write(to: URL(fileURLWithPath: "\(dir)/results.json"))
+        try render(r, to: dir)
+    }
+
+    public static func read(_ dir: String) throws -> RunResults {
+        let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/results.json")) } catch {
+            throw LabError("\(dir) has no results.json: \(error.localizedDescription)", fix: "give the directory `pathbed run` wrote")
+        }
+        let r = try d.decode(RunResults.self, from: data)
+        guard r.format == "pathbed-results", r.version <= RunResults.formatVersion else {
+            throw LabError("\(dir)/results.json is format \(r.format) version \(r.version); this Pathbed reads version \(RunResults.formatVersion)")
+        }
+        return r
+    }
+
+    /// CSV, SVG and summary.txt from results (`pathbed report DIR` renders them again).
+    public static func render(_ r: RunResults, to dir: String) throws {
+        let step = r.sampleIntervalSeconds
+        let busy = r.interfaces.filter { ($0.values.max() ?? 0) > 0.05 }
+        let throughput = r.workloads.flatMap(\.series).filter { $0.unit == "Mbit/s" }
+        let rtt = r.workloads.flatMap(\.series).filter { $0.unit == "ms" }
+        try Render.csv(throughput + rtt + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
+        let marks = r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
+        try Render.svg(title: "\(r.lab): throughput per interface (received)", unit: "Mbit/s", series: busy, marks: marks, end: r.durationSeconds)
+            .write(toFile: "\(dir)/interfaces.svg", atomically: true, encoding: .utf8)
+        if !throughput.isEmpty {
+            try Render.svg(title: "\(r.lab): throughput per workload", unit: "Mbit/s", series: throughput, marks: marks, end: r.durationSeconds)
+                .write(toFile: "\(dir)/workloads.svg", atomically: true, encoding: .utf8)
+        }
+        if !rtt.isEmpty {
+            try Render.svg(title: "\(r.lab): RTT", unit: "ms", series: rtt, marks: marks, end: r.durationSeconds)
+                .write(toFile: "\(dir)/rtt.svg", atomically: true, encoding: .utf8)
+        }
+        try summary(r).write(toFile: "\(dir)/summary.txt", atomically: true, encoding: .utf8)
+    }
+
+    /// The table printed at the end of a run.
+    public static func summary(_ r: RunResults) -> String {
+        var out = "run of lab \(r.lab) (\(r.file)), \(String(format: "%.0f", r.durationSeconds)) s, "
+            + r.hosts.sorted { $0.key < $1.key }.map { "\($0.key): Linux \($0.value.kernel)" }.joined(separator: ", ") + "\n\n"
+        var rows: [[String]] = []
+        for w in r.workloads {
+            for s in w.series {
+                let v = s.values
+                let stats = Summary(v)
+                rows.append([w.name, s.unit == "ms" ? "RTT" : "throughput",
+                             stats.map { String(format: "%.2f", $0.mean) } ?? "-", stats.map { String(format: "%.2f", $0.median) } ?? "-",
+                             stats.map { String(format: "%.2f", $0.standardDeviation) } ?? "-", s.unit, w.error ?? ""])
+            }
+        }
+        out += Render.table(["workload", "metric", "mean", "median", "sd", "unit", "note"], rows) + "\n"
+        if !r.events.isEmpty {
+            out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
+                [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),
+                 $0.revertPlanned.map { String(format: "%.2f", $0) } ?? "-", $0.revertActual.map { String(format: "%.3f", $0) } ?? "-"]
+            }) + "\n"
+        }
+        if !r.impacts.isEmpty {
+            out += "\n" + Render.table(["fault", "workload", "before Mbit/s", "during", "after", "recovery s"], r.impacts.map {
+                [$0.event, $0.impact.series, $0.impact.before.map { String(format: "%.2f", $0) } ?? "-", $0.impact.during.map { String(format: "%.2f", $0) } ?? "-",
+                 $0.impact.after.map { String(format: "%.2f", $0) } ?? "-", $0.impact.recoverySeconds.map { String(format: "%.1f", $0) } ?? "not recovered"]
+            }) + "\n"
+            out += "\nrecovery: from the link's return until the throughput (1 s moving mean) is back to 95 % of its mean over the 5 s before the fault.\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// A time series: seconds since the run's start, and a value.
+public struct Series: Codable, Sendable, Equatable {
+    public var name: String
+    /// What the values are, e.g. "Mbit/s" or "ms".
+    public var unit: String
+    public var times: [Double]
+    public var values: [Double]
+
+    public init(name: String, unit: String, times: [Double] = [], values: [Double] = []) {
+        self.name = name; self.unit = unit; self.times = times; self.values = values
+    }
+
+    public var isEmpty: Bool { times.isEmpty }
+
+    /// Rates from a cumulative counter (bytes), in Mbit/s, between consecutive samples.
+    public static func rate(name: String, times: [Double], bytes: [UInt64]) -> Series {
+        var s = Series(name: name, unit: "Mbit/s")
+        guard times.count == bytes.count, times.count > 1 else { return s }
+        for i in 1..<times.count {
+            let dt = times[i] - times[i - 1]
+            guard dt > 0 else { continue }
+            let delta = bytes[i] >= bytes[i - 1] ? bytes[i] - bytes[i - 1] : 0
+            s.times.append(times[i]); s.values.append(Double(delta) * 8 / dt / 1e6)
+        }
+        return s
+    }
+
+    /// The series resampled on a common grid (`step` seconds from 0 to `end`): each grid point
+    /// holds the latest sample at or before it (nil before the first sample).
+    public func onGrid(step: Double, end: Double) -> [Double?] {
+        let n = Int((end / step).rounded(.down)) + 1
+        var out = [Double?](repeating: nil, count: max(n, 0))
+        var j = 0
+        for i in 0..<out.count {
+            let t = Double(i) * step
+            while j < times.count && times[j] <= t + 1e-9 { j += 1 }
+            if j > 0 { out[i] = values[j - 1] }
+        }
+        return out
+    }
+
+    /// Mean of the values with times in [from, to).
+    public func mean(from: Double, to: Double) -> Double? {
+        let v = zip(times, values).filter { $0.0 >= from && $0.0 < to }.map(\.1)
+        return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+    }
+
+    /// A moving mean over `window` seconds ending at each sample.
+    public func smoothed(window: Double) -> Series {
+        var s = Series(name: name, unit: unit)
+        var start = 0, sum = 0.0
+        for i in times.indices {
+            sum += values[i]
+            while times[i] - times[start] >= window - 1e-9 && start < i { sum -= values[start]; start += 1 }
+            s.times.append(times[i]); s.values.append(sum / Double(i - start + 1))
+        }
+        return s
+    }
+}
+
+/// What a fault did to a workload's throughput, and how long it took to recover.
+public struct Impact: Codable, Sendable, Equatable {
+    public var series: String
+    /// Mean throughput in the `baseline` seconds before the fault, during it, and in the
+    /// seconds after the link returned until the end of the window looked at.
+    public var before: Double?
+    public var during: Double?
+    public var after: Double?
+    /// Seconds from the link's return until throughput is back to `threshold` of `before`
+    /// (see `Recovery`); nil when it never got there before the run (or the next fault) ended.
+    public var recoverySeconds: Double?
+}
+
+/// Recovery time, as this project defines it: the time from the moment the link returns (the
+/// fault's revert, as it happened) until the throughput, smoothed over a 1 s moving mean, first
+/// reaches 95 % of its mean over the 5 s before the fault began. Samples are 100 ms apart, so the
+/// time is resolved to 100 ms.
+public enum Recovery {
+    public static let threshold = 0.95
+    public static let baselineSeconds = 5.0
+    public static let smoothingSeconds = 1.0
+
+    public static func impact(of s: Series, faultStart: Double, faultEnd: Double, until: Double) -> Impact {
+        let before = s.mean(from: max(0, faultStart - baselineSeconds), to: faultStart)
+        let during = s.mean(from: faultStart, to: faultEnd)
+        let after = s.mean(from: faultEnd, to: until)
+        var recovery: Double?
+        if let before, before > 0 {
+            let smooth = s.smoothed(window: smoothingSeconds)
+            for (t, v) in zip(smooth.times, smooth.values) where t >= faultEnd && t <= until {
+                if v >= threshold * before { recovery = max(0, t - faultEnd); break }
+            }
+        }
+        return Impact(series: s.name, before: before, during: during, after: after, recoverySeconds: recovery)
+    }
+}
+
+/// Mean, median and standard deviation of a metric across repetitions.
+public struct Summary: Codable, Sendable, Equatable {
+    public var mean: Double
+    public var median: Double
+    public var standardDeviation: Double
+    public var count: Int
+
+    public init?(_ xs: [Double]) {
+        guard !xs.isEmpty else { return nil }
+        count = xs.count
+        let m = xs.reduce(0, +) / Double(xs.count)
+        mean = m
+        let sorted = xs.sorted()
+        median = xs.count % 2 == 1 ? sorted[xs.count / 2] : (sorted[xs.count / 2 - 1] + sorted[xs.count / 2]) / 2
+        standardDeviation = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
+    }
+}
