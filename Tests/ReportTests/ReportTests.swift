@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 @testable import Report
 
@@ -53,7 +56,7 @@ import Testing
     @Test func summariesOfRepetitions() throws {
         let s = try #require(Summary([26.7, 28.4, 27.5, 28.0]))
         #expect(abs(s.mean - 27.65) < 1e-9 && abs(s.median - 27.75) < 1e-9 && s.count == 4)
-        #expect(abs(s.standardDeviation - 0.7234) < 1e-3)
+        #expect(abs(s.standardDeviation - 0.7326) < 1e-3)
         #expect(Summary([]) == nil)
     }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// `pathbed run` for real on this machine: topologies/two-paths.yaml, an MPTCP upload and pings,
+/// path 2 down from 7 s to 12 s.
+extension LabTests {
+    func runDirectory(_ parent: String) throws -> String {
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("two-paths-") }
+        return parent + "/" + (try #require(dirs.sorted().last))
+    }
+
+    @Test func aRunTakesAPathDownMeasuresItAndPutsItBack() throws {
+        let before = try hostSnapshot()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-runs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths") }
+        let r = try run([pathbed, "run", twoPaths, "--out", out], timeout: 120)
+        #expect(r.status == 0, "\(r.out) \(r.err.suffix(1500))")
+        #expect(r.err.contains("link-down path2: down") && r.err.contains("link-down path2: up again"), "\(r.err)")
+        let dir = try runDirectory(out)
+        for f in ["results.json", "series.csv", "workloads.svg", "interfaces.svg", "rtt.svg", "summary.txt"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(f)"), "\(f) written")
+        }
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/results.json"))) as? [String: Any])
+        #expect(json["format"] as? String == "pathbed-results" && json["version"] as? Int == 1)
+        let events = try #require(json["events"] as? [[String: Any]])
+        #expect(events.count == 1)
+        let down = events[0]["actual"] as? Double ?? -1, up = events[0]["revertActual"] as? Double ?? -1
+        #expect(abs(down - 7) < 0.2 && abs(up - 12) < 0.2, "played on time: \(down) \(up)")
+        // Path use from the counters: path 2 carried the upload before and nothing while down.
+        let interfaces = try #require(json["interfaces"] as? [[String: Any]])
+        let path2 = try #require(interfaces.first { $0["name"] as? String == "router:eth2 rx" })
+        let times = path2["times"] as? [Double] ?? [], values = path2["values"] as? [Double] ?? []
+        func mean(_ a: Double, _ b: Double) -> Double {
+            let v = zip(times, values).filter { $0.0 >= a && $0.0 < b }.map(\.1)
+            return v.isEmpty ? -1 : v.reduce(0, +) / Double(v.count)
+        }
+        #expect(mean(2, 7) > 5, "path 2 carried MPTCP traffic before the fault: \(mean(2, 7))")
+        #expect(mean(7.3, 11.9) >= 0 && mean(7.3, 11.9) < 0.2, "and nothing while it was down: \(mean(7.3, 11.9))")
+        let impacts = try #require(json["impacts"] as? [[String: Any]])
+        let impact = try #require(impacts.first?["impact"] as? [String: Any])
+        let b = impact["before"] as? Double ?? 0, d = impact["during"] as? Double ?? 99
+        #expect(b > 15 && d < 11, "MPTCP over both paths, then one path: \(b) -> \(d)")
+        #expect(try String(contentsOfFile: "\(dir)/summary.txt", encoding: .utf8).contains("recovery"))
+        // `pathbed report` renders it again from results.json alone.
+        try FileManager.default.removeItem(atPath: "\(dir)/workloads.svg")
+        #expect(try pb("report", dir).status == 0 && FileManager.default.fileExists(atPath: "\(dir)/workloads.svg"))
+        #expect(try hostSnapshot() == before, "the run removed its lab")
+    }
+
+    @Test func ctrlCDuringAFaultRevertsItAndRemovesTheLab() throws {
+        let before = try hostSnapshot()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-runs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths") }
+        let errPath = out + ".err"
+        defer { unlink(errPath) }
+        let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
+        var waited = 0
+        while waited < 300, !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("path2: down") { usleep(100_000); waited += 1 }
+        let linkState = try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out
+        #expect(!linkState.contains(",UP"), "the fault is in effect: \(linkState)")
+        kill(pid, SIGINT)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        #expect((status >> 8) & 0xff == 1 && err.contains("interrupted"), "\(err.suffix(500))")
+        #expect(try hostSnapshot() == before, "nothing is left")
+    }
+}
