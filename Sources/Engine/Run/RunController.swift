@@ -135,6 +135,7 @@ public struct RunController {
         let runner = WorkloadRunner(lab: lab, topology: t, clock: clock, stop: stopAll)
         try runner.startServers(workloads, progress: progress)
         defer { runner.stopServers() }
+        runner.connectClients(workloads)
         clock.start()
         progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.count) workloads, \(steps.count / 2) faults")
         let workloadThreads = runner.startClients(workloads)

@@ -21,6 +21,8 @@ final class WorkloadRunner: @unchecked Sendable {
     private let lock = NSLock()
     private var collected: [RunResults.WorkloadResult] = []
     private var servers: [Thread] = []
+    /// Interval lines of each iperf3 server, as they arrived.
+    private var serverLines: [Int: IntervalLines] = [:]
 
     init(lab: LabController, topology: Topology, clock: RunClock, stop: StopFlag) {
         self.lab = lab; self.topology = topology; self.clock = clock; self.stop = stop
@@ -65,9 +67,11 @@ final class WorkloadRunner: @unchecked Sendable {
         for (i, p) in prepared.enumerated() where p.workload.plugin == "iperf3" {
             let server = p.workload.server!
             let h = host(of: server), ns = topology.namespace(of: server)
-            let argv = (p.workload.mptcp ? ["mptcpize", "run"] : []) + ["iperf3", "-s", "-p", String(5201 + i), "-J", "-i", "0.1"]
+            let argv = (p.workload.mptcp ? ["mptcpize", "run"] : []) + ["iperf3", "-s", "-p", String(5201 + i), "-i", "0.1", "-f", "m", "--forceflush"]
             let e = Unchecked(lab.sideExecutor(h, stop: stop))
-            let th = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil) { _, _ in }; (e.value as? RemoteExecutor)?.close() }
+            let lines = IntervalLines(clock: clock)
+            lock.withLock { serverLines[i] = lines }
+            let th = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil) { s, d in if s == .stdout { lines.add(d) } }; (e.value as? RemoteExecutor)?.close() }
             th.start()
             lock.withLock { servers.append(th) }
             guard let check = lab.executors[h] else { continue }
@@ -85,13 +89,26 @@ final class WorkloadRunner: @unchecked Sendable {
         for th in all { var n = 0; while th.isExecuting && n < 200 { usleep(50_000); n += 1 } }
     }
 
+    /// Connections for the clients, opened before the barrier: a connection opened at the
+    /// workload's start would delay it by an ssh login, and skew its series by as much.
+    private var clientExecutors: [Int: Unchecked<HostExecutor>] = [:]
+
+    func connectClients(_ prepared: [Prepared]) {
+        for (i, p) in prepared.enumerated() {
+            let e = lab.sideExecutor(host(of: p.workload.client!), stop: stop)
+            try? (e as? RemoteExecutor)?.connect()
+            clientExecutors[i] = Unchecked(e)
+        }
+    }
+
     /// Every client, each at its start offset; returns their threads.
     func startClients(_ prepared: [Prepared]) -> [Thread] {
         prepared.enumerated().map { i, p in
+            let e = clientExecutors[i] ?? Unchecked(lab.sideExecutor(host(of: p.workload.client!), stop: stop))
             let th = Thread { [self] in
                 while clock.now < p.start && !stop.isSet { usleep(5_000) }
                 if stop.isSet { return }
-                let r = p.workload.plugin == "iperf3" ? runIperf(p, port: 5201 + i) : runPing(p)
+                let r = p.workload.plugin == "iperf3" ? runIperf(p, port: 5201 + i, e.value) : runPing(p, e.value)
                 lock.withLock { collected.append(r) }
             }
             th.start()
@@ -99,38 +116,37 @@ final class WorkloadRunner: @unchecked Sendable {
         }
     }
 
-    func runIperf(_ p: Prepared, port: Int) -> RunResults.WorkloadResult {
+    func runIperf(_ p: Prepared, port: Int, _ e: HostExecutor) -> RunResults.WorkloadResult {
         let w = p.workload, client = w.client!
-        let e = lab.sideExecutor(host(of: client), stop: stop)
         defer { (e as? RemoteExecutor)?.close() }
+        // Text intervals every 100 ms, flushed as they end: each is stamped when its line arrives,
+        // on the run's clock. The receiver's lines are the wire's (a sender's 100 ms intervals are
+        // its socket writes, bursts and gaps): the server's for an upload, the client's for a download.
         var argv = (w.mptcp ? ["mptcpize", "run"] : []) + ["iperf3", "-c", p.target.description, "-p", String(port), "-t", String(Int(p.duration.rounded(.up))),
-                                                           "-i", "0.1", "-J"]
-        // The receiver's intervals are the wire's; a sender's 100 ms intervals are its socket writes
-        // (bursts and gaps). For an upload the receiver is the server: ask for its report too.
+                                                           "-i", "0.1", "-f", "m", "--forceflush"]
         var reverse = false
-        if case .bool(true)? = option(w, "reverse") { argv.append("-R"); reverse = true } else { argv.append("--get-server-output") }
-        if case let .number(n)? = option(w, "streams") { argv += ["-P", String(Int(n))] }
+        if case .bool(true)? = option(w, "reverse") { argv.append("-R"); reverse = true }
+        var streams = 1
+        if case let .number(n)? = option(w, "streams") { streams = max(1, Int(n)); argv += ["-P", String(streams)] }
         let startedAt = clock.now
-        var out = Data()
-        let code = (try? e.run(argv, in: topology.namespace(of: client), timeout: p.duration + 30) { s, d in if s == .stdout { out.append(d) } }) ?? -1
+        let mine = IntervalLines(clock: clock)
+        var text = Data()
+        let code = (try? e.run(argv, in: topology.namespace(of: client), timeout: p.duration + 30) { s, d in
+            if s == .stdout { mine.add(d) }
+            text.append(d)
+        }) ?? -1
+        let receiver = reverse ? mine : (lock.withLock { serverLines[port - 5201] } ?? mine)
         var series = Series(name: "\(w.name) (iperf3\(w.mptcp ? ", MPTCP" : ""))", unit: "Mbit/s")
-        var error: String?
-        if let o = try? JSONSerialization.jsonObject(with: out) as? [String: Any] {
-            let receiver = reverse ? o : (o["server_output_json"] as? [String: Any]) ?? o
-            for iv in (receiver["intervals"] as? [[String: Any]]) ?? [] {
-                if let sum = iv["sum"] as? [String: Any], let end = sum["end"] as? Double, let bps = sum["bits_per_second"] as? Double, !(sum["omitted"] as? Bool ?? false) {
-                    series.times.append(startedAt + end); series.values.append(bps / 1e6)
-                }
-            }
-            error = o["error"] as? String
-        } else { error = "iperf3 printed no JSON (exit \(code))" }
+        for (t, v) in receiver.intervals(summed: streams > 1) where t >= startedAt { series.times.append(t); series.values.append(v) }
+        let output = String(decoding: text, as: UTF8.self)
+        let error = output.split(separator: "\n").first { $0.contains("iperf3: error") }.map(String.init)
+            ?? (series.isEmpty ? "no intervals (exit \(code)): \(output.suffix(200))" : nil)
         return RunResults.WorkloadResult(name: w.name, plugin: "iperf3", node: client, target: p.target.description, mptcp: w.mptcp,
                                          started: startedAt, exitCode: code, error: error, series: [series])
     }
 
-    func runPing(_ p: Prepared) -> RunResults.WorkloadResult {
+    func runPing(_ p: Prepared, _ e: HostExecutor) -> RunResults.WorkloadResult {
         let w = p.workload, client = w.client!
-        let e = lab.sideExecutor(host(of: client), stop: stop)
         defer { (e as? RemoteExecutor)?.close() }
         let interval = 0.2
         let argv = ["ping", "-n", "-i", String(interval), "-w", String(Int(p.duration.rounded(.up))), p.target.description]
@@ -147,5 +163,45 @@ final class WorkloadRunner: @unchecked Sendable {
         }
         return RunResults.WorkloadResult(name: w.name, plugin: "ping", node: client, target: p.target.description, mptcp: false,
                                          started: startedAt, exitCode: code, error: series.isEmpty ? "no replies" : nil, series: [series])
+    }
+}
+
+/// iperf3's text output, line by line, each line stamped on the run's clock when it arrived.
+final class IntervalLines: @unchecked Sendable {
+    private let clock: RunClock
+    private let lock = NSLock()
+    private var partial = Data()
+    private var lines: [(Double, String)] = []
+
+    init(clock: RunClock) { self.clock = clock }
+
+    func add(_ d: Data) {
+        let now = clock.now
+        lock.withLock {
+            partial.append(d)
+            while let nl = partial.firstIndex(of: 0x0A) {
+                lines.append((now, String(decoding: partial[partial.startIndex..<nl], as: UTF8.self)))
+                partial.removeSubrange(partial.startIndex...nl)
+            }
+        }
+    }
+
+    /// (arrival time, Mbit/s) of every 100 ms interval line: `[SUM]` lines when several
+    /// streams run, stream lines otherwise; the end-of-test summaries are left out.
+    func intervals(summed: Bool) -> [(Double, Double)] {
+        lock.withLock { lines }.compactMap { t, line in
+            // [  5]   0.10-0.20   sec   245 KBytes  20.0 Mbits/sec   (sender lines add Retr and Cwnd)
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 7, f[0].hasPrefix("[") else { return nil }
+            let isSum = line.hasPrefix("[SUM]")
+            guard isSum == summed else { return nil }
+            let rangeIndex = isSum ? 1 : (f[0] == "[" ? 2 : 1)
+            guard rangeIndex + 5 < f.count else { return nil }
+            let range = f[rangeIndex].split(separator: "-").compactMap { Double($0) }
+            guard range.count == 2, range[1] - range[0] < 0.2, f[rangeIndex + 1] == "sec",
+                  let rate = Double(f[rangeIndex + 4]), f[rangeIndex + 5].hasSuffix("bits/sec") else { return nil }
+            let scale: Double = f[rangeIndex + 5].hasPrefix("G") ? 1000 : f[rangeIndex + 5].hasPrefix("K") ? 0.001 : f[rangeIndex + 5].hasPrefix("M") ? 1 : 1e-6
+            return (t, rate * scale)
+        }
     }
 }
