@@ -66,3 +66,45 @@ extension LabTests {
         #expect(try hostSnapshot() == before, "nothing is left")
     }
 }
+
+extension LabTests {
+    /// A fault on a host reached through its agent outlives neither the run nor the run's
+    /// controller: killed with SIGKILL mid-fault, the agent sees its controller go and brings
+    /// the link back up (with its routes).
+    @Test func anAgentRevertsItsFaultsWhenItsControllerIsKilled() throws {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("pb-agent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        defer { _ = try? pb("down", "agt"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("agt.yaml").path, inv = d.appendingPathComponent("inv.json").path
+        try """
+            name: agt
+            hosts: { here: {}, there: { ssh: nobody@remote.invalid } }
+            nodes:
+              a1: { host: here }
+              b1: { host: there, routes: [ { to: 10.77.9.0/24, via: 10.77.2.2 } ] }
+              b2: { host: there }
+            links:
+              - { name: lonely, endpoints: [a1:eth0, a1:eth1], subnet: 10.77.1.0/30 }
+              - { name: l2, endpoints: [b1:eth0, b2:eth0], subnet: 10.77.2.0/30 }
+            workloads:
+              - { name: rtt, plugin: ping, client: b1, server: b2, duration: 30s }
+            schedule:
+              - { at: 2s, fault: link-down, link: l2, for: 20s }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
+        let errPath = d.appendingPathComponent("err").path
+        let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
+        var waited = 0
+        while waited < 300, !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("l2: down") { usleep(100_000); waited += 1 }
+        func state() throws -> String { try run(["ip", "-n", "pb.agt.b1", "-o", "link", "show", "eth0"]).out }
+        #expect(!(try state()).contains(",UP"), "the fault is in effect")
+        #expect(!(try run(["ip", "-n", "pb.agt.b1", "route"]).out.contains("10.77.9.0/24")), "its route went with the link")
+        kill(pid, SIGKILL)
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        waited = 0
+        while waited < 50, !(try state()).contains(",UP") { usleep(100_000); waited += 1 }
+        #expect(try state().contains(",UP"), "the agent brought the link back, 18 s before the fault's end")
+        #expect(try run(["ip", "-n", "pb.agt.b1", "route"]).out.contains("10.77.9.0/24 via 10.77.2.2"), "with its route")
+    }
+}
