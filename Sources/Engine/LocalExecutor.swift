@@ -19,6 +19,9 @@ public final class LocalExecutor: HostExecutor {
     /// Qdiscs set but not yet read back, by namespace.
     private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
 
+    /// Also stops the commands `run` runs (besides a signal), e.g. at the end of a run.
+    public var stopWhen: () -> Bool = { false }
+
     public init(host: String = "local") { self.host = host }
 
     deinit { closeAll() }
@@ -296,7 +299,7 @@ public final class LocalExecutor: HostExecutor {
     }
 
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
-        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { Interrupts.signal != 0 }, output: output)
+        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() }, output: output)
     }
 
     public func tunnelKeys() -> [UInt32: String] {

@@ -41,6 +41,11 @@ extension LabTests {
         let b = impact["before"] as? Double ?? 0, d = impact["during"] as? Double ?? 99
         #expect(b > 15 && d < 11, "MPTCP over both paths, then one path: \(b) -> \(d)")
         #expect(try String(contentsOfFile: "\(dir)/summary.txt", encoding: .utf8).contains("recovery"))
+        // MPTCP as the kernel saw it: the second subflow joined (counters), and the monitor said so.
+        let counters = json["mptcpCounters"] as? [String: [String: Int]] ?? [:]
+        #expect((counters["client"]?["MPJoinSynTx"] ?? 0) >= 1 && (counters["server"]?["MPJoinSynRx"] ?? 0) >= 1, "\(counters)")
+        let mptcpEvents = json["mptcpEvents"] as? [[String: Any]] ?? []
+        #expect(mptcpEvents.contains { $0["type"] as? String == "SF_ESTABLISHED" && $0["node"] as? String == "client" }, "\(mptcpEvents.prefix(5))")
         // `pathbed report` renders it again from results.json alone.
         try FileManager.default.removeItem(atPath: "\(dir)/workloads.svg")
         #expect(try pb("report", dir).status == 0 && FileManager.default.fileExists(atPath: "\(dir)/workloads.svg"))

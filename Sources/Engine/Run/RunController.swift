@@ -136,6 +136,11 @@ public struct RunController {
         try runner.startServers(workloads, progress: progress)
         defer { runner.stopServers() }
         runner.connectClients(workloads)
+        let mptcp = MPTCPWatch(lab: lab, topology: t, clock: clock, stop: stopAll)
+        let countersBefore = mptcp.counters()
+        let monitors = mptcp.startMonitors(until: duration + 1)
+        // The monitors must be listening before the first connection is made.
+        if !monitors.isEmpty { Thread.sleep(forTimeInterval: 1) }
         clock.start()
         progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.count) workloads, \(steps.count / 2) faults")
         let workloadThreads = runner.startClients(workloads)
@@ -173,8 +178,9 @@ public struct RunController {
             usleep(10_000)
         }
         for th in workloadThreads { while th.isExecuting { usleep(50_000) } }
+        let countersAfter = mptcp.counters()
         stopAll.set()
-        for th in threads { while th.isExecuting { usleep(20_000) } }
+        for th in threads + monitors { while th.isExecuting { usleep(20_000) } }
         runner.stopServers()
 
         var results = RunResults(lab: t.name, file: t.file, started: started, durationSeconds: duration, hosts: hosts,
@@ -182,6 +188,8 @@ public struct RunController {
         results.interfaces = samples.series(options.sampleInterval)
         results.rawCounters = samples.raw()
         results.workloads = runner.results
+        results.mptcpEvents = mptcp.events
+        results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.computeImpacts()
         try RunReport.write(results, to: dir)
         if !options.keep { _ = try? lab.down(t.name); tornDown = true }
@@ -254,6 +262,8 @@ extension LabController {
         if let a = access[host], !a.isLocal {
             return RemoteExecutor(access: a, controlDirectory: store.directory + "/ssh", interrupted: { stop.isSet ? SIGTERM : 0 })
         }
-        return LocalExecutor(host: host)
+        let e = LocalExecutor(host: host)
+        e.stopWhen = { stop.isSet }
+        return e
     }
 }

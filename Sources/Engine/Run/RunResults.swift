@@ -21,6 +21,18 @@ public struct RunResults: Codable, Sendable {
     public var impacts: [FaultImpact] = []
     /// The counters as sampled (run seconds, per host).
     public var rawCounters: [RawSample] = []
+    /// `ip mptcp monitor` events of every MPTCP node, stamped when they arrived.
+    public var mptcpEvents: [MPTCPEvent] = []
+    /// How much each MPTCP node's MPTcpExt counters (`/proc/net/netstat`) grew during the run (non-zero ones).
+    public var mptcpCounters: [String: [String: Int]] = [:]
+
+    public struct MPTCPEvent: Codable, Sendable {
+        public var t: Double
+        public var node: String
+        /// CREATED, ESTABLISHED, CLOSED, ANNOUNCED, REMOVED, SF_ESTABLISHED, SF_CLOSED, ...
+        public var type: String
+        public var detail: String
+    }
 
     public struct HostInfo: Codable, Sendable {
         public var kernel: String
@@ -114,6 +126,7 @@ public enum RunReport {
         let rtt = r.workloads.flatMap(\.series).filter { $0.unit == "ms" }
         try Render.csv(throughput + rtt + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
         let marks = r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
+            + r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }.map { Mark(label: "\($0.node) \($0.type) \($0.detail)", start: $0.t) }
         try Render.svg(title: "\(r.lab): throughput per interface (received)", unit: "Mbit/s", series: busy, marks: marks, end: r.durationSeconds)
             .write(toFile: "\(dir)/interfaces.svg", atomically: true, encoding: .utf8)
         if !throughput.isEmpty {
@@ -147,6 +160,16 @@ public enum RunReport {
                 [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),
                  $0.revertPlanned.map { String(format: "%.2f", $0) } ?? "-", $0.revertActual.map { String(format: "%.3f", $0) } ?? "-"]
             }) + "\n"
+        }
+        if !r.mptcpCounters.isEmpty {
+            out += "\n" + Render.table(["node", "MPTcpExt counters that grew during the run"], r.mptcpCounters.sorted { $0.key < $1.key }.map { node, c in
+                [node, c.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]
+            }) + "\n"
+        }
+        let subflowEvents = r.mptcpEvents.filter { $0.type.hasPrefix("SF_") || $0.type == "ANNOUNCED" || $0.type == "REMOVED" }
+        if !subflowEvents.isEmpty {
+            out += "\nMPTCP subflow events (ip mptcp monitor): " + subflowEvents.prefix(12).map { String(format: "%.1f s %@ %@", $0.t, $0.node, $0.type) }.joined(separator: "; ")
+                + (subflowEvents.count > 12 ? "; ... (\(subflowEvents.count) in all, in results.json)" : "") + "\n"
         }
         if !r.impacts.isEmpty {
             out += "\n" + Render.table(["fault", "workload", "before Mbit/s", "during", "after", "recovery s"], r.impacts.map {
