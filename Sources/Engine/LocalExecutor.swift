@@ -342,14 +342,15 @@ public final class LocalExecutor: HostExecutor {
         let end = start + UInt64(max(duration, 0) * 1e9)
         var next = start
         while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
-            let clock = monotonicNanoseconds()
+            // Stamped at the middle of the round (one dump per namespace).
+            let before = monotonicNanoseconds()
             var counters: [InterfaceCounters] = []
             for (ns, h, _) in handles {
                 for l in (try? h.links()) ?? [] where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
                     counters.append(InterfaceCounters(namespace: ns, interface: l.name, rxBytes: l.rxBytes, txBytes: l.txBytes))
                 }
             }
-            onSample(CounterSample(clock: clock, counters: counters))
+            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters))
             next += step
             let now = monotonicNanoseconds()
             if next > now { usleep(UInt32(min(next - now, 1_000_000_000) / 1000)) } else { next = now }

@@ -14,15 +14,19 @@ public struct Series: Codable, Sendable, Equatable {
 
     public var isEmpty: Bool { times.isEmpty }
 
-    /// Rates from a cumulative counter (bytes), in Mbit/s, between consecutive samples.
-    public static func rate(name: String, times: [Double], bytes: [UInt64]) -> Series {
+    /// Rates from a cumulative counter (bytes), in Mbit/s, between samples at least
+    /// `minimumSeconds` apart (a sample that came late and the next one that came early would
+    /// otherwise make a spike of a few bytes over almost no time).
+    public static func rate(name: String, times: [Double], bytes: [UInt64], minimumSeconds: Double = 0.05) -> Series {
         var s = Series(name: name, unit: "Mbit/s")
         guard times.count == bytes.count, times.count > 1 else { return s }
+        var base = 0
         for i in 1..<times.count {
-            let dt = times[i] - times[i - 1]
-            guard dt > 0 else { continue }
-            let delta = bytes[i] >= bytes[i - 1] ? bytes[i] - bytes[i - 1] : 0
+            let dt = times[i] - times[base]
+            guard dt >= minimumSeconds else { continue }
+            let delta = bytes[i] >= bytes[base] ? bytes[i] - bytes[base] : 0
             s.times.append(times[i]); s.values.append(Double(delta) * 8 / dt / 1e6)
+            base = i
         }
         return s
     }

@@ -114,7 +114,7 @@ public struct RunController {
 
         // Samplers, one connection each, started first; then the workloads at one barrier.
         let clock = RunClock()
-        let samples = SampleStore()
+        let samples = SampleStore(clock: clock)
         let namespacesByHost = Dictionary(uniqueKeysWithValues: plan.hosts.map { ($0.host, $0.namespaces) })
         var threads: [Thread] = []
         let stopAll = StopFlag()
@@ -124,7 +124,7 @@ public struct RunController {
             let interval = options.sampleInterval
             let th = Thread {
                 try? e.value.sampleCounters(namespaces, interval: interval, duration: duration + 2, stop: { stopAll.isSet }) { s in
-                    samples.add(host: host, at: clock.seconds(hostClock: s.clock, offset: offset), s.counters)
+                    samples.add(host: host, hostClock: s.clock, offset: offset, s.counters)
                 }
                 (e.value as? RemoteExecutor)?.close()
             }
@@ -222,18 +222,27 @@ final class StopFlag: @unchecked Sendable {
     var isSet: Bool { lock.withLock { value } || Interrupts.signal != 0 }
 }
 
-/// Counter samples as they arrive, per host.
+/// Counter samples as they arrive, per host, kept with the host's own clock: they are put on
+/// the run's clock when read, so that samples taken before the barrier come out negative.
 final class SampleStore: @unchecked Sendable {
-    private var rows: [(host: String, t: Double, c: [InterfaceCounters])] = []
+    private var rows: [(host: String, clock: UInt64, offset: Int64, c: [InterfaceCounters])] = []
     private let lock = NSLock()
+    private let runClock: RunClock
 
-    func add(host: String, at t: Double, _ c: [InterfaceCounters]) { lock.withLock { rows.append((host, t, c)) } }
+    init(clock: RunClock) { runClock = clock }
+
+    func add(host: String, hostClock: UInt64, offset: Int64, _ c: [InterfaceCounters]) {
+        lock.withLock { rows.append((host, hostClock, offset, c)) }
+    }
+
+    private func timed() -> [(host: String, t: Double, c: [InterfaceCounters])] {
+        lock.withLock { rows }.map { ($0.host, runClock.seconds(hostClock: $0.clock, offset: $0.offset), $0.c) }.sorted { $0.t < $1.t }
+    }
 
     /// Received throughput per interface (node:interface, or the bridge port), Mbit/s.
     func series(_ interval: Double) -> [Series] {
-        let all = lock.withLock { rows }
         var byKey: [String: (times: [Double], bytes: [UInt64])] = [:]
-        for r in all.sorted(by: { $0.t < $1.t }) where r.t >= -interval {
+        for r in timed() where r.t >= -interval {
             for c in r.c {
                 let node = c.namespace.split(separator: ".").count >= 3 ? String(c.namespace.split(separator: ".").last!) : "bridges"
                 let key = "\(node):\(c.interface) rx"
@@ -245,7 +254,7 @@ final class SampleStore: @unchecked Sendable {
     }
 
     func raw() -> [RunResults.RawSample] {
-        lock.withLock { rows }.map { RunResults.RawSample(host: $0.host, t: $0.t, counters: $0.c) }
+        timed().map { RunResults.RawSample(host: $0.host, t: $0.t, counters: $0.c) }
     }
 
     /// The busiest interface's rate over the last second, for the progress line.
