@@ -143,7 +143,18 @@ public struct LabController {
             let wanted = Set(plan.hosts.flatMap(\.namespaces))
             let there = Set(present.values.flatMap { $0 }.map(\.name))
             if previous.planDigest == digest, wanted.isSubset(of: there) {
-                return UpResult(outcome: dryRun ? .dryRun : .unchanged, operations: 0, namespaces: wanted.count, seconds: elapsed())
+                var changes: [String] = []
+                if let faults = previous.activeFaults, !faults.isEmpty {
+                    // A run was killed mid-fault: its links come back up before anything else.
+                    changes = faults.map { "\($0.host): \($0.link) was left down by a run that did not finish: \(dryRun ? "would bring it back up" : "brought back up")" }
+                    if !dryRun {
+                        for f in faults { try executor(f.host).setLink(f.link, up: true, routes: f.routes, revertAfter: nil) }
+                        var j = previous; j.activeFaults = nil
+                        try store.save(j)
+                    }
+                }
+                return UpResult(outcome: dryRun ? .dryRun : changes.isEmpty ? .unchanged : .reconciled, operations: 0, namespaces: wanted.count,
+                                seconds: elapsed(), changes: changes)
             }
             guard let oldPlan = previous.plan else {
                 throw LabError("lab '\(t.name)' was built by an older Pathbed whose journal has no plan", fix: "run `pathbed down \(t.name)`, then `up`")
@@ -209,6 +220,13 @@ public struct LabController {
 
     static func namespacesByHost(_ plan: LabPlan) -> [String: [String]] {
         Dictionary(uniqueKeysWithValues: plan.hosts.map { ($0.host, $0.namespaces) })
+    }
+
+    /// Records links a run takes down (nil: none any more), so that a killed run's faults are undone by the next `up`.
+    public func recordFaults(_ lab: String, _ faults: [ActiveFault]) {
+        guard case var .ok(j) = store.load(lab) else { return }
+        j.activeFaults = faults.isEmpty ? nil : faults
+        try? store.save(j)
     }
 
     /// Refuses, before any change, what a host's kernel cannot do.

@@ -24,8 +24,19 @@ public struct LabJournal: Codable, Sendable {
     public var access: [String: HostAccess]?
     /// Host interfaces whose MTU the lab changed, per host, with their MTU before (`down` restores them).
     public var changedMTUs: [String: [MTUChange]]?
+    /// Links a run has taken down and not yet brought back (a run killed mid-fault): the next
+    /// `up` brings them back with their routes.
+    public var activeFaults: [ActiveFault]?
 
     public var allNamespaces: [String] { namespaces.values.flatMap { $0 } }
+}
+
+/// A link a run took down and had not brought back when the journal was last written.
+public struct ActiveFault: Codable, Sendable, Hashable {
+    public var host: String
+    public var link: InterfaceRef
+    public var routes: [RouteSpec]
+    public init(host: String, link: InterfaceRef, routes: [RouteSpec]) { self.host = host; self.link = link; self.routes = routes }
 }
 
 /// Why a journal could not be read.

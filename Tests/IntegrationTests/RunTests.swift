@@ -113,3 +113,31 @@ extension LabTests {
         #expect(try run(["ip", "-n", "pb.agt.b1", "route"]).out.contains("10.77.9.0/24 via 10.77.2.2"), "with its route")
     }
 }
+
+extension LabTests {
+    /// A run killed with SIGKILL mid-fault on this machine leaves its link down, and says so in
+    /// the journal: the next `up` brings it back with its routes.
+    @Test func theNextUpUndoesTheFaultOfAKilledRun() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-runs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths") }
+        let errPath = out + ".err"
+        defer { unlink(errPath) }
+        let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
+        var waited = 0
+        while waited < 300, !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("path2: down") { usleep(100_000); waited += 1 }
+        kill(pid, SIGKILL)
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        _ = try? run(["pkill", "-f", "iperf3 -s -p 5201"])  // the killed run's server, left in the lab
+        func eth2() throws -> String { try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out }
+        func table() throws -> String { try run(["ip", "-n", "pb.two-paths.client", "route", "show", "table", "all"]).out }
+        #expect(!(try eth2()).contains(",UP"), "the killed run left path 2 down")
+        #expect(!(try table()).contains("default via 10.0.2.1"), "and its routes gone")
+        let up = try pb("up", twoPaths)
+        #expect(up.status == 0 && up.out.contains("left down by a run that did not finish"), "\(up.out) \(up.err)")
+        #expect(try eth2().contains(",UP"))
+        let routes = try table()
+        #expect(routes.contains("default via 10.0.2.1"), "the routes through it are back: \(routes)")
+        #expect(try pb("up", twoPaths).out.contains("nothing to change"), "and the journal forgot the fault")
+    }
+}

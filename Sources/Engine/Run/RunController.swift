@@ -145,7 +145,8 @@ public struct RunController {
         progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.count) workloads, \(steps.count / 2) faults")
         let workloadThreads = runner.startClients(workloads)
 
-        // The schedule.
+        // The schedule. Links taken down are journaled until they are back.
+        var active = Set<ActiveFault>()
         var events: [RunResults.Event] = []
         var pending = steps
         var lastNote = -10.0
@@ -153,6 +154,7 @@ public struct RunController {
             if Interrupts.signal != 0 { stopAll.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and the lab removed") }
             if let s = pending.first, clock.now >= s.at {
                 pending.removeFirst()
+                if s.down { active.formUnion(s.ends.map { ActiveFault(host: $0.host, link: $0.ref, routes: $0.routes) }); lab.recordFaults(t.name, Array(active)) }
                 let actual = clock.now
                 for end in s.ends {
                     guard let e = lab.executors[end.host] else { continue }
@@ -165,6 +167,8 @@ public struct RunController {
                                                    revertPlanned: s.revertAt, revertActual: nil))
                     progress(String(format: "%6.1f s  %@: down", actual, s.label))
                 } else if let i = events.lastIndex(where: { $0.label == s.label && $0.revertActual == nil }) {
+                    active.subtract(s.ends.map { ActiveFault(host: $0.host, link: $0.ref, routes: $0.routes) })
+                    lab.recordFaults(t.name, Array(active))
                     events[i].revertActual = actual
                     progress(String(format: "%6.1f s  %@: up again", actual, s.label))
                 }
