@@ -130,7 +130,9 @@ extension LabTests {
         let f = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
         let wlan = f["wlanMbps"] as? Double ?? 0, lte = f["lteMbps"] as? Double ?? 0, mptcp = f["mptcpMbps"] as? Double ?? 0
         #expect(wlan > 15 && wlan < 20.5, "TCP over the 20 Mbit/s WLAN path: \(wlan)")
-        #expect(lte > 6 && lte < 10.5, "TCP over the 10 Mbit/s LTE path: \(lte)")
+        // Through the proxy, iperf3 also counts what the proxy buffered before the server stopped:
+        // up to 11 % over the path's 9.56 Mbit/s goodput in 6 s runs (docs/benchmarks.md).
+        #expect(lte > 6 && lte < 11.5, "TCP over the 10 Mbit/s LTE path: \(lte)")
         #expect(mptcp > max(wlan, lte) * 1.2, "MPTCP over both clearly beats the best single path: \(mptcp) vs \(wlan), \(lte)")
         #expect(f["probes"] as? Int == 2)
         let syns = f["proxyMPCapableSYNs"] as? Int ?? 0, fallbacks = f["proxyFallbacks"] as? Int ?? -1
