@@ -121,7 +121,7 @@ struct TwoVMs: ParsableCommand {
 
         var counters = Data()
         _ = try client.run(["cat", "/proc/net/netstat"], in: "pb.thesis.proxy", timeout: 20) { s, d in if s == .stdout { counters.append(d) } }
-        let mib = Self.parseMPTcpExt(String(decoding: counters, as: UTF8.self))
+        let mib = MPTCPWatch.parseMPTcpExt(String(decoding: counters, as: UTF8.self))
 
         var kernels: [String: String] = [:]
         for (h, e) in controller.executors { kernels[h] = (try? e.info())?.kernel ?? "?" }
@@ -158,14 +158,6 @@ struct TwoVMs: ParsableCommand {
         let v = values.split(separator: "/").compactMap { Double($0) }
         guard v.count == 4 else { throw ValidationError("cannot read ping's summary: \(line)") }
         return RTT(min: v[0], avg: v[1], max: v[2], mdev: v[3])
-    }
-
-    /// The MPTcpExt counters of /proc/net/netstat (a header line of names, then one of values).
-    static func parseMPTcpExt(_ text: String) -> [String: Int] {
-        let lines = text.split(separator: "\n").filter { $0.hasPrefix("MPTcpExt:") }
-        guard lines.count == 2 else { return [:] }
-        let names = lines[0].split(separator: " ").dropFirst(), values = lines[1].split(separator: " ").dropFirst()
-        return Dictionary(zip(names.map(String.init), values.compactMap { Int($0) }), uniquingKeysWith: { a, _ in a })
     }
 }
 

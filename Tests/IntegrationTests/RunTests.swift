@@ -3,6 +3,12 @@ import Testing
 
 /// `pathbed run` for real on this machine: topologies/two-paths.yaml, an MPTCP upload and pings,
 /// path 2 down from 7 s to 12 s.
+/// Waits (at most 30 s) until a file a spawned command writes contains `text`.
+func waitFor(_ text: String, in path: String) {
+    var waited = 0
+    while waited < 300, !((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains(text) { usleep(100_000); waited += 1 }
+}
+
 extension LabTests {
     func runDirectory(_ parent: String) throws -> String {
         let dirs = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("two-paths-") }
@@ -59,8 +65,7 @@ extension LabTests {
         let errPath = out + ".err"
         defer { unlink(errPath) }
         let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
-        var waited = 0
-        while waited < 300, !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("path2: down") { usleep(100_000); waited += 1 }
+        waitFor("path2: down", in: errPath)
         let linkState = try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out
         #expect(!linkState.contains(",UP"), "the fault is in effect: \(linkState)")
         kill(pid, SIGINT)
@@ -99,8 +104,8 @@ extension LabTests {
         try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
         let errPath = d.appendingPathComponent("err").path
         let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
+        waitFor("l2: down", in: errPath)
         var waited = 0
-        while waited < 300, !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("l2: down") { usleep(100_000); waited += 1 }
         func state() throws -> String { try run(["ip", "-n", "pb.agt.b1", "-o", "link", "show", "eth0"]).out }
         #expect(!(try state()).contains(",UP"), "the fault is in effect")
         #expect(!(try run(["ip", "-n", "pb.agt.b1", "route"]).out.contains("10.77.9.0/24")), "its route went with the link")
@@ -123,8 +128,7 @@ extension LabTests {
         let errPath = out + ".err"
         defer { unlink(errPath) }
         let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
-        var waited = 0
-        while waited < 300, !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("path2: down") { usleep(100_000); waited += 1 }
+        waitFor("path2: down", in: errPath)
         kill(pid, SIGKILL)
         var st: Int32 = 0
         waitpid(pid, &st, 0)

@@ -3,7 +3,7 @@ import TopologyModel
 
 /// What MPTCP did during a run, as the kernel's MPTCP selftests read it: each MPTCP node's
 /// MPTcpExt counters before and after, and its `ip mptcp monitor` events as they happen.
-final class MPTCPWatch: @unchecked Sendable {
+public final class MPTCPWatch: @unchecked Sendable {
     let lab: LabController
     let clock: RunClock
     let stop: StopFlag
@@ -42,7 +42,7 @@ final class MPTCPWatch: @unchecked Sendable {
     }
 
     /// The MPTcpExt counters of /proc/net/netstat (a line of names, then one of values).
-    static func parseMPTcpExt(_ text: String) -> [String: Int] {
+    public static func parseMPTcpExt(_ text: String) -> [String: Int] {
         let lines = text.split(separator: "\n").filter { $0.hasPrefix("MPTcpExt:") }
         guard lines.count == 2 else { return [:] }
         let names = lines[0].split(separator: " ").dropFirst(), values = lines[1].split(separator: " ").dropFirst()
