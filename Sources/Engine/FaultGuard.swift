@@ -8,14 +8,16 @@ import Netlink
 public final class FaultGuard: @unchecked Sendable {
     public static let shared = FaultGuard()
 
-    struct Armed { var routes: [RouteSpec]; var deadline: UInt64 }
-    private var armed: [InterfaceRef: Armed] = [:]
+    struct Armed { var action: FaultAction; var deadline: UInt64 }
+    private var armed: [String: Armed] = [:]
     private let lock = NSLock()
     private var timer: Thread?
 
-    public func arm(_ link: InterfaceRef, routes: [RouteSpec], after seconds: Double) {
+    /// Reverts `action` after `seconds` unless disarmed first. An action with the same key as an
+    /// armed one (a trace's next row) takes its place; its revert is the same.
+    public func arm(_ action: FaultAction, after seconds: Double) {
         lock.withLock {
-            armed[link] = Armed(routes: routes, deadline: monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9))
+            armed[action.key] = Armed(action: action, deadline: monotonicNanoseconds() + UInt64(max(seconds, 0) * 1e9))
             if timer == nil {
                 let t = Thread { [self] in watch() }
                 timer = t
@@ -24,41 +26,34 @@ public final class FaultGuard: @unchecked Sendable {
         }
     }
 
-    public func disarm(_ link: InterfaceRef) { lock.withLock { _ = armed.removeValue(forKey: link) } }
+    public func disarm(_ action: FaultAction) { lock.withLock { _ = armed.removeValue(forKey: action.key) } }
 
-    public var armedLinks: [InterfaceRef] { lock.withLock { Array(armed.keys) } }
+    public var armedActions: [FaultAction] { lock.withLock { armed.values.map(\.action) } }
 
     /// Ends every armed fault now; returns what could not be reverted.
     @discardableResult
     public func revertAll() -> [String] {
-        let all = lock.withLock { () -> [InterfaceRef: Armed] in let a = armed; armed.removeAll(); return a }
-        return all.compactMap { link, a in
-            do { try Self.bringUp(link, routes: a.routes, handle: nil); return nil } catch { return "\(link): \(error)" }
+        let all = lock.withLock { () -> [Armed] in let a = Array(armed.values); armed.removeAll(); return a }
+        return all.compactMap { a in
+            do { try LocalExecutor(host: "guard").revert(a.action); return nil } catch { return "\(a.action): \(error)" }
         }
     }
 
     private func watch() {
         while true {
-            let due: [(InterfaceRef, Armed)] = lock.withLock {
+            let due: [Armed] = lock.withLock {
                 let now = monotonicNanoseconds()
                 let d = armed.filter { $0.value.deadline <= now }
                 for k in d.keys { armed[k] = nil }
-                return d.map { ($0.key, $0.value) }
+                return Array(d.values)
             }
-            for (link, a) in due { try? Self.bringUp(link, routes: a.routes, handle: nil) }
+            for a in due { try? LocalExecutor(host: "guard").revert(a.action) }
             usleep(20_000)
         }
     }
 
     /// Sets the link up and adds its routes back (those still there are left as they are).
-    static func bringUp(_ link: InterfaceRef, routes: [RouteSpec], handle: RouteHandle?) throws {
-        if let handle { return try bringUp(link, routes: routes, with: handle) }
-        let fd = try NetworkNamespace.open(link.namespace)
-        defer { close(fd) }
-        try bringUp(link, routes: routes, with: try RouteHandle(nsfd: fd, namespace: link.namespace))
-    }
-
-    private static func bringUp(_ link: InterfaceRef, routes: [RouteSpec], with h: RouteHandle) throws {
+    static func bringUp(_ link: InterfaceRef, routes: [RouteSpec], handle h: RouteHandle) throws {
         try h.setUp(link.name)
         for r in routes {
             do { try h.addRoute(LocalExecutor.netlink(r)) } catch {

@@ -121,15 +121,16 @@ public protocol HostExecutor: AnyObject {
     func restoreMTUs(_ changes: [MTUChange]) -> [String]
     /// Runs a command in a namespace (nil: the host's own) to its end, streaming its output;
     /// returns its exit code (124 after `timeout` seconds, 127 when not found).
-    func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32
+    func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32
     /// Gretap tunnel keys in use on this host (any namespace), by the device that uses each.
     func tunnelKeys() throws -> [UInt32: String]
 
     // Faults and measurements (runs).
-    /// Takes a link end down, or brings it up and puts back `routes` (the kernel flushed them when
-    /// it went down). With `revertAfter`, the host itself brings it back up after that many
+    /// Makes a fault's change. With `revertAfter`, the host itself reverts it after that many
     /// seconds, and also when its controller goes away: a fault never outlives its run.
-    func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws
+    func inject(_ action: FaultAction, revertAfter: Double?) throws
+    /// Undoes a fault's change; what is already undone is no error.
+    func revert(_ action: FaultAction) throws
     /// Samples the byte counters of every interface of `namespaces` every `interval` seconds for
     /// `duration` seconds (or until the run stops it), handing each round to `onSample`.
     func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws
@@ -150,5 +151,10 @@ public struct InterfaceCounters: Sendable, Codable, Hashable {
 }
 
 extension HostExecutor {
+    /// Runs a command with its stdin on /dev/null.
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
+        try run(argv, in: namespace, timeout: timeout, input: nil, output: output)
+    }
+
     public func apply(_ operations: [Operation]) throws { try apply(operations, progress: { _ in }, interrupted: { 0 }) }
 }

@@ -146,9 +146,9 @@ public struct LabController {
                 var changes: [String] = []
                 if let faults = previous.activeFaults, !faults.isEmpty {
                     // A run was killed mid-fault: its links come back up before anything else.
-                    changes = faults.map { "\($0.host): \($0.link) was left down by a run that did not finish: \(dryRun ? "would bring it back up" : "brought back up")" }
+                    changes = faults.map { "\($0.host): \($0.action) was left by a run that did not finish: \(dryRun ? "would undo it" : "undone")" }
                     if !dryRun {
-                        for f in faults { try executor(f.host).setLink(f.link, up: true, routes: f.routes, revertAfter: nil) }
+                        for f in faults { try executor(f.host).revert(f.action) }
                         var j = previous; j.activeFaults = nil
                         try store.save(j)
                     }

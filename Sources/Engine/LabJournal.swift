@@ -31,12 +31,11 @@ public struct LabJournal: Codable, Sendable {
     public var allNamespaces: [String] { namespaces.values.flatMap { $0 } }
 }
 
-/// A link a run took down and had not brought back when the journal was last written.
+/// A fault's change a run had made and not undone when the journal was last written.
 public struct ActiveFault: Codable, Sendable, Hashable {
     public var host: String
-    public var link: InterfaceRef
-    public var routes: [RouteSpec]
-    public init(host: String, link: InterfaceRef, routes: [RouteSpec]) { self.host = host; self.link = link; self.routes = routes }
+    public var action: FaultAction
+    public init(host: String, action: FaultAction) { self.host = host; self.action = action }
 }
 
 /// Why a journal could not be read.

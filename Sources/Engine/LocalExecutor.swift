@@ -273,11 +273,18 @@ public final class LocalExecutor: HostExecutor {
     }
 
     public func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws {
+        try setProfile(link, from: old, to: new, replace: false)
+    }
+
+    /// With `replace`, whatever is on the link now is replaced (`old` is not trusted).
+    func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?, replace: Bool) throws {
         guard let new, new.rootKind != nil else {
-            if old?.rootKind != nil { try clearQdisc(link) }
+            if replace {
+                do { try clearQdisc(link) } catch { if error.errno != ENOENT && error.errno != EINVAL { throw error } }
+            } else if old?.rootKind != nil { try clearQdisc(link) }
             return
         }
-        let mode: QdiscMode = old?.rootKind == nil ? .add : old?.kinds == new.kinds ? .change : .replace
+        let mode: QdiscMode = replace ? .replace : old?.rootKind == nil ? .add : old?.kinds == new.kinds ? .change : .replace
         try setQdisc(link, new, mode: mode)
         try verifyQdiscs()
     }
@@ -298,8 +305,8 @@ public final class LocalExecutor: HostExecutor {
         return failures
     }
 
-    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
-        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() }, output: output)
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
+        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() }, input: input, output: output)
     }
 
     public func tunnelKeys() -> [UInt32: String] {
@@ -317,16 +324,6 @@ public final class LocalExecutor: HostExecutor {
     }
 
     // MARK: Faults and measurements
-
-    public func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws {
-        if up {
-            FaultGuard.shared.disarm(link)
-            try FaultGuard.bringUp(link, routes: routes, handle: try route(link.namespace))
-        } else {
-            try route(link.namespace).setDown(link.name)
-            if let revertAfter { FaultGuard.shared.arm(link, routes: routes, after: revertAfter) }
-        }
-    }
 
     public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
                                onSample: @escaping (CounterSample) -> Void) throws {

@@ -120,20 +120,26 @@ public final class RecordingExecutor: HostExecutor {
         return []
     }
 
-    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
         commands.append((namespace, argv))
         return exitCodes[argv.joined(separator: " ")] ?? 0
     }
 
     public func tunnelKeys() -> [UInt32: String] { keysInUse }
 
-    /// Link ends taken down and not yet back up, with their revert deadline.
-    public private(set) var downLinks: [InterfaceRef: Double?] = [:]
-    public private(set) var linkChanges: [(InterfaceRef, Bool, [RouteSpec])] = []
+    /// Fault actions injected and not yet reverted, by key, with their revert deadline.
+    public private(set) var activeFaults: [String: (FaultAction, Double?)] = [:]
+    /// Every injection (true) and revert (false), in order.
+    public private(set) var faultLog: [(FaultAction, Bool)] = []
 
-    public func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws {
-        linkChanges.append((link, up, routes))
-        if up { downLinks[link] = nil } else { downLinks[link] = revertAfter }
+    public func inject(_ action: FaultAction, revertAfter: Double?) throws {
+        faultLog.append((action, true))
+        activeFaults[action.key] = (action, revertAfter)
+    }
+
+    public func revert(_ action: FaultAction) throws {
+        faultLog.append((action, false))
+        activeFaults[action.key] = nil
     }
 
     public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,

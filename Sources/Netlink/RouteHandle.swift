@@ -262,6 +262,32 @@ public final class RouteHandle {
 }
 
 extension RouteHandle {
+    /// A rule that drops every packet to `destination` before any routing table is read (one
+    /// side of a partition): `ip rule add to DEST blackhole pref PRIORITY`.
+    public func addBlackholeRule(to destination: NetlinkAddress, priority: UInt32) throws(NetlinkError) {
+        try blackholeRule(destination, priority, add: true)
+    }
+
+    /// Deletes that rule; one already gone is no error.
+    public func deleteBlackholeRule(to destination: NetlinkAddress, priority: UInt32) throws(NetlinkError) {
+        do { try blackholeRule(destination, priority, add: false) } catch { if error.errno != ENOENT { throw error } }
+    }
+
+    private func blackholeRule(_ destination: NetlinkAddress, _ priority: UInt32, add: Bool) throws(NetlinkError) {
+        let verb = add ? "add rule" : "delete rule"
+        let object = "to \(destination) blackhole pref \(priority)"
+        guard let dst = Self.nlAddress(destination) else { throw NetlinkError(verb, object, namespace: namespace, errno: ENOMEM) }
+        defer { nl_addr_put(dst) }
+        let rule = rtnl_rule_alloc()
+        defer { rtnl_rule_put(rule) }
+        rtnl_rule_set_family(rule, destination.family)
+        try check(rtnl_rule_set_dst(rule, dst), verb, object)
+        rtnl_rule_set_prio(rule, priority)
+        rtnl_rule_set_action(rule, UInt8(FR_ACT_BLACKHOLE))
+        if add { try check(rtnl_rule_add(sock, rule, NLM_F_CREATE | NLM_F_EXCL), verb, object) }
+        else { try check(rtnl_rule_delete(sock, rule, 0), verb, object) }
+    }
+
     /// A keyed gretap device between two documentation addresses, only to learn whether the
     /// kernel has gretap (`pathbed doctor`). A bare one would clash with the fallback device
     /// `gretap0` that ip_gre puts in every namespace.

@@ -178,9 +178,9 @@ public enum Shapes {
         Field("mtu", .integer(min: 576, max: 65535), "MTU of both ends (default 1500)."),
     ])
 
-    public static let workload = ObjectShape("workload", "Traffic to run: a built-in plugin (iperf3, ping) or an external program.", [
+    public static let workload = ObjectShape("workload", "Traffic to run: a built-in plugin (iperf3, ping, transfer, command) or an external program (docs/plugins.md).", [
         Field("name", .name, required: true, "A name for reports."),
-        Field("plugin", .string(pattern: "^[A-Za-z0-9_./-]+$"), required: true, "iperf3, ping, or the path of an external plugin."),
+        Field("plugin", .string(pattern: "^[A-Za-z0-9_./-]+$"), required: true, "iperf3, ping, transfer, command, or the path of an external plugin (relative to this file)."),
         Field("client", .name, "The node that starts the traffic."),
         Field("server", .name, "The node that serves it."),
         Field("target", .ipAddress, "Address the client connects to (default: the server's first address)."),
@@ -191,7 +191,7 @@ public enum Shapes {
         Field("with", .any, "Plugin-specific options, passed on as they are."),
     ])
 
-    static let faultKinds = ["link-down", "link-flap", "profile", "loss-burst", "partition", "plugin"]
+    static let faultKinds = ["link-down", "link-flap", "profile", "loss-burst", "partition", "trace", "plugin"]
 
     public static let fault = ObjectShape("fault", "A fault injected during the run. Every fault is reverted after `for`.", [
         Field("at", .duration, required: true, "When it starts, from the run's start."),
@@ -201,6 +201,7 @@ public enum Shapes {
         Field("for", .duration, "How long the fault lasts before it is reverted."),
         Field("every", .duration, "Repeat with this period (with `count`)."),
         Field("count", .integer(min: 1, max: 100_000), "How many times to repeat (default 1)."),
+        Field("random", .enumeration(["exponential", "uniform"]), "Random gaps between repetitions, averaging `every` and never overlapping; reproducible with `run: {seed: N}`."),
         Field("profile", .name, "For `profile`: the profile to switch to."),
         Field("loss", .percent, "For `loss-burst`: the loss during the burst."),
         Field("plugin", .string(pattern: "^[A-Za-z0-9_./-]+$"), "For `plugin`: the external fault plugin."),

@@ -241,6 +241,8 @@ public indirect enum JSONValue: Sendable, Hashable, Codable {
 }
 
 public struct Workload: Sendable, Hashable {
+    /// The workloads Pathbed plays itself; any other `plugin:` is the path of an external one.
+    public static let builtInPlugins = ["iperf3", "ping", "transfer", "command"]
     public var name: String
     public var location: SourceLocation
     public var plugin: String
@@ -255,7 +257,7 @@ public struct Workload: Sendable, Hashable {
 }
 
 public struct FaultEvent: Sendable, Hashable {
-    public enum Kind: String, Sendable, Codable { case linkDown = "link-down", linkFlap = "link-flap", profile, lossBurst = "loss-burst", partition, plugin }
+    public enum Kind: String, Sendable, Codable { case linkDown = "link-down", linkFlap = "link-flap", profile, lossBurst = "loss-burst", partition, trace, plugin }
     public var location: SourceLocation
     public var at: Duration
     public var kind: Kind
@@ -265,6 +267,8 @@ public struct FaultEvent: Sendable, Hashable {
     public var duration: Duration?
     public var every: Duration?
     public var count: Int
+    /// Random gaps between repetitions (`exponential` or `uniform`, mean `every`), seeded by `run.seed`.
+    public var random: String?
     public var profile: String?
     public var loss: Percent?
     public var plugin: String?

@@ -435,6 +435,7 @@ struct TopologyDecoder {
         if let (n, p) = o["for"] { at(p, n); f.duration = reader.duration(n, p) }
         if let (n, p) = o["every"] { at(p, n); f.every = reader.duration(n, p) }
         if let (n, p) = o["count"] { at(p, n); f.count = reader.integer(n, p, min: 1, max: 100_000) ?? 1 }
+        if let (n, p) = o["random"] { at(p, n); f.random = reader.choice(n, p, ["exponential", "uniform"]) }
         if let (n, p) = o["profile"] { at(p, n); f.profile = reader.name(n, p, what: "a profile name") }
         if let (n, p) = o["loss"] { at(p, n); f.loss = reader.percent(n, p) }
         if let (n, p) = o["plugin"] { at(p, n); f.plugin = reader.string(n, p, pattern: "^[A-Za-z0-9_./-]+$", what: "a plugin name or path") }

@@ -541,10 +541,20 @@ struct TopologyValidator {
                 if w.client == nil || w.server == nil { error(path, "iperf3 needs a `client` and a `server` node", hint: "add e.g. `client: client, server: server`") }
             case "ping":
                 if w.client == nil || (w.server == nil && w.target == nil) { error(path, "ping needs a `client` and a `server` (or `target`)", hint: "add e.g. `client: client, server: server`") }
+            case "transfer":
+                if w.client == nil || w.server == nil { error(path, "transfer needs a `client` and a `server` node", hint: "add e.g. `client: client, server: server`") }
+                if case let .object(o)? = w.options, o["sizes"] != nil || o["size"] != nil {} else {
+                    error(path, "transfer needs `with: {sizes: [...]}`, the file sizes to fetch", hint: "add e.g. `with: {sizes: [16kB, 1MB, 50MB], repeat: 3}`")
+                }
+            case "command":
+                if w.node == nil && w.client == nil { error(path, "command needs a `node` to run in", hint: "add e.g. `node: client`") }
+                if case let .object(o)? = w.options, o["command"] != nil {} else {
+                    error(path, "command needs `with: {command: ...}`: a list of arguments or one shell line", hint: "add e.g. `with: {command: [my-proxy, --port, '8080']}`")
+                }
             default:
                 if !w.plugin.contains("/") {
-                    error("\(path).plugin", "unknown built-in plugin '\(w.plugin)'" + { let s = didYouMean(w.plugin, ["iperf3", "ping"]); return s.isEmpty ? "" : "; \(s)" }(),
-                          hint: "use iperf3 or ping, or the path of an external plugin (containing '/')")
+                    error("\(path).plugin", "unknown built-in plugin '\(w.plugin)'" + { let s = didYouMean(w.plugin, Workload.builtInPlugins); return s.isEmpty ? "" : "; \(s)" }(),
+                          hint: "use \(Workload.builtInPlugins.joined(separator: ", ")), or the path of an external plugin (containing '/')")
                 }
             }
             if w.mptcp, let client = w.client, node(client) != nil, !mptcpEnabled(client) {
@@ -579,7 +589,7 @@ struct TopologyValidator {
         for fi in topology.schedule.indices {
             var f = topology.schedule[fi]
             let path = "schedule[\(fi)]"
-            let needsLink: Set<FaultEvent.Kind> = [.linkDown, .linkFlap, .profile, .lossBurst]
+            let needsLink: Set<FaultEvent.Kind> = [.linkDown, .linkFlap, .profile, .lossBurst, .trace]
             if let text = decoder.faultLinks[path] ?? nil {
                 if let idx = topology.links.firstIndex(where: { $0.name == text || $0.endpoints.contains { $0.description == text } }) {
                     f.link = idx
@@ -610,6 +620,11 @@ struct TopologyValidator {
                 for (ni, n) in f.nodes.enumerated() { checkNodeRef(n, "\(path).nodes[\(ni)]") }
             case .plugin:
                 if f.plugin == nil { error(path, "fault `plugin` needs `plugin:`, the external program", hint: "add e.g. `plugin: ./faults/my-fault`") }
+                else if f.nodes.isEmpty && f.link == nil { error(path, "an external fault runs in a node: name it with `nodes: [NODE]` (or a `link:`)", hint: "add e.g. `nodes: [client]`") }
+            case .trace:
+                if case let .object(o)? = f.options, case .string? = o["file"] {} else {
+                    error(path, "fault `trace` needs `with: {file: PATH}`, a CSV of time,rate[,delay[,loss]]", hint: "add e.g. `with: {file: traces/lte.csv}`")
+                }
             case .linkDown, .linkFlap:
                 break
             }
@@ -621,6 +636,8 @@ struct TopologyValidator {
                 } else {
                     error(path, "`count: \(f.count)` needs `every:`, the period", hint: "add e.g. `every: 20s`")
                 }
+            } else if f.random != nil {
+                error("\(path).random", "`random:` spaces repetitions: it needs `count:` above 1 and `every:`", hint: "add e.g. `every: 30s, count: 5`")
             } else if f.every != nil, decoder.locations["\(path).count"] == nil {
                 error("\(path).every", "`every:` without `count:` repeats nothing", hint: "add e.g. `count: 3`")
             }

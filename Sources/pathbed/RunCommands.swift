@@ -19,7 +19,12 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "Topology file with `workloads:` and `schedule:`.", completion: .file(extensions: ["yaml", "yml"])) var file: String
     @Option(help: "Where run directories go.") var out = "runs"
     @Flag(help: "Leave the lab up afterwards.") var keep = false
+    @Option(help: ArgumentHelp("Run it N times on the same lab, for statistics (mean, median, sd per metric).", valueName: "N")) var `repeat` = 1
     @OptionGroup var hosts: HostOptions
+
+    func validate() throws {
+        guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat takes 1 to 1000 runs") }
+    }
 
     func run() throws {
         let t = try loadTopology(file)
@@ -29,10 +34,33 @@ struct RunCommand: ParsableCommand {
             Interrupts.catchSignals()
             defer { Interrupts.restoreDefaults() }
             var o = RunController.Options(outDirectory: out)
-            o.keep = keep
-            let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }
-            print(RunReport.summary(outcome.results))
-            print("report: \(outcome.directory)/ (results.json, series.csv, workloads.svg, interfaces.svg, rtt.svg, summary.txt)")
+            if `repeat` == 1 {
+                o.keep = keep
+                let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }
+                print(RunReport.summary(outcome.results))
+                print("report: \(outcome.directory)/ (results.json, series.csv, workloads.svg, interfaces.svg, rtt.svg, summary.txt)")
+                return
+            }
+            // Repetitions on one lab (built once), each in rep-K; the table across them at the top.
+            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+            let parent = "\(out)/\(t.name)-\(stamp)"
+            var runs: [RunResults] = []
+            for k in 1...`repeat` {
+                printError("repetition \(k) of \(`repeat`)")
+                o.directory = "\(parent)/rep-\(k)"
+                o.keep = keep || k < `repeat`
+                o.seedOffset = k - 1
+                do {
+                    runs.append(try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }.results)
+                } catch {
+                    if k < `repeat` { _ = try? lab.down(t.name) }
+                    throw error
+                }
+            }
+            let table = RunStatistics.table(runs)
+            try table.write(toFile: "\(parent)/summary.txt", atomically: true, encoding: .utf8)
+            print(table)
+            print("report: \(parent)/ (summary.txt across the runs; rep-1 ... rep-\(`repeat`) each with results.json and plots)")
         } catch { throw fail(error) }
     }
 }
@@ -40,14 +68,32 @@ struct RunCommand: ParsableCommand {
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Render a run directory's report again (CSV, SVG, summary) from its results.json.")
+        abstract: "Render a run directory's report again from its results.json, or compare two.",
+        discussion: """
+            With one directory: writes its CSV, SVG plots and summary.txt again (of every repetition, and the \
+            table across them, for a directory of `run --repeat N`). With two: prints each metric of A and B \
+            side by side (mean ± sd across their runs) and B against A.
+            """)
     @Argument(help: "A run directory written by `pathbed run`.") var directory: String
+    @Argument(help: "A second run directory to compare with the first.") var other: String?
 
     func run() throws {
         do {
-            let r = try RunReport.read(directory)
-            try RunReport.render(r, to: directory)
-            print(RunReport.summary(r))
+            let a = try RunStatistics.load(directory)
+            if let other {
+                print(RunStatistics.comparison(a, try RunStatistics.load(other), names: (directory, other)))
+                return
+            }
+            if a.count == 1, FileManager.default.fileExists(atPath: "\(directory)/results.json") {
+                try RunReport.render(a[0], to: directory)
+                print(RunReport.summary(a[0]))
+            } else {
+                let reps = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("rep-") }
+                for (r, d) in zip(a, reps.sorted { (Int($0.dropFirst(4)) ?? 0) < (Int($1.dropFirst(4)) ?? 0) }) { try RunReport.render(r, to: "\(directory)/\(d)") }
+                let table = RunStatistics.table(a)
+                try table.write(toFile: "\(directory)/summary.txt", atomically: true, encoding: .utf8)
+                print(table)
+            }
         } catch { throw fail(error) }
     }
 }

@@ -21,7 +21,7 @@ extension LabTests {
         defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths") }
         let r = try run([pathbed, "run", twoPaths, "--out", out], timeout: 120)
         #expect(r.status == 0, "\(r.out) \(r.err.suffix(1500))")
-        #expect(r.err.contains("link-down path2: down") && r.err.contains("link-down path2: up again"), "\(r.err)")
+        #expect(r.err.contains("link-down path2: injected") && r.err.contains("link-down path2: reverted"), "\(r.err)")
         let dir = try runDirectory(out)
         for f in ["results.json", "series.csv", "workloads.svg", "interfaces.svg", "rtt.svg", "summary.txt"] {
             #expect(FileManager.default.fileExists(atPath: "\(dir)/\(f)"), "\(f) written")
@@ -65,7 +65,7 @@ extension LabTests {
         let errPath = out + ".err"
         defer { unlink(errPath) }
         let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
-        waitFor("path2: down", in: errPath)
+        waitFor("path2: injected", in: errPath)
         let linkState = try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out
         #expect(!linkState.contains(",UP"), "the fault is in effect: \(linkState)")
         kill(pid, SIGINT)
@@ -104,7 +104,7 @@ extension LabTests {
         try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
         let errPath = d.appendingPathComponent("err").path
         let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
-        waitFor("l2: down", in: errPath)
+        waitFor("l2: injected", in: errPath)
         var waited = 0
         func state() throws -> String { try run(["ip", "-n", "pb.agt.b1", "-o", "link", "show", "eth0"]).out }
         #expect(!(try state()).contains(",UP"), "the fault is in effect")
@@ -128,7 +128,7 @@ extension LabTests {
         let errPath = out + ".err"
         defer { unlink(errPath) }
         let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
-        waitFor("path2: down", in: errPath)
+        waitFor("path2: injected", in: errPath)
         kill(pid, SIGKILL)
         var st: Int32 = 0
         waitpid(pid, &st, 0)
@@ -138,7 +138,7 @@ extension LabTests {
         #expect(!(try eth2()).contains(",UP"), "the killed run left path 2 down")
         #expect(!(try table()).contains("default via 10.0.2.1"), "and its routes gone")
         let up = try pb("up", twoPaths)
-        #expect(up.status == 0 && up.out.contains("left down by a run that did not finish"), "\(up.out) \(up.err)")
+        #expect(up.status == 0 && up.out.contains("was left by a run that did not finish"), "\(up.out) \(up.err)")
         #expect(try eth2().contains(",UP"))
         let routes = try table()
         #expect(routes.contains("default via 10.0.2.1"), "the routes through it are back: \(routes)")

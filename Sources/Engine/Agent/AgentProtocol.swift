@@ -4,11 +4,13 @@ import Foundation
 /// stdout (replies and events). docs/agent.md specifies it message by message.
 public enum AgentProtocol {
     /// Bumped on any change a peer of the previous version would misread. Both ends must agree.
-    public static let version = 1
+    public static let version = 2
     /// The agent says it is alive this often, also while it works on a long request.
     public static let heartbeatSeconds = 1.0
     /// The controller gives up on a host that has said nothing for this long.
     public static let silenceLimitSeconds = 20.0
+    /// The agent gives up on a controller whose heartbeats stopped this long ago.
+    public static let controllerSilenceSeconds = 6.0
 }
 
 /// A request from the controller. `method` names it; the fields it needs are set, the rest are nil.
@@ -20,10 +22,19 @@ public struct AgentRequest: Codable, Sendable {
         case hello
         case info, capabilities, apply, rollBack, namespaces, interfaces, removeLab, removeNamespaces
         case deleteLink, setProfile, changedMTUs, restoreMTUs, run, tunnelKeys
-        /// A link end down (with a revert deadline the agent keeps) or up with its routes.
-        case setLink
+        /// A fault's change (`action`), with a revert deadline (`revertAfter`) the agent keeps.
+        case inject
+        /// Undoes `action`.
+        case revert
         /// Byte counters of namespaces' interfaces, streamed as `sample` events until the duration passes or `cancel`.
         case sampleCounters
+        /// Bytes (`data`, base64) for the stdin of the running `run` request `target`; `close` ends that stdin.
+        case input
+        /// The controller is alive (every second, from a thread of its own; no answer). An agent
+        /// that has heard one and then nothing for `controllerSilenceSeconds` takes its
+        /// controller for gone (a cut management path gives no end of file): it reverts its
+        /// faults and stops what it runs.
+        case heartbeat
         /// Stops the request `target` (an `apply` rolls back; a `run` has its process group killed).
         case cancel
         /// Ends the session: the agent stops what it runs and exits.
@@ -45,11 +56,14 @@ public struct AgentRequest: Codable, Sendable {
     public var argv: [String]?
     public var timeout: Double?
     public var target: Int?
-    public var up: Bool?
-    public var routes: [RouteSpec]?
+    public var action: FaultAction?
     public var revertAfter: Double?
     public var interval: Double?
     public var duration: Double?
+    /// `run`: give the command a stdin that `input` requests fill (else it reads /dev/null).
+    public var input: Bool?
+    public var data: String?
+    public var close: Bool?
 
     public init(id: Int, method: Method) { self.id = id; self.method = method }
 }
@@ -102,6 +116,11 @@ final class LineWriter: @unchecked Sendable {
     private let lock = NSLock()
     private let encoder: JSONEncoder
     private(set) var broken = false
+    private var closed = false
+
+    /// Closes the descriptor; later sends do nothing (its number may be reused by then).
+    func close() { lock.withLock { if !closed { closed = true; _ = Glibc.close(fd) } } }
+    var isClosed: Bool { lock.withLock { closed } }
 
     init(fd: Int32) {
         self.fd = fd
@@ -112,7 +131,7 @@ final class LineWriter: @unchecked Sendable {
         guard var data = try? encoder.encode(value) else { return }
         data.append(0x0A)
         lock.withLock {
-            guard !broken else { return }
+            guard !broken && !closed else { return }
             data.withUnsafeBytes { raw in
                 var offset = 0
                 while offset < raw.count {

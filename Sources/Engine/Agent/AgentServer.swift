@@ -17,6 +17,10 @@ public final class AgentServer: @unchecked Sendable {
     private let available = DispatchSemaphore(value: 0)
     private var queue: [AgentRequest] = []
     private var cancelled = Set<Int>()
+    /// Stdin of `run` requests that asked for one, by request id (made by whichever comes first).
+    private var feeds: [Int: StdinFeed] = [:]
+    /// When the controller's last heartbeat came (0: none yet).
+    private var lastHeartbeat: UInt64 = 0
     private var gone = false
     private var greeted = false
 
@@ -43,6 +47,13 @@ public final class AgentServer: @unchecked Sendable {
             while !isGone {
                 out.send(AgentReply(id: nil, event: .heartbeat))
                 Thread.sleep(forTimeInterval: AgentProtocol.heartbeatSeconds)
+                let last = lock.withLock { lastHeartbeat }
+                if last > 0, Double(monotonicNanoseconds() - last) / 1e9 > AgentProtocol.controllerSilenceSeconds {
+                    FileHandle.standardError.write(Data("pathbed agent: no heartbeat from the controller for \(Int(AgentProtocol.controllerSilenceSeconds)) s; reverting faults and stopping\n".utf8))
+                    lock.withLock { gone = true }
+                    CommandRunner.stopAll()
+                    FaultGuard.shared.revertAll()
+                }
             }
             available.signal()
         }
@@ -72,8 +83,20 @@ public final class AgentServer: @unchecked Sendable {
                 continue
             }
             switch request.method {
+            case .heartbeat:
+                lock.withLock { lastHeartbeat = monotonicNanoseconds() }
             case .cancel:
                 if let t = request.target { lock.withLock { _ = cancelled.insert(t) } }
+            case .input:
+                // Handled here, not queued: the `run` it feeds is what the queue is busy with.
+                if let t = request.target {
+                    let feed = lock.withLock { () -> StdinFeed in
+                        if let f = feeds[t] { return f }
+                        let f = StdinFeed(); feeds[t] = f; return f
+                    }
+                    if let d = request.data.flatMap({ Data(base64Encoded: $0) }) { feed.write(d) }
+                    if request.close == true { feed.close() }
+                }
             case .bye:
                 lock.withLock { gone = true }
                 available.signal()
@@ -151,21 +174,29 @@ public final class AgentServer: @unchecked Sendable {
                 r.failures = executor.restoreMTUs(q.mtus ?? [])
             case .run:
                 guard let argv = q.argv, !argv.isEmpty else { return fail(q.id, .protocolError, "run needs `argv`") }
-                r.exitCode = try CommandRunner.run(argv, in: q.namespace, timeout: q.timeout, stop: { [self] in isCancelled(q.id) }) { [out] stream, data in
+                let feed = q.input == true ? lock.withLock { () -> StdinFeed in
+                    if let f = feeds[q.id] { return f }
+                    let f = StdinFeed(); feeds[q.id] = f; return f
+                } : nil
+                defer { lock.withLock { _ = feeds.removeValue(forKey: q.id) } }
+                r.exitCode = try CommandRunner.run(argv, in: q.namespace, timeout: q.timeout, stop: { [self] in isCancelled(q.id) }, input: feed) { [out] stream, data in
                     var e = AgentReply(id: q.id, event: .output)
                     e.stream = stream; e.data = data.base64EncodedString()
                     out.send(e)
                 }
-            case .setLink:
-                guard let l = q.link, let up = q.up else { return fail(q.id, .protocolError, "setLink needs `link` and `up`") }
-                try executor.setLink(l, up: up, routes: q.routes ?? [], revertAfter: q.revertAfter)
+            case .inject:
+                guard let a = q.action else { return fail(q.id, .protocolError, "inject needs `action`") }
+                try executor.inject(a, revertAfter: q.revertAfter)
+            case .revert:
+                guard let a = q.action else { return fail(q.id, .protocolError, "revert needs `action`") }
+                try executor.revert(a)
             case .sampleCounters:
                 try executor.sampleCounters(q.names ?? [], interval: q.interval ?? 0.1, duration: q.duration ?? 0, stop: { [self] in isCancelled(q.id) }) { [out] sample in
                     var e = AgentReply(id: q.id, event: .sample); e.sample = sample; out.send(e)
                 }
             case .tunnelKeys:
                 r.keys = Dictionary(uniqueKeysWithValues: try executor.tunnelKeys().map { (String($0.key), $0.value) })
-            case .cancel, .bye:
+            case .cancel, .bye, .input, .heartbeat:
                 return
             }
         } catch let e as LabError {

@@ -107,6 +107,14 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         }
         remoteInfo = info
         handshakeRoundTripNanoseconds = t1 - t0
+        if let writer = input {
+            Thread {
+                while !writer.isClosed && !writer.broken {
+                    writer.send(AgentRequest(id: -1, method: .heartbeat))
+                    Thread.sleep(forTimeInterval: AgentProtocol.heartbeatSeconds)
+                }
+            }.start()
+        }
         clockOffsetNanoseconds = Int64(bitPattern: info.clockNanoseconds) - Int64(bitPattern: t0 / 2 + t1 / 2)
         // The handshake's round trip includes ssh's own connection (seconds under emulation):
         // a few short requests give the offset to within half of the quickest round trip.
@@ -135,7 +143,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         var bye = AgentRequest(id: -1, method: .bye)
         bye.host = host
         input?.send(bye)
-        if let fd = input?.fd { Glibc.close(fd) }
+        input?.close()
         input = nil
         let deadline = monotonicNanoseconds() + 2_000_000_000
         var status: Int32 = 0
@@ -190,7 +198,8 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
     }
 
     /// Sends a request and waits for its end, handing its events to `onEvent`.
-    func call(_ request: AgentRequest, timeout: Double? = nil, cancelWhen: () -> Bool = { false }, onEvent: (AgentReply) -> Void = { _ in }) throws -> AgentReply {
+    func call(_ request: AgentRequest, timeout: Double? = nil, cancelWhen: () -> Bool = { false }, feed: StdinFeed? = nil,
+              onEvent: (AgentReply) -> Void = { _ in }) throws -> AgentReply {
         var request = request
         if request.method != .hello {
             try connect()
@@ -200,7 +209,18 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         input.send(request)
         let start = monotonicNanoseconds()
         var cancelSent = false
+        var fedClosed = false
         while true {
+            // What the command is to read on its stdin goes as `input` requests about this one.
+            if let feed, !fedClosed {
+                let (data, closing) = feed.take()
+                if !data.isEmpty || closing {
+                    var q = AgentRequest(id: 0, method: .input)
+                    q.target = request.id; q.data = data.base64EncodedString(); q.close = closing
+                    input.send(q)
+                    fedClosed = closing
+                }
+            }
             let (mine, isClosed, silent): ([AgentReply], Bool, Double) = arrived.withLock {
                 if replies.isEmpty && !closed { _ = arrived.wait(until: Date().addingTimeInterval(0.1)) }
                 let mine = replies.filter { $0.id == request.id || $0.id == nil }
@@ -245,8 +265,8 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         try result(request, cancelWhen: { false }, onEvent: onEvent)
     }
 
-    func result(_ request: AgentRequest, cancelWhen: () -> Bool, onEvent: (AgentReply) -> Void) throws -> AgentReply {
-        let r = try call(request, cancelWhen: cancelWhen, onEvent: onEvent)
+    func result(_ request: AgentRequest, cancelWhen: () -> Bool = { false }, feed: StdinFeed? = nil, onEvent: (AgentReply) -> Void) throws -> AgentReply {
+        let r = try call(request, cancelWhen: cancelWhen, feed: feed, onEvent: onEvent)
         if let e = r.error {
             if e.kind == .interrupted { throw Interrupted(signal: e.signal ?? SIGTERM) }
             throw LabError("\(host): \(e.message)", fix: e.fix)
@@ -309,15 +329,19 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         do { return try result(request(.restoreMTUs) { $0.mtus = changes }).failures ?? [] } catch { return ["\(host): \(error)"] }
     }
 
-    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
-        let r = try result(request(.run) { $0.argv = argv; $0.namespace = namespace; $0.timeout = timeout }) { e in
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, output: @escaping (OutputStream, Data) -> Void) throws -> Int32 {
+        let r = try result(request(.run) { $0.argv = argv; $0.namespace = namespace; $0.timeout = timeout; $0.input = input != nil }, feed: input) { e in
             if let s = e.stream, let d = e.data.flatMap({ Data(base64Encoded: $0) }) { output(s, d) }
         }
         return r.exitCode ?? 1
     }
 
-    public func setLink(_ link: InterfaceRef, up: Bool, routes: [RouteSpec], revertAfter: Double?) throws {
-        _ = try result(request(.setLink) { $0.link = link; $0.up = up; $0.routes = routes; $0.revertAfter = revertAfter })
+    public func inject(_ action: FaultAction, revertAfter: Double?) throws {
+        _ = try result(request(.inject) { $0.action = action; $0.revertAfter = revertAfter })
+    }
+
+    public func revert(_ action: FaultAction) throws {
+        _ = try result(request(.revert) { $0.action = action })
     }
 
     public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,

@@ -17,50 +17,15 @@ public struct RunController {
         /// Leave the lab up afterwards.
         public var keep = false
         public var sampleInterval = 0.1
+        /// The run directory itself (default: OUT/LAB-TIME).
+        public var directory: String?
+        /// Added to `run.seed` (repetition k of a random schedule uses seed + k - 1).
+        public var seedOffset = 0
         public init(outDirectory: String) { self.outDirectory = outDirectory }
     }
 
     public init(lab: LabController, topology: Topology, options: Options) {
         self.lab = lab; self.topology = topology; self.options = options
-    }
-
-    /// One fault action on the run's time line.
-    struct Step {
-        var at: Double
-        var label: String
-        var event: Int
-        var down: Bool
-        var ends: [(host: String, ref: InterfaceRef, routes: [RouteSpec])]
-        /// For a down step: when its revert is planned (the host's own deadline is a little later).
-        var revertAt: Double?
-    }
-
-    /// Every fault of the schedule expanded into down and up steps, checked before anything runs.
-    static func steps(_ t: Topology, _ plan: LabPlan) throws(LabError) -> [Step] {
-        var out: [Step] = []
-        for (i, f) in t.schedule.enumerated() {
-            guard f.kind == .linkDown || f.kind == .linkFlap else {
-                throw LabError("schedule[\(i)]: fault '\(f.kind.rawValue)' cannot be played by this release (link-down and link-flap can)",
-                               fix: "remove it from `schedule:`, or use link-down / link-flap")
-            }
-            guard let li = f.link, li < t.links.count else { throw LabError("schedule[\(i)]: the fault names no link") }
-            guard let duration = f.duration?.seconds, duration > 0 else {
-                throw LabError("schedule[\(i)]: a link-down needs `for:` (how long the link stays down); faults always end", fix: "add e.g. `for: 10s`")
-            }
-            let link = t.links[li]
-            let ends = (0..<2).map { end -> (String, InterfaceRef, [RouteSpec]) in
-                let ref = Planner.endRef(t, link, end, link.endpoints[end])
-                return (link.hosts[end], ref, routes(through: ref, in: plan, host: link.hosts[end]))
-            }
-            let every = f.every?.seconds ?? 0
-            for k in 0..<max(f.count, 1) {
-                let start = f.at.seconds + Double(k) * every
-                let label = "\(f.kind.rawValue) \(link.name)" + (f.count > 1 ? " #\(k + 1)" : "")
-                out.append(Step(at: start, label: label, event: i, down: true, ends: ends, revertAt: start + duration))
-                out.append(Step(at: start + duration, label: label, event: i, down: false, ends: ends))
-            }
-        }
-        return out.sorted { ($0.at, $0.down ? 1 : 0) < ($1.at, $1.down ? 1 : 0) }
     }
 
     /// The routes of `ref`'s namespace that go through it (the kernel drops them when it goes down).
@@ -83,14 +48,16 @@ public struct RunController {
     public func run(progress: @escaping (String) -> Void) throws -> Outcome {
         let t = topology
         let plan = Planner.plan(t)
-        let steps = try Self.steps(t, plan)
-        let workloads = try WorkloadRunner.prepare(t)
-        let duration = t.run.duration?.seconds ?? max(workloads.map { $0.start + $0.duration }.max() ?? 0, (steps.map(\.at).max() ?? 0) + 5)
+        let workloads = try WorkloadRunner(t)
+        let duration = t.run.duration?.seconds ?? max(workloads.end, (t.schedule.map { $0.end.seconds }.max() ?? 0) + 5)
         guard duration > 0 else { throw LabError("nothing to run: no workloads, no schedule and no `run: { duration: }`", fix: "add a workload (docs/runs.md)") }
+        let (windows, notes) = try Faults.windows(t, plan, runLength: duration, seedOffset: options.seedOffset)
+        for n in notes { progress(n) }
+        try checkFaultNeeds(windows)
 
         let started = Date()
         let stamp = ISO8601DateFormatter().string(from: started).replacingOccurrences(of: ":", with: "")
-        let dir = "\(options.outDirectory)/\(t.name)-\(stamp)"
+        let dir = options.directory ?? "\(options.outDirectory)/\(t.name)-\(stamp)"
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw LabError("cannot create the run directory \(dir): \(error.localizedDescription)", fix: "choose another with --out")
         }
@@ -98,12 +65,16 @@ public struct RunController {
         let up = try lab.up(t, progress: progress)
         progress("lab \(t.name) is up (\(String(format: "%.2f", up.seconds)) s)")
         var tornDown = false
+        let stopAll = StopFlag()
+        var externalFaults: [ExternalPlugin.Process] = []
         defer {
+            stopAll.set()
+            for p in externalFaults where !p.hasEnded { p.finish(grace: 5) }
             FaultGuard.shared.revertAll()
             if !options.keep && !tornDown { _ = try? lab.down(t.name) }
         }
 
-        // Hosts: what they are, and their clocks against ours.
+        // Hosts: what they are, their clocks against ours, and their settings before the run.
         var hosts: [String: RunResults.HostInfo] = [:]
         for (name, e) in lab.executors {
             let info = try e.info()
@@ -111,13 +82,13 @@ public struct RunController {
             hosts[name] = RunResults.HostInfo(kernel: info.kernel, hostname: info.hostname, version: info.version,
                                               clockOffsetSeconds: Double(offset) / 1e9, reach: lab.access[name]?.label ?? "this machine")
         }
+        let metadataBefore = HostMetadata.collect(lab: lab, topology: t)
 
         // Samplers, one connection each, started first; then the workloads at one barrier.
         let clock = RunClock()
         let samples = SampleStore(clock: clock)
         let namespacesByHost = Dictionary(uniqueKeysWithValues: plan.hosts.map { ($0.host, $0.namespaces) })
         var threads: [Thread] = []
-        let stopAll = StopFlag()
         for (host, namespaces) in namespacesByHost where !namespaces.isEmpty {
             let e = Unchecked(lab.sideExecutor(host, stop: stopAll))
             let offset = hosts[host].map { Int64($0.clockOffsetSeconds * 1e9) } ?? 0
@@ -132,72 +103,144 @@ public struct RunController {
         }
         for th in threads { th.start() }
 
-        let runner = WorkloadRunner(lab: lab, topology: t, clock: clock, stop: stopAll)
-        try runner.startServers(workloads, progress: progress)
-        defer { runner.stopServers() }
-        runner.connectClients(workloads)
+        let env = RunEnvironment(lab: lab, topology: t, clock: clock, stop: stopAll, progress: progress)
+        defer { workloads.stop(env) }
+        try workloads.prepare(env)
         let mptcp = MPTCPWatch(lab: lab, topology: t, clock: clock, stop: stopAll)
         let countersBefore = mptcp.counters()
         let monitors = mptcp.startMonitors(until: duration + 1)
         // The monitors must be listening before the first connection is made.
         if !monitors.isEmpty { Thread.sleep(forTimeInterval: 1) }
         clock.start()
-        progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.count) workloads, \(steps.count / 2) faults")
-        let workloadThreads = runner.startClients(workloads)
+        progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.plugins.count) workloads, \(windows.count) faults")
+        let workloadThreads = workloads.start(env)
 
-        // The schedule. Links taken down are journaled until they are back.
-        var active = Set<ActiveFault>()
-        var events: [RunResults.Event] = []
-        var pending = steps
+        // The schedule: every change at its time; what is in force is journaled until undone.
+        var playbook = Playbook(windows)
+        var active: [Int: [HostAction]] = [:]
+        var events: [RunResults.Event] = windows.map {
+            RunResults.Event(label: $0.label, kind: $0.kind, planned: $0.start, actual: -1, applied: -1, revertPlanned: $0.end, revertActual: nil)
+        }
+        var running: [Int: ExternalPlugin.Process] = [:]
         var lastNote = -10.0
+        func journal() { lab.recordFaults(t.name, active.values.flatMap { $0 }.map { ActiveFault(host: $0.host, action: $0.action) }) }
         while clock.now < duration {
             if Interrupts.signal != 0 { stopAll.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and the lab removed") }
-            if let s = pending.first, clock.now >= s.at {
-                pending.removeFirst()
-                if s.down { active.formUnion(s.ends.map { ActiveFault(host: $0.host, link: $0.ref, routes: $0.routes) }); lab.recordFaults(t.name, Array(active)) }
+            if let step = playbook.next(at: clock.now) {
+                let w = windows[step.window]
                 let actual = clock.now
-                for end in s.ends {
-                    guard let e = lab.executors[end.host] else { continue }
-                    // The host keeps its own deadline, 2 s after the planned revert.
-                    try e.setLink(end.ref, up: !s.down, routes: end.routes, revertAfter: s.down ? (s.revertAt ?? actual) - actual + 2 : nil)
-                }
-                let done = clock.now
-                if s.down {
-                    events.append(RunResults.Event(label: s.label, kind: "link-down", planned: s.at, actual: actual, applied: done,
-                                                   revertPlanned: s.revertAt, revertActual: nil))
-                    progress(String(format: "%6.1f s  %@: down", actual, s.label))
-                } else if let i = events.lastIndex(where: { $0.label == s.label && $0.revertActual == nil }) {
-                    active.subtract(s.ends.map { ActiveFault(host: $0.host, link: $0.ref, routes: $0.routes) })
-                    lab.recordFaults(t.name, Array(active))
-                    events[i].revertActual = actual
-                    progress(String(format: "%6.1f s  %@: up again", actual, s.label))
+                switch step.kind {
+                case let .change(k):
+                    if let launch = w.external {
+                        let p = ExternalPlugin.Process(launch, side: nil, clock: clock, stop: stopAll, onLog: progress)
+                        running[step.window] = p; externalFaults.append(p)
+                        p.start(lab: lab)
+                        guard p.wait(for: "injected") else {
+                            p.stopHard()
+                            throw LabError("fault \(w.label): the plugin did not say injected within \(Int(ExternalPlugin.answerSeconds)) s: \(p.failure ?? "no answer")",
+                                           fix: "docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
+                        }
+                    } else {
+                        let actions = w.changes[k].actions
+                        active[step.window, default: []] = (active[step.window] ?? []).filter { a in !actions.contains { $0.host == a.host && $0.action.key == a.action.key } } + actions
+                        journal()
+                        for a in actions {
+                            // The host keeps its own deadline, 2 s after the planned revert.
+                            try lab.executor(a.host).inject(a.action, revertAfter: w.end - actual + 2)
+                        }
+                    }
+                    if k == 0 {
+                        events[step.window].actual = actual
+                        events[step.window].applied = clock.now
+                        progress(String(format: "%6.1f s  %@: injected", actual, w.label))
+                    }
+                case .revert:
+                    if let p = running.removeValue(forKey: step.window) {
+                        p.finish()
+                        if !p.said("reverted") { progress("fault \(w.label): the plugin ended without saying reverted: \(p.failure ?? "")") }
+                    } else {
+                        for a in w.lastActions { try lab.executor(a.host).revert(a.action) }
+                        active[step.window] = nil
+                        journal()
+                    }
+                    events[step.window].revertActual = actual
+                    progress(String(format: "%6.1f s  %@: reverted", actual, w.label))
                 }
                 continue
             }
             if clock.now - lastNote >= 5 {
                 lastNote = clock.now
-                let next = pending.first.map { String(format: ", next: %@ %@ at %.0f s", $0.label, $0.down ? "down" : "up", $0.at) } ?? ""
-                progress(String(format: "%6.1f s of %.0f%@%@", clock.now, duration, samples.liveSummary(), next))
+                let next = playbook.upcoming.map { String(format: ", next: %@ %@ at %.0f s", windows[$0.window].label, $0.kind == .revert ? "revert" : "inject", $0.at) } ?? ""
+                progress(String(format: "%6.1f s of %.0f%@%@", clock.now, duration, workloads.liveSummary() + samples.liveSummary(), next))
             }
-            usleep(10_000)
+            usleep(2_000)
         }
         for th in workloadThreads { while th.isExecuting { usleep(50_000) } }
         let countersAfter = mptcp.counters()
         stopAll.set()
         for th in threads + monitors { while th.isExecuting { usleep(20_000) } }
-        runner.stopServers()
+        workloads.stop(env)
 
         var results = RunResults(lab: t.name, file: t.file, started: started, durationSeconds: duration, hosts: hosts,
-                                 sampleIntervalSeconds: options.sampleInterval, events: events)
+                                 sampleIntervalSeconds: options.sampleInterval, events: events.filter { $0.actual >= 0 })
         results.interfaces = samples.series(options.sampleInterval)
         results.rawCounters = samples.raw()
-        results.workloads = runner.results
+        results.workloads = workloads.results
         results.mptcpEvents = mptcp.events
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
+        results.metadataBefore = metadataBefore
+        results.metadataAfter = HostMetadata.collect(lab: lab, topology: t)
+        results.seed = t.run.seed.map { $0 + options.seedOffset }
         results.computeImpacts()
         try RunReport.write(results, to: dir)
         if !options.keep { _ = try? lab.down(t.name); tornDown = true }
         return Outcome(directory: dir, results: results)
+    }
+
+    /// Every host must offer the qdiscs the schedule's profile changes use, checked before `up`.
+    func checkFaultNeeds(_ windows: [FaultWindow]) throws {
+        var needs: [String: Set<String>] = [:]
+        for w in windows { for (h, k) in w.needs { needs[h, default: []].formUnion(k) } }
+        var problems: [String] = []
+        for (host, kinds) in needs.sorted(by: { $0.key < $1.key }) {
+            guard let e = lab.executors[host] else { continue }
+            let caps = e.capabilities(sysctls: [])
+            if caps.isBlind { continue }
+            for k in kinds.sorted() where !caps.has(k) {
+                let c = caps.checks.first { $0.name == k }
+                problems.append("    - \(host): \(k): \(c?.detail ?? "missing"); \(c?.fix ?? "")")
+            }
+        }
+        if !problems.isEmpty {
+            throw LabError("the schedule changes profiles with qdiscs this kernel lacks:\n" + problems.joined(separator: "\n"),
+                           fix: "`pathbed doctor` shows every check; nothing was changed")
+        }
+    }
+}
+
+/// The schedule's steps in time order: each window's changes, then its revert.
+struct Playbook {
+    enum Kind: Equatable { case change(Int), revert }
+    struct Step { var at: Double; var window: Int; var kind: Kind }
+    private var steps: [Step]
+
+    init(_ windows: [FaultWindow]) {
+        var s: [Step] = []
+        for (i, w) in windows.enumerated() {
+            let n = max(w.changes.count, 1)
+            for k in 0..<n { s.append(Step(at: w.external != nil ? w.start : w.changes[k].at, window: i, kind: .change(k))) }
+            s.append(Step(at: w.end, window: i, kind: .revert))
+        }
+        // At one time, reverts first (a link comes back before the next fault on it begins).
+        steps = s.sorted { ($0.at, $0.kind == .revert ? 0 : 1, $0.window) < ($1.at, $1.kind == .revert ? 0 : 1, $1.window) }
+    }
+
+    var upcoming: Step? { steps.first }
+
+    mutating func next(at now: Double) -> Step? {
+        guard let s = steps.first, now >= s.at else { return nil }
+        steps.removeFirst()
+        return s
     }
 }
 
@@ -222,8 +265,11 @@ struct Unchecked<T>: @unchecked Sendable {
 final class StopFlag: @unchecked Sendable {
     private var value = false
     private let lock = NSLock()
+    private let parent: StopFlag?
+    /// Set when this one is set, or its parent is.
+    init(parent: StopFlag? = nil) { self.parent = parent }
     func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } || Interrupts.signal != 0 }
+    var isSet: Bool { lock.withLock { value } || Interrupts.signal != 0 || (parent?.isSet ?? false) }
 }
 
 /// Counter samples as they arrive, per host, kept with the host's own clock: they are put on

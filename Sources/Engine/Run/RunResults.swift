@@ -25,6 +25,11 @@ public struct RunResults: Codable, Sendable {
     public var mptcpEvents: [MPTCPEvent] = []
     /// How much each MPTCP node's MPTcpExt counters (`/proc/net/netstat`) grew during the run (non-zero ones).
     public var mptcpCounters: [String: [String: Int]] = [:]
+    /// Each lab namespace's sysctls and qdiscs before the workloads started and after they ended.
+    public var metadataBefore: [String: NamespaceMetadata]?
+    public var metadataAfter: [String: NamespaceMetadata]?
+    /// The seed of the schedule's random numbers (`run: {seed: N}`), when the file gives one.
+    public var seed: Int?
 
     public struct MPTCPEvent: Codable, Sendable {
         public var t: Double
@@ -64,6 +69,16 @@ public struct RunResults: Codable, Sendable {
         public var exitCode: Int32
         public var error: String?
         public var series: [Series]
+        /// Figures the workload computed (a transfer's times per size, a plugin's `result`).
+        public var metrics: [String: Double]?
+        /// The end of a command's output.
+        public var output: String?
+
+        public init(name: String, plugin: String, node: String, target: String, mptcp: Bool, started: Double, exitCode: Int32, error: String?,
+                    series: [Series], metrics: [String: Double]? = nil, output: String? = nil) {
+            self.name = name; self.plugin = plugin; self.node = node; self.target = target; self.mptcp = mptcp; self.started = started
+            self.exitCode = exitCode; self.error = error; self.series = series; self.metrics = metrics; self.output = output
+        }
     }
 
     public struct FaultImpact: Codable, Sendable {
@@ -149,12 +164,15 @@ public enum RunReport {
             for s in w.series {
                 let v = s.values
                 let stats = Summary(v)
-                rows.append([w.name, s.unit == "ms" ? "RTT" : "throughput",
+                let metric = s.unit == "Mbit/s" ? "throughput" : w.plugin == "ping" ? "RTT" : s.name.components(separatedBy: "(").last.map { String($0.dropLast()) } ?? s.unit
+                rows.append([w.name, metric,
                              stats.map { String(format: "%.2f", $0.mean) } ?? "-", stats.map { String(format: "%.2f", $0.median) } ?? "-",
                              stats.map { String(format: "%.2f", $0.standardDeviation) } ?? "-", s.unit, w.error ?? ""])
             }
         }
         out += Render.table(["workload", "metric", "mean", "median", "sd", "unit", "note"], rows) + "\n"
+        let figures = r.workloads.flatMap { w in (w.metrics ?? [:]).sorted { $0.key < $1.key }.map { [w.name, $0.key, String(format: "%.4g", $0.value)] } }
+        if !figures.isEmpty { out += "\n" + Render.table(["workload", "figure", "value"], figures) + "\n" }
         if !r.events.isEmpty {
             out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
                 [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),
@@ -176,7 +194,7 @@ public enum RunReport {
                 [$0.event, $0.impact.series, $0.impact.before.map { String(format: "%.2f", $0) } ?? "-", $0.impact.during.map { String(format: "%.2f", $0) } ?? "-",
                  $0.impact.after.map { String(format: "%.2f", $0) } ?? "-", $0.impact.recoverySeconds.map { String(format: "%.1f", $0) } ?? "not recovered"]
             }) + "\n"
-            out += "\nrecovery: from the link's return until the throughput (1 s moving mean) is back to 95 % of its mean over the 5 s before the fault.\n"
+            out += "\nrecovery: from the fault's end (the link's return) until the throughput (1 s moving mean) is back to 95 % of its mean over the 5 s before the fault.\n"
         }
         return out
     }

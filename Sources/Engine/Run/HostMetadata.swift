@@ -1,0 +1,41 @@
+import Foundation
+import TopologyModel
+
+/// What a lab's namespaces were set to, read from the kernel before and after a run: the
+/// sysctls that decide TCP and MPTCP behaviour, and every qdisc (`tc qdisc show`). Flent keeps
+/// the same so that a result says what it was measured on.
+public struct NamespaceMetadata: Codable, Sendable, Equatable {
+    public var host: String
+    public var sysctls: [String: String]
+    /// `tc qdisc show` lines.
+    public var qdiscs: [String]
+}
+
+enum HostMetadata {
+    static let sysctls = ["net.mptcp.enabled", "net.mptcp.scheduler", "net.mptcp.pm_type", "net.ipv4.tcp_congestion_control",
+                          "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.ip_forward", "net.ipv4.tcp_ecn", "net.core.default_qdisc"]
+
+    /// One command per host, all of its lab namespaces at once.
+    static func collect(lab: LabController, topology t: Topology) -> [String: NamespaceMetadata] {
+        var out: [String: NamespaceMetadata] = [:]
+        for h in Planner.plan(t).hosts where !h.namespaces.isEmpty {
+            guard let e = lab.executors[h.host] else { continue }
+            let script = "for ns in \(h.namespaces.joined(separator: " ")); do echo \"@ns $ns\"; ip netns exec \"$ns\" sysctl -e \(sysctls.joined(separator: " ")) 2>/dev/null; "
+                + "ip netns exec \"$ns\" tc qdisc show 2>/dev/null | sed 's/^/@q /'; done"
+            var text = Data()
+            guard (try? e.run(["sh", "-c", script], in: nil, timeout: 60, output: { s, d in if s == .stdout { text.append(d) } })) == 0 else { continue }
+            var current: String?
+            for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
+                if line.hasPrefix("@ns ") {
+                    current = String(line.dropFirst(4))
+                    if let c = current { out[c] = NamespaceMetadata(host: h.host, sysctls: [:], qdiscs: []) }
+                } else if let c = current, line.hasPrefix("@q ") {
+                    out[c]?.qdiscs.append(String(line.dropFirst(3)))
+                } else if let c = current, let eq = line.range(of: " = ") {
+                    out[c]?.sysctls[String(line[..<eq.lowerBound])] = String(line[eq.upperBound...])
+                }
+            }
+        }
+        return out
+    }
+}
