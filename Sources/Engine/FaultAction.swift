@@ -7,7 +7,9 @@ import TopologyModel
 /// keeps a revert deadline for each (`FaultGuard`), so that no fault outlives its run.
 public enum FaultAction: Codable, Hashable, Sendable, CustomStringConvertible {
     /// A link end down; `routes` are those the kernel flushes with it, put back when it returns.
-    case linkDown(link: InterfaceRef, routes: [RouteSpec])
+    /// `reannounce`: MPTCP endpoints of that interface, deleted and added again when it returns,
+    /// so that the in-kernel path manager opens subflows over it anew (it does not by itself).
+    case linkDown(link: InterfaceRef, routes: [RouteSpec], reannounce: [ReannouncedEndpoint]?)
     /// A link end's shaping switched in place (`tc qdisc change`) from `from` to `to`; reverting
     /// switches it back to `original`, the profile of the file.
     case profile(link: InterfaceRef, original: QdiscSpec?, from: QdiscSpec?, to: QdiscSpec?)
@@ -21,7 +23,7 @@ public enum FaultAction: Codable, Hashable, Sendable, CustomStringConvertible {
     /// What a later action on the same object replaces (a trace's next row replaces the last).
     public var key: String {
         switch self {
-        case let .linkDown(l, _): return "link \(l)"
+        case let .linkDown(l, _, _): return "link \(l)"
         case let .profile(l, _, _, _): return "profile \(l)"
         case let .partition(ns, d): return "partition \(ns) \(d.map(\.description).joined(separator: ","))"
         }
@@ -29,18 +31,25 @@ public enum FaultAction: Codable, Hashable, Sendable, CustomStringConvertible {
 
     public var namespace: String {
         switch self {
-        case let .linkDown(l, _), let .profile(l, _, _, _): return l.namespace
+        case let .linkDown(l, _, _), let .profile(l, _, _, _): return l.namespace
         case let .partition(ns, _): return ns
         }
     }
 
     public var description: String {
         switch self {
-        case let .linkDown(l, _): return "\(l) down"
+        case let .linkDown(l, _, _): return "\(l) down"
         case let .profile(l, _, _, to): return "\(l) shaped as \(to?.profile ?? "no profile")"
         case let .partition(ns, d): return "\(ns) cut off from \(d.map(\.description).joined(separator: ", "))"
         }
     }
+}
+
+/// An MPTCP endpoint as the plan adds it, to add again.
+public struct ReannouncedEndpoint: Codable, Hashable, Sendable {
+    public var address: IPAddress
+    public var id: UInt8
+    public var flags: [MPTCPEndpoint.Flag]
 }
 
 extension LocalExecutor {
@@ -48,7 +57,7 @@ extension LocalExecutor {
     /// in the host's guard, keeping the first one's deadline unless `revertAfter` is given.
     public func inject(_ a: FaultAction, revertAfter: Double?) throws {
         switch a {
-        case let .linkDown(l, _):
+        case let .linkDown(l, _, _):
             try route(l.namespace).setDown(l.name)
         case let .profile(l, _, from, to):
             try setProfile(l, from: from, to: to)
@@ -68,8 +77,22 @@ extension LocalExecutor {
         FaultGuard.shared.disarm(a)
         guard NetworkNamespace.list().contains(a.namespace) else { return }
         switch a {
-        case let .linkDown(l, routes):
+        case let .linkDown(l, routes, reannounce):
             try FaultGuard.bringUp(l, routes: routes, handle: try route(l.namespace))
+            if reannounce?.isEmpty == false {
+                // The kernel turns a link that comes up on after its link watch runs (up to 1 s
+                // later); until then it drops what is sent: a subflow's SYN sent earlier waits 1 s
+                // for its retransmission.
+                let h = try route(l.namespace)
+                let deadline = monotonicNanoseconds() + 2_000_000_000
+                while monotonicNanoseconds() < deadline, !((try? h.links().first { $0.name == l.name }?.isRunning) ?? false) ?? false { usleep(5_000) }
+            }
+            for e in reannounce ?? [] {
+                let m = try mptcp(l.namespace)
+                try m.deleteEndpoint(id: e.id)
+                try m.addEndpoint(address: e.address.bytes, ifindex: try route(l.namespace).ifindex(l.name), id: e.id,
+                                  flags: .init(names: e.flags.map(\.rawValue)), label: "\(e.address) dev \(l.name) id \(e.id)")
+            }
         case let .profile(l, original, _, _):
             // Whatever is on the link now (a trace may have stopped between rows) is replaced.
             try setProfile(l, from: QdiscSpec(profile: "?"), to: original, replace: true)

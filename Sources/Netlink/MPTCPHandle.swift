@@ -64,6 +64,17 @@ public final class MPTCPHandle {
         }
     }
 
+    /// Deletes endpoint `id`; one already gone is no error.
+    public func deleteEndpoint(id: UInt8) throws(NetlinkError) {
+        do {
+            try send(Int32(MPTCP_PM_CMD_DEL_ADDR), "delete MPTCP endpoint", "id \(id)") { msg in
+                guard let nest = nla_nest_start(msg, Int32(MPTCP_PM_ATTR_ADDR) | Int32(NLA_F_NESTED)) else { return -1 }
+                if nla_put_u8(msg, Int32(MPTCP_PM_ADDR_ATTR_ID), id) < 0 { return -1 }
+                return nla_nest_end(msg, nest)
+            }
+        } catch { if error.errno != ENOENT && error.errno != EINVAL { throw error } }
+    }
+
     /// Adds an endpoint: an address of `ifindex` with flags (subflow, signal, backup, fullmesh).
     public func addEndpoint(address: [UInt8], ifindex: Int32, id: UInt8, flags: Flags, label: String) throws(NetlinkError) {
         try send(Int32(MPTCP_PM_CMD_ADD_ADDR), "add MPTCP endpoint", label) { msg in

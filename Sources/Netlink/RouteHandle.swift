@@ -81,6 +81,7 @@ public final class RouteHandle {
                                 group: rtnl_link_get_group(l), alias: rtnl_link_get_ifalias(l).map { String(cString: $0) })
             info.rxBytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES)
             info.txBytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES)
+            info.isRunning = rtnl_link_get_flags(l) & UInt32(IFF_RUNNING.rawValue) != 0
             if info.kind == "gretap" || info.kind == "gre" {
                 let key = UInt32(bigEndian: rtnl_link_ipgre_get_ikey(l))
                 if key != 0 { info.greKey = key }

@@ -118,6 +118,8 @@ public struct LinkInfo: Sendable, Hashable {
     /// Byte counters, as the kernel keeps them.
     public var rxBytes: UInt64 = 0
     public var txBytes: UInt64 = 0
+    /// Operationally up (IFF_RUNNING): carrier on, and the kernel has given it its qdisc.
+    public var isRunning = false
 }
 
 /// A qdisc as the kernel reports it (read back after it is set).

@@ -106,9 +106,21 @@ enum LinkDownFault: FaultPlugin {
 
     static func describe(_ f: FaultEvent, index i: Int, _ c: inout FaultContext) throws(LabError) -> [FaultWindow] {
         let link = try Faults.link(f, i, c.topology)
+        var reannounce = false
+        if case let .object(o)? = f.options {
+            for k in o.keys where k != "reannounce" {
+                throw LabError("schedule[\(i)]: \(f.kind.rawValue) takes no option '\(k)'", fix: "its only option is `with: {reannounce: true}`")
+            }
+            if case .bool(true)? = o["reannounce"] { reannounce = true }
+        }
         let actions = (0..<2).map { end -> HostAction in
             let ref = Planner.endRef(c.topology, link, end, link.endpoints[end])
-            return HostAction(host: link.hosts[end], action: .linkDown(link: ref, routes: RunController.routes(through: ref, in: c.plan, host: link.hosts[end])))
+            let endpoints = reannounce ? c.plan.hosts.first { $0.host == link.hosts[end] }?.operations.compactMap { op -> ReannouncedEndpoint? in
+                guard case let .addMPTCPEndpoint(ns, address, device, id, flags) = op, ns == ref.namespace, device == ref.name else { return nil }
+                return ReannouncedEndpoint(address: address, id: id, flags: flags)
+            } : nil
+            return HostAction(host: link.hosts[end], action: .linkDown(link: ref, routes: RunController.routes(through: ref, in: c.plan, host: link.hosts[end]),
+                                                                       reannounce: endpoints?.isEmpty == false ? endpoints : nil))
         }
         let d = f.duration?.seconds ?? 0
         return Faults.starts(f, &c).enumerated().map { k, s in
