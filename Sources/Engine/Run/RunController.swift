@@ -50,7 +50,7 @@ public struct RunController {
         let plan = Planner.plan(t)
         let workloads = try WorkloadRunner(t)
         let duration = t.run.duration?.seconds ?? max(workloads.end, (t.schedule.map { $0.end.seconds }.max() ?? 0) + 5)
-        guard duration > 0 else { throw LabError("nothing to run: no workloads, no schedule and no `run: { duration: }`", fix: "add a workload (docs/runs.md)") }
+        guard duration > 0 else { throw LabError("nothing to run: no workloads, no schedule and no `run: { duration: }`", fix: "add a workload (docs/results.md)") }
         let (windows, notes) = try Faults.windows(t, plan, runLength: duration, seedOffset: options.seedOffset)
         for n in notes { progress(n) }
         try checkFaultNeeds(windows)
