@@ -192,6 +192,7 @@ public struct RunController {
         results.metadataAfter = HostMetadata.collect(lab: lab, topology: t)
         results.seed = t.run.seed.map { $0 + options.seedOffset }
         results.computeImpacts()
+        results.computePathUse()
         try RunReport.write(results, to: dir)
         if !options.keep { _ = try? lab.down(t.name); tornDown = true }
         return Outcome(directory: dir, results: results)

@@ -73,6 +73,10 @@ public struct RunResults: Codable, Sendable {
         public var metrics: [String: Double]?
         /// The end of a command's output.
         public var output: String?
+        /// When it ended (run seconds).
+        public var ended: Double?
+        /// Path use: each interface's share of the bytes its node received and sent while it ran.
+        public var pathUse: [String: Double]?
 
         public init(name: String, plugin: String, node: String, target: String, mptcp: Bool, started: Double, exitCode: Int32, error: String?,
                     series: [Series], metrics: [String: Double]? = nil, output: String? = nil) {
@@ -96,6 +100,26 @@ public struct RunResults: Codable, Sendable {
                 sampleIntervalSeconds: Double, events: [Event]) {
         self.lab = lab; self.file = file; self.started = started; self.durationSeconds = durationSeconds
         self.hosts = hosts; self.sampleIntervalSeconds = sampleIntervalSeconds; self.events = events
+    }
+
+    /// Each workload's path use, from the byte counters of its node's interfaces between its
+    /// start and its end.
+    public mutating func computePathUse() {
+        for i in workloads.indices {
+            let w = workloads[i]
+            guard let end = w.ended else { continue }
+            let ns = "pb.\(lab).\(w.node)"
+            func totals(at t: Double) -> [String: UInt64]? {
+                guard let s = rawCounters.last(where: { $0.t <= t && $0.counters.contains { $0.namespace == ns } })
+                    ?? rawCounters.first(where: { $0.counters.contains { $0.namespace == ns } }) else { return nil }
+                return Dictionary(s.counters.filter { $0.namespace == ns }.map { ($0.interface, $0.rxBytes &+ $0.txBytes) }, uniquingKeysWith: { a, _ in a })
+            }
+            guard let a = totals(at: w.started), let b = totals(at: end) else { continue }
+            let delta = b.mapValues(Double.init).merging(a.mapValues { -Double($0) }, uniquingKeysWith: +).filter { $0.value > 0 }
+            let sum = delta.values.reduce(0, +)
+            guard sum > 0 else { continue }
+            workloads[i].pathUse = delta.mapValues { $0 / sum }
+        }
     }
 
     /// For each fault, its impact on every throughput workload (recovery per `Recovery`).
@@ -173,12 +197,15 @@ public enum RunReport {
         out += Render.table(["workload", "metric", "mean", "median", "sd", "unit", "note"], rows) + "\n"
         let figures = r.workloads.flatMap { w in (w.metrics ?? [:]).sorted { $0.key < $1.key }.map { [w.name, $0.key, String(format: "%.4g", $0.value)] } }
         if !figures.isEmpty { out += "\n" + Render.table(["workload", "figure", "value"], figures) + "\n" }
+        let use = r.workloads.compactMap { w in w.pathUse.map { u in [w.name, w.node, u.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f %%", $0.key, $0.value * 100) }.joined(separator: ", ")] } }
+        if !use.isEmpty { out += "\n" + Render.table(["workload", "node", "path use (share of its bytes per interface)"], use) + "\n" }
         if !r.events.isEmpty {
             out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
                 [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),
                  $0.revertPlanned.map { String(format: "%.2f", $0) } ?? "-", $0.revertActual.map { String(format: "%.3f", $0) } ?? "-"]
             }) + "\n"
         }
+        out += RunStatistics.timing([r])
         if !r.mptcpCounters.isEmpty {
             out += "\n" + Render.table(["node", "MPTcpExt counters that grew during the run"], r.mptcpCounters.sorted { $0.key < $1.key }.map { node, c in
                 [node, c.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]

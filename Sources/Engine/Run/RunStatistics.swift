@@ -16,6 +16,7 @@ public enum RunStatistics {
                 out.append(("\(w.name) \(kind) mean \(s.unit)", s.values.reduce(0, +) / Double(s.values.count)))
             }
             for (k, v) in (w.metrics ?? [:]).sorted(by: { $0.key < $1.key }) where !k.hasPrefix("mean ") { out.append(("\(w.name) \(k)", v)) }
+            for (k, v) in (w.pathUse ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) path use \(k) %", v * 100)) }
         }
         for i in r.impacts {
             let fault = i.event.replacingOccurrences(of: #" #\d+$"#, with: "", options: .regularExpression)
@@ -49,6 +50,7 @@ public enum RunStatistics {
         }
         var out = "\(runs.count) runs of lab \(runs.first?.lab ?? "?")\n\n"
         out += Render.table(["metric", "n", "mean", "median", "sd", "min", "max"], rows) + "\n"
+        out += timing(runs)
         let faults = runs.flatMap(\.impacts).filter { $0.impact.recoverySeconds == nil }.count
         if faults > 0 { out += "\n\(faults) fault impacts did not recover before the run (or the next fault) ended: left out of the recovery rows.\n" }
         return out
@@ -69,6 +71,31 @@ public enum RunStatistics {
         }
         return "A: \(names.0) (\(a.count) runs)\nB: \(names.1) (\(b.count) runs)\n\n"
             + Render.table(["metric", "A mean ± sd", "B mean ± sd", "B vs A"], rows) + "\n"
+    }
+
+    /// How well the schedule kept its times: started (the controller began the change) and
+    /// applied (every host had made it) against planned, in milliseconds, over every event and
+    /// revert of the runs.
+    public static func timing(_ runs: [RunResults]) -> String {
+        var started: [Double] = [], applied: [Double] = []
+        for r in runs {
+            for e in r.events {
+                started.append((e.actual - e.planned) * 1000)
+                applied.append((e.applied - e.planned) * 1000)
+                if let p = e.revertPlanned, let a = e.revertActual { started.append((a - p) * 1000) }
+            }
+        }
+        guard !started.isEmpty else { return "" }
+        /// The nearest-rank percentile.
+        func p(_ xs: [Double], _ q: Double) -> Double {
+            let s = xs.sorted()
+            return s[min(s.count - 1, max(0, Int((q / 100 * Double(s.count)).rounded(.up)) - 1))]
+        }
+        return "\nschedule timing, ms after the planned time (\(started.count) changes, \(applied.count) injections):\n"
+            + Render.table(["", "p50", "p99", "max"], [
+                ["started (injections and reverts)", f(p(started, 50)), f(p(started, 99)), f(started.max()!)],
+                ["applied on every host (injections)", f(p(applied, 50)), f(p(applied, 99)), f(applied.max()!)],
+            ]) + "\n"
     }
 
     static func f(_ x: Double) -> String { abs(x) >= 100 ? String(format: "%.1f", x) : String(format: "%.2f", x) }

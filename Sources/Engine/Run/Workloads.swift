@@ -128,13 +128,17 @@ final class WorkloadRunner: @unchecked Sendable {
 
     func prepare(_ env: RunEnvironment) throws { for p in plugins { try p.prepare(env) } }
 
+    private let lock = NSLock()
+    private var ended: [String: Double] = [:]
+
     /// Every workload, each at its start offset; returns their threads.
     func start(_ env: RunEnvironment) -> [Thread] {
         plugins.map { p in
-            let th = Thread {
+            let th = Thread { [self] in
                 while env.clock.now < p.start && !env.stop.isSet { usleep(2_000) }
                 if env.stop.isSet { return }
                 p.run(env)
+                lock.withLock { ended[p.workload.name] = env.clock.now }
             }
             th.start()
             return th
@@ -143,7 +147,9 @@ final class WorkloadRunner: @unchecked Sendable {
 
     func stop(_ env: RunEnvironment) { for p in plugins { p.stop(env) } }
 
-    var results: [RunResults.WorkloadResult] { plugins.map { $0.collect() } }
+    var results: [RunResults.WorkloadResult] {
+        plugins.map { p in var r = p.collect(); r.ended = lock.withLock { ended[p.workload.name] }; return r }
+    }
 
     /// The live figures for the progress line.
     func liveSummary() -> String {
