@@ -176,17 +176,29 @@ public struct LabController {
         var hostSeconds: [(host: String, seconds: Double)] = []
         var probes = 0
         do {
-            for h in plan.hosts {
-                let e = try executor(h.host)
-                done.append(e)
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try e.apply(h.operations, progress: { progress("\(h.host): \($0)/\(h.operations.count) operations") }, interrupted: interrupted)
-                hostSeconds.append((h.host, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
-                if !e.changedMTUs.isEmpty {
-                    journal.changedMTUs = (journal.changedMTUs ?? [:]).merging([h.host: e.changedMTUs]) { $1 }
-                    try store.save(journal)
+            // Every host builds its part at once (each has its own kernel); when one fails, the
+            // others finish or stop, and every host rolls back.
+            let executors = try plan.hosts.map { try executor($0.host) }
+            done = executors
+            let (firstError, seconds) = withoutActuallyEscaping(progress) { say in
+                let applied = ApplyBox(executors: executors, progress: say, interrupted: interrupted)
+                DispatchQueue.concurrentPerform(iterations: plan.hosts.count) { [plan] i in
+                    let h = plan.hosts[i]
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    do {
+                        try applied.executors[i].apply(h.operations, progress: { applied.say("\(h.host): \($0)/\(h.operations.count) operations") },
+                                                       interrupted: { applied.interrupted() })
+                        applied.finish(i, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                    } catch { applied.fail(i, error) }
                 }
+                return (applied.firstError, plan.hosts.indices.map { applied.seconds(at: $0) })
             }
+            for (i, h) in plan.hosts.enumerated() where !executors[i].changedMTUs.isEmpty {
+                journal.changedMTUs = (journal.changedMTUs ?? [:]).merging([h.host: executors[i].changedMTUs]) { $1 }
+            }
+            if journal.changedMTUs != nil { try store.save(journal) }
+            if let firstError { throw firstError }
+            hostSeconds = plan.hosts.enumerated().map { ($1.host, seconds[$0]) }
             let probePlan = TunnelProbe.plan(t)
             if !probePlan.isEmpty {
                 let failed = probeTunnels(t, progress: progress)
@@ -253,6 +265,32 @@ public struct LabController {
             throw LabError("lab '\(t.name)' needs what the kernel lacks:\n" + problems.joined(separator: "\n"),
                            fix: "`pathbed doctor \(t.file)` shows every check; nothing was changed")
         }
+    }
+
+    /// The hosts' parallel builds: each executor is used by one thread; what they report is
+    /// gathered under a lock. Lives only while they run.
+    final class ApplyBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var times: [Double]
+        private var errors: [(Int, any Error)] = []
+        let executors: [HostExecutor]
+        private let progress: (String) -> Void
+        private let signal: () -> Int32
+        init(executors: [HostExecutor], progress: @escaping (String) -> Void, interrupted: @escaping () -> Int32) {
+            self.executors = executors; self.progress = progress; signal = interrupted
+            times = Array(repeating: 0, count: executors.count)
+        }
+        func say(_ s: String) { lock.withLock { progress(s) } }
+        /// A signal, or another host's failure: every host stops and rolls back.
+        func interrupted() -> Int32 { let s = lock.withLock { signal() }; return s != 0 ? s : failed ? SIGTERM : 0 }
+        func finish(_ i: Int, seconds: Double) { lock.withLock { times[i] = seconds } }
+        func fail(_ i: Int, _ e: any Error) { lock.withLock { errors.append((i, e)) } }
+        var failed: Bool { lock.withLock { !errors.isEmpty } }
+        /// The first host's error that is not only the others' stop.
+        var firstError: (any Error)? {
+            lock.withLock { (errors.first { !($0.1 is Interrupted) } ?? errors.first)?.1 }
+        }
+        func seconds(at i: Int) -> Double { lock.withLock { times[i] } }
     }
 
     final class CapabilitiesBox: @unchecked Sendable {
