@@ -53,9 +53,26 @@ public struct ReannouncedEndpoint: Codable, Hashable, Sendable {
 }
 
 extension LocalExecutor {
+    public func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
+        if let at { Self.sleep(until: at) }
+        let began = monotonicNanoseconds()
+        for a in actions { if inject { try self.inject(one: a, revertAfter: revertAfter) } else { try revert(one: a) } }
+        return ChangeTiming(began: began, finished: monotonicNanoseconds())
+    }
+
+    /// Sleeps until CLOCK_MONOTONIC reaches `deadline` (to within a scheduler tick).
+    static func sleep(until deadline: UInt64) {
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return }
+            let left = deadline - now
+            if left > 2_000_000 { usleep(UInt32(min(left - 1_000_000, 1_000_000_000) / 1000)) } else { sched_yield() }
+        }
+    }
+
     /// Makes the change. A second action with the same key (a trace's next row) replaces the first
-    /// in the host's guard, keeping the first one's deadline unless `revertAfter` is given.
-    public func inject(_ a: FaultAction, revertAfter: Double?) throws {
+    /// in the host's guard.
+    func inject(one a: FaultAction, revertAfter: Double?) throws {
         switch a {
         case let .linkDown(l, _, _):
             try route(l.namespace).setDown(l.name)
@@ -73,7 +90,7 @@ extension LocalExecutor {
     }
 
     /// Undoes the change; undoing what is already undone (or gone with its lab) does nothing.
-    public func revert(_ a: FaultAction) throws {
+    func revert(one a: FaultAction) throws {
         FaultGuard.shared.disarm(a)
         guard NetworkNamespace.list().contains(a.namespace) else { return }
         switch a {

@@ -35,7 +35,7 @@ public final class FaultGuard: @unchecked Sendable {
     public func revertAll() -> [String] {
         let all = lock.withLock { () -> [Armed] in let a = Array(armed.values); armed.removeAll(); return a }
         return all.compactMap { a in
-            do { try LocalExecutor(host: "guard").revert(a.action); return nil } catch { return "\(a.action): \(error)" }
+            do { try LocalExecutor(host: "guard").revert(one: a.action); return nil } catch { return "\(a.action): \(error)" }
         }
     }
 
@@ -47,7 +47,7 @@ public final class FaultGuard: @unchecked Sendable {
                 for k in d.keys { armed[k] = nil }
                 return Array(d.values)
             }
-            for a in due { try? LocalExecutor(host: "guard").revert(a.action) }
+            for a in due { try? LocalExecutor(host: "guard").revert(one: a.action) }
             usleep(20_000)
         }
     }

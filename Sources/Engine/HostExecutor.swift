@@ -126,14 +126,29 @@ public protocol HostExecutor: AnyObject {
     func tunnelKeys() throws -> [UInt32: String]
 
     // Faults and measurements (runs).
-    /// Makes a fault's change. With `revertAfter`, the host itself reverts it after that many
-    /// seconds, and also when its controller goes away: a fault never outlives its run.
-    func inject(_ action: FaultAction, revertAfter: Double?) throws
-    /// Undoes a fault's change; what is already undone is no error.
-    func revert(_ action: FaultAction) throws
+    /// Makes (`inject`) or undoes fault changes, all at `at` (the controller's CLOCK_MONOTONIC in
+    /// nanoseconds; nil: now): the host waits for that moment itself, so that the time a request
+    /// takes to reach it does not move the change. With `revertAfter`, the host reverts each change
+    /// that many seconds after making it, and also when its controller goes away: a fault never
+    /// outlives its run. Undoing what is already undone is no error. Returns when the host began
+    /// and finished, on the controller's clock.
+    func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming
     /// Samples the byte counters of every interface of `namespaces` every `interval` seconds for
     /// `duration` seconds (or until the run stops it), handing each round to `onSample`.
     func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws
+}
+
+/// When a host began and finished a change, on the controller's CLOCK_MONOTONIC (nanoseconds).
+public struct ChangeTiming: Sendable, Codable, Equatable {
+    public var began: UInt64
+    public var finished: UInt64
+}
+
+extension HostExecutor {
+    /// Makes one fault change now.
+    public func inject(_ action: FaultAction, revertAfter: Double?) throws { _ = try change([action], inject: true, at: nil, revertAfter: revertAfter) }
+    /// Undoes one fault change now.
+    public func revert(_ action: FaultAction) throws { _ = try change([action], inject: false, at: nil, revertAfter: nil) }
 }
 
 /// One round of interface byte counters on one host.

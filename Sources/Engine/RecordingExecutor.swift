@@ -132,14 +132,14 @@ public final class RecordingExecutor: HostExecutor {
     /// Every injection (true) and revert (false), in order.
     public private(set) var faultLog: [(FaultAction, Bool)] = []
 
-    public func inject(_ action: FaultAction, revertAfter: Double?) throws {
-        faultLog.append((action, true))
-        activeFaults[action.key] = (action, revertAfter)
-    }
-
-    public func revert(_ action: FaultAction) throws {
-        faultLog.append((action, false))
-        activeFaults[action.key] = nil
+    public func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
+        if let at { LocalExecutor.sleep(until: at) }
+        let began = monotonicNanoseconds()
+        for a in actions {
+            faultLog.append((a, inject))
+            activeFaults[a.key] = inject ? (a, revertAfter) : nil
+        }
+        return ChangeTiming(began: began, finished: monotonicNanoseconds())
     }
 
     public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,

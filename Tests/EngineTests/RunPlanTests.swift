@@ -111,16 +111,21 @@ import TopologyModel
         #expect(order == ["5.0 inject 0", "10.0 revert 0", "10.0 inject 1", "11.0 revert 1"])
     }
 
-    @Test func faultsCrossTheWireAsTheyAre() throws {
+    @Test func faultsCrossTheWireAsTheyAreAndHostsKeepTheTime() throws {
         var q = AgentRequest(id: 7, method: .inject)
-        q.action = .partition(namespace: "pb.x.a", destinations: [IPNetwork("10.0.0.1/32")!])
+        let cut = FaultAction.partition(namespace: "pb.x.a", destinations: [IPNetwork("10.0.0.1/32")!])
+        q.actions = [cut]
         q.revertAfter = 3
+        q.at = 123_456_789
         let back = try JSONDecoder().decode(AgentRequest.self, from: JSONEncoder().encode(q))
-        #expect(back.action == q.action && back.method == .inject && back.revertAfter == 3)
+        #expect(back.actions == [cut] && back.method == .inject && back.revertAfter == 3 && back.at == 123_456_789)
+        // A change sent ahead is made at its time, not when it arrives.
         let recorder = RecordingExecutor(host: "h")
-        try recorder.inject(q.action!, revertAfter: 3)
+        let at = monotonicNanoseconds() + 50_000_000
+        let timing = try recorder.change([cut], inject: true, at: at, revertAfter: 3)
+        #expect(timing.began >= at && timing.began - at < 5_000_000, "began \(Double(Int64(timing.began) - Int64(at)) / 1e6) ms after its time")
         #expect(recorder.activeFaults.count == 1)
-        try recorder.revert(q.action!)
+        try recorder.revert(cut)
         #expect(recorder.activeFaults.isEmpty && recorder.faultLog.count == 2)
     }
 

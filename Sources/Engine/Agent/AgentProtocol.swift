@@ -22,9 +22,10 @@ public struct AgentRequest: Codable, Sendable {
         case hello
         case info, capabilities, apply, rollBack, namespaces, interfaces, removeLab, removeNamespaces
         case deleteLink, setProfile, changedMTUs, restoreMTUs, run, tunnelKeys
-        /// A fault's change (`action`), with a revert deadline (`revertAfter`) the agent keeps.
+        /// Fault changes (`actions`), made at `at` (the host's CLOCK_MONOTONIC, ns) if given, each
+        /// with a revert deadline (`revertAfter`) the agent keeps. The answer has `began`.
         case inject
-        /// Undoes `action`.
+        /// Undoes `actions`, at `at` if given.
         case revert
         /// Byte counters of namespaces' interfaces, streamed as `sample` events until the duration passes or `cancel`.
         case sampleCounters
@@ -56,7 +57,8 @@ public struct AgentRequest: Codable, Sendable {
     public var argv: [String]?
     public var timeout: Double?
     public var target: Int?
-    public var action: FaultAction?
+    public var actions: [FaultAction]?
+    public var at: UInt64?
     public var revertAfter: Double?
     public var interval: Double?
     public var duration: Double?
@@ -89,6 +91,8 @@ public struct AgentReply: Codable, Sendable {
     public var mtus: [MTUChange]?
     public var exitCode: Int32?
     public var keys: [String: String]?
+    /// inject, revert: when the host began the changes (its CLOCK_MONOTONIC, ns); `clock` is when it finished.
+    public var began: UInt64?
 
     // Events.
     public var done: Int?

@@ -184,12 +184,9 @@ public final class AgentServer: @unchecked Sendable {
                     e.stream = stream; e.data = data.base64EncodedString()
                     out.send(e)
                 }
-            case .inject:
-                guard let a = q.action else { return fail(q.id, .protocolError, "inject needs `action`") }
-                try executor.inject(a, revertAfter: q.revertAfter)
-            case .revert:
-                guard let a = q.action else { return fail(q.id, .protocolError, "revert needs `action`") }
-                try executor.revert(a)
+            case .inject, .revert:
+                guard let a = q.actions else { return fail(q.id, .protocolError, "\(q.method.rawValue) needs `actions`") }
+                r.began = try executor.change(a, inject: q.method == .inject, at: q.at, revertAfter: q.revertAfter).began
             case .sampleCounters:
                 try executor.sampleCounters(q.names ?? [], interval: q.interval ?? 0.1, duration: q.duration ?? 0, stop: { [self] in isCancelled(q.id) }) { [out] sample in
                     var e = AgentReply(id: q.id, event: .sample); e.sample = sample; out.send(e)

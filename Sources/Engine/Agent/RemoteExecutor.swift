@@ -336,12 +336,14 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         return r.exitCode ?? 1
     }
 
-    public func inject(_ action: FaultAction, revertAfter: Double?) throws {
-        _ = try result(request(.inject) { $0.action = action; $0.revertAfter = revertAfter })
-    }
-
-    public func revert(_ action: FaultAction) throws {
-        _ = try result(request(.revert) { $0.action = action })
+    public func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
+        let offset = clockOffsetNanoseconds
+        let r = try result(request(inject ? .inject : .revert) { q in
+            q.actions = actions; q.revertAfter = revertAfter
+            q.at = at.map { UInt64(bitPattern: Int64(bitPattern: $0) &+ offset) }
+        })
+        func here(_ t: UInt64) -> UInt64 { UInt64(bitPattern: Int64(bitPattern: t) &- offset) }
+        return ChangeTiming(began: here(r.began ?? r.clock), finished: here(r.clock))
     }
 
     public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,

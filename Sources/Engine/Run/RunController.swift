@@ -24,6 +24,9 @@ public struct RunController {
         public init(outDirectory: String) { self.outDirectory = outDirectory }
     }
 
+    /// How long before its time a change is sent to its hosts.
+    static let lead = 0.5
+
     public init(lab: LabController, topology: Topology, options: Options) {
         self.lab = lab; self.topology = topology; self.options = options
     }
@@ -115,23 +118,52 @@ public struct RunController {
         progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.plugins.count) workloads, \(windows.count) faults")
         let workloadThreads = workloads.start(env)
 
-        // The schedule: every change at its time; what is in force is journaled until undone.
-        var playbook = Playbook(windows)
+        // The schedule. Built-in changes go to their hosts `lead` seconds early, and each host makes
+        // them at the planned moment by its own clock: the time a request takes to get there (a
+        // few hundred milliseconds into a VM under emulation) does not move them. What is in force
+        // is journaled until it is undone.
+        var playbook = Playbook(windows, lead: Self.lead)
         var active: [Int: [HostAction]] = [:]
-        var events: [RunResults.Event] = windows.map {
+        let book = EventBook(windows.map {
             RunResults.Event(label: $0.label, kind: $0.kind, planned: $0.start, actual: -1, applied: -1, revertPlanned: $0.end, revertActual: nil)
-        }
+        })
+        let dispatcher = ChangeDispatcher()
         var running: [Int: ExternalPlugin.Process] = [:]
         var lastNote = -10.0
         func journal() { lab.recordFaults(t.name, active.values.flatMap { $0 }.map { ActiveFault(host: $0.host, action: $0.action) }) }
+        /// Sends a window's changes to each host, to be made at `at` (run seconds).
+        func dispatch(_ wi: Int, _ actions: [HostAction], inject: Bool, at: Double, first: Bool) throws {
+            let w = windows[wi]
+            let byHost = Dictionary(grouping: actions, by: \.host)
+            let when = clock.nanoseconds(at)
+            let pending = PendingChange(hosts: byHost.count)
+            for (host, items) in byHost.sorted(by: { $0.key < $1.key }) {
+                let e = try lab.executor(host)
+                // The host keeps its own deadline, 2 s after the planned revert.
+                let revertAfter = inject ? w.end - at + 2 : nil
+                dispatcher.send(host: host, label: w.label) {
+                    let timing = try e.change(items.map(\.action), inject: inject, at: when, revertAfter: revertAfter)
+                    guard let (began, finished) = pending.done(timing) else { return }
+                    let b = clock.seconds(hostClock: began, offset: 0), f = clock.seconds(hostClock: finished, offset: 0)
+                    if inject && first {
+                        book.update(wi) { $0.actual = b; $0.applied = f }
+                        progress(String(format: "%6.3f s  %@: injected (planned %.1f s)", b, w.label, at))
+                    } else if !inject {
+                        book.update(wi) { $0.revertActual = b }
+                        progress(String(format: "%6.3f s  %@: reverted (planned %.1f s)", b, w.label, at))
+                    }
+                }
+            }
+        }
         while clock.now < duration {
             if Interrupts.signal != 0 { stopAll.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and the lab removed") }
+            if let failure = dispatcher.failure { throw failure }
             if let step = playbook.next(at: clock.now) {
                 let w = windows[step.window]
-                let actual = clock.now
                 switch step.kind {
                 case let .change(k):
                     if let launch = w.external {
+                        let actual = clock.now
                         let p = ExternalPlugin.Process(launch, side: nil, clock: clock, stop: stopAll, onLog: progress)
                         running[step.window] = p; externalFaults.append(p)
                         p.start(lab: lab)
@@ -140,31 +172,26 @@ public struct RunController {
                             throw LabError("fault \(w.label): the plugin did not say injected within \(Int(ExternalPlugin.answerSeconds)) s: \(p.failure ?? "no answer")",
                                            fix: "docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
                         }
+                        book.update(step.window) { $0.actual = actual; $0.applied = clock.now }
+                        progress(String(format: "%6.3f s  %@: injected", actual, w.label))
                     } else {
                         let actions = w.changes[k].actions
                         active[step.window, default: []] = (active[step.window] ?? []).filter { a in !actions.contains { $0.host == a.host && $0.action.key == a.action.key } } + actions
                         journal()
-                        for a in actions {
-                            // The host keeps its own deadline, 2 s after the planned revert.
-                            try lab.executor(a.host).inject(a.action, revertAfter: w.end - actual + 2)
-                        }
-                    }
-                    if k == 0 {
-                        events[step.window].actual = actual
-                        events[step.window].applied = clock.now
-                        progress(String(format: "%6.1f s  %@: injected", actual, w.label))
+                        try dispatch(step.window, actions, inject: true, at: step.at, first: k == 0)
                     }
                 case .revert:
                     if let p = running.removeValue(forKey: step.window) {
+                        let actual = clock.now
                         p.finish()
                         if !p.said("reverted") { progress("fault \(w.label): the plugin ended without saying reverted: \(p.failure ?? "")") }
+                        book.update(step.window) { $0.revertActual = actual }
+                        progress(String(format: "%6.3f s  %@: reverted", actual, w.label))
                     } else {
-                        for a in w.lastActions { try lab.executor(a.host).revert(a.action) }
+                        try dispatch(step.window, w.lastActions, inject: false, at: step.at, first: false)
                         active[step.window] = nil
                         journal()
                     }
-                    events[step.window].revertActual = actual
-                    progress(String(format: "%6.1f s  %@: reverted", actual, w.label))
                 }
                 continue
             }
@@ -175,6 +202,9 @@ public struct RunController {
             }
             usleep(2_000)
         }
+        dispatcher.waitUntilIdle()
+        if let failure = dispatcher.failure { throw failure }
+        let events = book.events
         for th in workloadThreads { while th.isExecuting { usleep(50_000) } }
         let countersAfter = mptcp.counters()
         stopAll.set()
@@ -219,18 +249,24 @@ public struct RunController {
     }
 }
 
-/// The schedule's steps in time order: each window's changes, then its revert.
+/// The schedule's steps in time order: each window's changes, then its revert. A built-in
+/// step is due `lead` seconds before its time (its hosts wait for the moment themselves); an
+/// external plugin's at its time.
 struct Playbook {
     enum Kind: Equatable { case change(Int), revert }
-    struct Step { var at: Double; var window: Int; var kind: Kind }
+    struct Step { var at: Double; var due: Double; var window: Int; var kind: Kind }
     private var steps: [Step]
 
-    init(_ windows: [FaultWindow]) {
+    init(_ windows: [FaultWindow], lead: Double = 0) {
         var s: [Step] = []
         for (i, w) in windows.enumerated() {
+            let ahead = w.external != nil ? 0 : lead
             let n = max(w.changes.count, 1)
-            for k in 0..<n { s.append(Step(at: w.external != nil ? w.start : w.changes[k].at, window: i, kind: .change(k))) }
-            s.append(Step(at: w.end, window: i, kind: .revert))
+            for k in 0..<n {
+                let at = w.external != nil ? w.start : w.changes[k].at
+                s.append(Step(at: at, due: max(at - ahead, 0), window: i, kind: .change(k)))
+            }
+            s.append(Step(at: w.end, due: max(w.end - ahead, 0), window: i, kind: .revert))
         }
         // At one time, reverts first (a link comes back before the next fault on it begins).
         steps = s.sorted { ($0.at, $0.kind == .revert ? 0 : 1, $0.window) < ($1.at, $1.kind == .revert ? 0 : 1, $1.window) }
@@ -239,10 +275,59 @@ struct Playbook {
     var upcoming: Step? { steps.first }
 
     mutating func next(at now: Double) -> Step? {
-        guard let s = steps.first, now >= s.at else { return nil }
-        steps.removeFirst()
-        return s
+        guard let i = steps.firstIndex(where: { now >= $0.due }) else { return nil }
+        // Never ahead of an earlier step: steps leave in time order.
+        guard i == 0 else { return nil }
+        return steps.removeFirst()
     }
+}
+
+/// The events of a run, filled in as the hosts report their changes.
+final class EventBook: @unchecked Sendable {
+    private var items: [RunResults.Event]
+    private let lock = NSLock()
+    init(_ items: [RunResults.Event]) { self.items = items }
+    func update(_ i: Int, _ f: (inout RunResults.Event) -> Void) { lock.withLock { f(&items[i]) } }
+    var events: [RunResults.Event] { lock.withLock { items } }
+}
+
+/// One change on several hosts: when the first began and the last finished.
+final class PendingChange: @unchecked Sendable {
+    private var left: Int
+    private var began = UInt64.max, finished: UInt64 = 0
+    private let lock = NSLock()
+    init(hosts: Int) { left = hosts }
+    /// Returns the change's span once every host has reported.
+    func done(_ t: ChangeTiming) -> (UInt64, UInt64)? {
+        lock.withLock {
+            began = min(began, t.began); finished = max(finished, t.finished); left -= 1
+            return left == 0 ? (began, finished) : nil
+        }
+    }
+}
+
+/// Sends changes to hosts in order, one queue per host, without holding up the schedule.
+final class ChangeDispatcher: @unchecked Sendable {
+    private var queues: [String: DispatchQueue] = [:]
+    private let group = DispatchGroup()
+    private let lock = NSLock()
+    private var errors: [any Error] = []
+
+    func send(host: String, label: String, _ work: @escaping () throws -> Void) {
+        let work = Unchecked(work)
+        let q = lock.withLock { () -> DispatchQueue in
+            if let q = queues[host] { return q }
+            let q = DispatchQueue(label: "pathbed.changes.\(host)")
+            queues[host] = q
+            return q
+        }
+        q.async(group: group) { [self] in
+            do { try work.value() } catch { lock.withLock { errors.append(LabError("\(label) on \(host): \(error)")) } }
+        }
+    }
+
+    var failure: (any Error)? { lock.withLock { errors.first } }
+    func waitUntilIdle() { group.wait() }
 }
 
 /// The run's clock: seconds since the barrier, on this machine's CLOCK_MONOTONIC; a host's
@@ -252,6 +337,10 @@ final class RunClock: @unchecked Sendable {
     private let lock = NSLock()
     func start() { lock.withLock { zero = monotonicNanoseconds() } }
     var now: Double { Double(Int64(bitPattern: monotonicNanoseconds() &- lock.withLock { zero })) / 1e9 }
+    /// Run seconds as this machine's CLOCK_MONOTONIC, nanoseconds.
+    func nanoseconds(_ seconds: Double) -> UInt64 {
+        UInt64(bitPattern: Int64(bitPattern: lock.withLock { zero }) + Int64(seconds * 1e9))
+    }
     func seconds(hostClock: UInt64, offset: Int64) -> Double {
         Double(Int64(bitPattern: hostClock) - offset - Int64(bitPattern: lock.withLock { zero })) / 1e9
     }
