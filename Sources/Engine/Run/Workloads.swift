@@ -404,7 +404,7 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
 }
 
 /// A timed file transfer through a real HTTP server: Python's http.server in the `server:`
-/// node serves files of the given sizes, curl in the client fetches each (`repeat` times),
+/// node serves (sparse) files of the given sizes, curl in the client fetches each (`repeat` times),
 /// MPTCP on both ends through mptcpize. `with: {sizes: [16kB, 1MB, 50MB], repeat: 3}`.
 /// Each transfer's time and goodput are kept; the run's series is time per transfer. No transfer
 /// starts after `duration`; one under way finishes (at most 120 s), so that none is cut short.
@@ -467,7 +467,8 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
     func file(_ size: UInt64) -> String { "f\(size)" }
 
     func prepare(_ env: RunEnvironment) throws {
-        let make = "rm -rf \(directory) && mkdir -p \(directory) && " + sizes.map { "head -c \($0) /dev/urandom > \(directory)/\(file($0))" }.joined(separator: " && ")
+        // Sparse files: no memory or disk taken, however large (nothing on the way compresses).
+        let make = "rm -rf \(directory) && mkdir -p \(directory) && " + sizes.map { "truncate -s \($0) \(directory)/\(file($0))" }.joined(separator: " && ")
         guard try env.check(server, ["sh", "-c", make], timeout: 120).0 == 0 else {
             throw LabError("workload \(workload.name): cannot write the files to serve in \(directory) on \(env.host(of: server))")
         }
