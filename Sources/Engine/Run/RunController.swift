@@ -399,7 +399,10 @@ final class SampleStore: @unchecked Sendable {
 
     /// The busiest interface's rate over the last second, for the progress line.
     func liveSummary() -> String {
-        let s = series(0.1).compactMap { x -> (String, Double)? in x.mean(from: (x.times.last ?? 0) - 1, to: (x.times.last ?? 0) + 0.01).map { (x.name, $0) } }
+        let all = series(0.1)
+        // Over the last second of the samples (a series whose traffic stopped counts as idle).
+        let now = all.compactMap(\.times.last).max() ?? 0
+        let s = all.compactMap { x -> (String, Double)? in x.mean(from: now - 1, to: now + 0.01).map { (x.name, $0) } }
         guard let top = s.max(by: { $0.1 < $1.1 }), top.1 > 0.01 else { return "" }
         return String(format: "; busiest: %@ %.1f Mbit/s", top.0, top.1)
     }
