@@ -87,9 +87,13 @@ public struct RunController {
         }
         let metadataBefore = HostMetadata.collect(lab: lab, topology: t)
 
-        // Samplers, one connection each, started first; then the workloads at one barrier.
         let clock = RunClock()
         let samples = SampleStore(clock: clock)
+        let env = RunEnvironment(lab: lab, topology: t, clock: clock, stop: stopAll, progress: progress)
+        defer { workloads.stop(env) }
+        try workloads.prepare(env)
+        // Samplers, one connection each, once the workloads are prepared (that can take long);
+        // they sample until the run stops them. Then the workloads start at one barrier.
         let namespacesByHost = Dictionary(uniqueKeysWithValues: plan.hosts.map { ($0.host, $0.namespaces) })
         var threads: [Thread] = []
         for (host, namespaces) in namespacesByHost where !namespaces.isEmpty {
@@ -97,7 +101,7 @@ public struct RunController {
             let offset = hosts[host].map { Int64($0.clockOffsetSeconds * 1e9) } ?? 0
             let interval = options.sampleInterval
             let th = Thread {
-                try? e.value.sampleCounters(namespaces, interval: interval, duration: duration + 2, stop: { stopAll.isSet }) { s in
+                try? e.value.sampleCounters(namespaces, interval: interval, duration: duration + 600, stop: { stopAll.isSet }) { s in
                     samples.add(host: host, hostClock: s.clock, offset: offset, s.counters)
                 }
                 (e.value as? RemoteExecutor)?.close()
@@ -106,9 +110,6 @@ public struct RunController {
         }
         for th in threads { th.start() }
 
-        let env = RunEnvironment(lab: lab, topology: t, clock: clock, stop: stopAll, progress: progress)
-        defer { workloads.stop(env) }
-        try workloads.prepare(env)
         let mptcp = MPTCPWatch(lab: lab, topology: t, clock: clock, stop: stopAll)
         let countersBefore = mptcp.counters()
         let monitors = mptcp.startMonitors(until: duration + 1)

@@ -498,10 +498,11 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
         var failures: [String] = []
         let ns = env.topology.namespace(of: client)
         let host = target.family == .ipv6 ? "[\(target)]" : target.description
-        outer: for size in sizes {
+        var over = false
+        for size in sizes where !over {
             var seconds: [Double] = []
             for _ in 0..<repeats {
-                if env.stop.isSet || env.clock.now > startedAt + duration { break outer }
+                if env.stop.isSet || env.clock.now > startedAt + duration { over = true; break }
                 let left = 120.0
                 let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + ["curl", "-sS", "-o", "/dev/null", "--max-time", "120",
                                                                           "-w", "%{time_total} %{size_download} %{http_code}", "http://\(host):\(port)/\(file(size))"]
