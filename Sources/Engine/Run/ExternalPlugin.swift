@@ -160,6 +160,11 @@ enum ExternalPlugin {
                     lines.append(Data(partial[partial.startIndex..<nl]))
                     partial.removeSubrange(partial.startIndex...nl)
                 }
+                // A message is one line of at most 1 MB: more without a newline is not the protocol.
+                if partial.count > 1 << 20 {
+                    partial.removeAll()
+                    errors.append("wrote more than 1 MB without a newline (a message is one JSON line)")
+                }
             }
             for line in lines where !line.isEmpty {
                 guard let m = try? JSONDecoder().decode(Message.self, from: line) else {

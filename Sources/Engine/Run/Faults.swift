@@ -271,6 +271,7 @@ enum TraceFile {
             guard cells.count >= 2, cells.count <= 4 else { throw fail("\(cells.count) columns") }
             guard let time = Double(cells[0]), time.isFinite, time >= 0 else { throw fail("'\(cells[0])' is not a time in seconds") }
             if let prev = rows.last, time <= prev.time { throw fail("times must increase (\(time) after \(prev.time))") }
+            if let prev = rows.last, time - prev.time < 0.05 { throw fail("rows \(prev.time) s and \(time) s are closer than 50 ms: at most 20 changes a second") }
             guard case let .success(rate) = Bitrate.parse(cells[1]), rate.bitsPerSecond > 0 else { throw fail("'\(cells[1])' is not a rate") }
             var row = Row(time: time, rate: rate)
             if cells.count > 2, !cells[2].isEmpty {
