@@ -10,7 +10,8 @@ public final class MPTCPWatch: @unchecked Sendable {
     /// (node, host, namespace) of every node with MPTCP on a host with MPTCP.
     let nodes: [(String, String, String)]
     private let lock = NSLock()
-    private var collected: [RunResults.MPTCPEvent] = []
+    /// Each node's monitor output.
+    private var lines: [(node: String, lines: StampedLines)] = []
 
     init(lab: LabController, topology t: Topology, clock: RunClock, stop: StopFlag) {
         self.lab = lab; self.clock = clock; self.stop = stop
@@ -18,7 +19,9 @@ public final class MPTCPWatch: @unchecked Sendable {
             .map { ($0.name, $0.host, t.namespace(of: $0.name)) }
     }
 
-    var events: [RunResults.MPTCPEvent] { lock.withLock { collected }.sorted { $0.t < $1.t } }
+    var events: [RunResults.MPTCPEvent] {
+        lock.withLock { lines }.flatMap { node, l in l.all.compactMap { Self.parseEvent($0.1, node: node, t: $0.0) } }.sorted { $0.t < $1.t }
+    }
 
     /// MPTcpExt counters per node, now.
     func counters() -> [String: [String: Int]] {
@@ -55,17 +58,11 @@ public final class MPTCPWatch: @unchecked Sendable {
         nodes.map { node, host, ns in
             let e = Unchecked(lab.sideExecutor(host, stop: stop))
             try? (e.value as? RemoteExecutor)?.connect()
-            let th = Thread { [self] in
-                var partial = Data()
+            let output = StampedLines(clock: clock)
+            lock.withLock { lines.append((node, output)) }
+            let th = Thread {
                 _ = try? e.value.run(["stdbuf", "-oL", "ip", "mptcp", "monitor"], in: ns, timeout: seconds + 5) { s, d in
-                    guard s == .stdout else { return }
-                    let t = self.clock.now
-                    partial.append(d)
-                    while let nl = partial.firstIndex(of: 0x0A) {
-                        let line = String(decoding: partial[partial.startIndex..<nl], as: UTF8.self)
-                        partial.removeSubrange(partial.startIndex...nl)
-                        if let ev = Self.parseEvent(line, node: node, t: t) { self.lock.withLock { self.collected.append(ev) } }
-                    }
+                    if s == .stdout { output.add(d) }
                 }
                 (e.value as? RemoteExecutor)?.close()
             }

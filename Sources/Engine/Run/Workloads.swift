@@ -165,8 +165,8 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
     let workload: Workload
     let start: Double, duration: Double
     let client: String, server: String, target: IPAddress, port: Int
-    private var serverLines: IntervalLines?
-    private var clientLines: IntervalLines?
+    private var serverLines: StampedLines?
+    private var clientLines: StampedLines?
     private var serverThread: Thread?
     private var clientExecutor: Unchecked<HostExecutor>?
     private let lock = NSLock()
@@ -189,7 +189,7 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
     func prepare(_ env: RunEnvironment) throws {
         let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + ["iperf3", "-s", "-p", String(port), "-i", "0.1", "-f", "m", "--forceflush"]
         let e = Unchecked(env.lab.sideExecutor(env.host(of: server), stop: env.stop))
-        let lines = IntervalLines(clock: env.clock)
+        let lines = StampedLines(clock: env.clock)
         serverLines = lines
         let ns = env.topology.namespace(of: server)
         let th = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil) { s, d in if s == .stdout { lines.add(d) } }; (e.value as? RemoteExecutor)?.close() }
@@ -216,7 +216,7 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
         if reverse { argv.append("-R") }
         if streams > 1 { argv += ["-P", String(streams)] }
         let startedAt = env.clock.now
-        let mine = IntervalLines(clock: env.clock)
+        let mine = StampedLines(clock: env.clock)
         lock.withLock { clientLines = mine }
         var text = Data()
         let code = (try? e.run(argv, in: env.topology.namespace(of: client), timeout: duration + 30) { s, d in
@@ -293,7 +293,7 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
         let startedAt = env.clock.now
         // ping flushes each reply's line: stamped when it arrives, less its RTT, it is placed at
         // the echo's send time (ping's own schedule drifts by milliseconds per echo).
-        let lines = IntervalLines(clock: env.clock)
+        let lines = StampedLines(clock: env.clock)
         let code = (try? e.run(argv, in: env.topology.namespace(of: client), timeout: duration + 30) { [self] s, d in
             if s == .stdout { lines.add(d); if let ms = Self.parse(Substring(String(decoding: d, as: UTF8.self)))?.1 { lock.withLock { latest = ms } } }
         }) ?? -1
@@ -610,8 +610,9 @@ extension Collection {
     var nilIfEmpty: Self? { isEmpty ? nil : self }
 }
 
-/// iperf3's text output, line by line, each line stamped on the run's clock when it arrived.
-final class IntervalLines: @unchecked Sendable {
+/// A program's output, line by line, each line stamped on the run's clock when it arrived
+/// (iperf3's intervals, ping's replies, `ip mptcp monitor`'s events).
+final class StampedLines: @unchecked Sendable {
     private let clock: RunClock
     private let lock = NSLock()
     private var partial = Data()
