@@ -54,6 +54,15 @@ public struct ReannouncedEndpoint: Codable, Hashable, Sendable {
 
 extension LocalExecutor {
     public func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
+        // A change on time matters more than anything else this host runs: the waiting thread
+        // runs real-time (SCHED_FIFO) while it waits and changes, when it may.
+        var policy: Int32 = 0
+        var saved = sched_param()
+        let thread = pthread_self()
+        pthread_getschedparam(thread, &policy, &saved)
+        var fifo = sched_param(sched_priority: 10)
+        let raised = at != nil && pthread_setschedparam(thread, SCHED_FIFO, &fifo) == 0
+        defer { if raised { pthread_setschedparam(thread, policy, &saved) } }
         if let at { Self.sleep(until: at) }
         let began = monotonicNanoseconds()
         for a in actions { if inject { try self.inject(one: a, revertAfter: revertAfter) } else { try revert(one: a) } }

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Netlink
+import TopologyModel
+
+/// How well a run keeps the times of its schedule: a lab of two nodes whose link flaps every
+/// 0.5 s, on this machine or with one end in each VM of the built-in pair.
+struct Schedule: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time a run's fault schedule: each change's start and end against its planned time (root).",
+        discussion: """
+            Builds a lab of two nodes joined by one link, pings across it, and flaps the link (down for \
+            0.25 s every 0.5 s, --count times), then prints when each change began and when every host \
+            had made it, against the plan, in milliseconds: p50, p99, max. With --vms the nodes are in the \
+            two VMs of the built-in pair (booted if needed) and the link is a gretap tunnel between them.
+            """)
+    @Option(help: "How many flaps (each is two changes).") var count = 40
+    @Flag(help: "Put the two nodes in the built-in VM pair, one in each VM.") var vms = false
+
+    func run() throws {
+        guard geteuid() == 0 else { throw ValidationError("the schedule benchmark builds a real lab: run it as root") }
+        Interrupts.catchSignals()
+        defer { Interrupts.restoreDefaults() }
+        let hosts = vms ? """
+            hosts:
+              mptcp-vm: { ssh: vagrant@192.168.56.10, underlay: 192.168.56.10, mptcp: true }
+              plain-vm: { ssh: vagrant@192.168.56.11, underlay: 192.168.56.11, mptcp: false }
+            """ : ""
+        let yaml = """
+            name: bench-schedule
+            \(hosts)
+            nodes:
+              a: { \(vms ? "host: mptcp-vm" : "") }
+              b: { \(vms ? "host: plain-vm" : "") }
+            links:
+              - { name: ab, endpoints: [a:eth0, b:eth0], subnet: 10.77.0.0/30 }
+            workloads:
+              - { name: rtt, plugin: ping, client: a, server: b, duration: \(Double(count) * 0.5 + 2)s, with: { interval: 0.05 } }
+            schedule:
+              - { at: 1s, fault: link-flap, link: ab, for: 0.25s, every: 0.5s, count: \(count) }
+            """
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "bench-schedule.yaml")
+        var inventory: Inventory?
+        var pair: VMPair?
+        var wasUp = true
+        if vms {
+            let p = VMPair()
+            wasUp = p.load() != nil
+            _ = try p.up { print("  \($0)") }
+            inventory = try Inventory.read(p.inventoryPath)
+            pair = p
+        }
+        defer { if let pair, !wasUp { _ = pair.down(); print("  the VM pair is stopped") } }
+        let lab = LabController.forLab(t, inventory: inventory)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pathbed-bench-schedule-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let outcome = try RunController(lab: lab, topology: t, options: .init(outDirectory: out)).run { _ in }
+        let where_ = vms ? "across the VM pair (\(outcome.results.hosts.values.map(\.kernel).sorted().joined(separator: ", ")))" : "on this machine"
+        print("\(count) flaps \(where_):" + RunStatistics.timing([outcome.results]))
+    }
+}
