@@ -63,7 +63,11 @@ extension LocalExecutor {
         var fifo = sched_param(sched_priority: 10)
         let raised = at != nil && pthread_setschedparam(thread, SCHED_FIFO, &fifo) == 0
         defer { if raised { pthread_setschedparam(thread, policy, &saved) } }
-        if let at { Self.sleep(until: at) }
+        if let at {
+            Self.sleep(until: at)
+            // Interrupted while it waited: the change is not made (the run is being undone).
+            if Interrupts.signal != 0 { throw Interrupted(signal: Interrupts.signal) }
+        }
         let began = monotonicNanoseconds()
         for a in actions { if inject { try self.inject(one: a, revertAfter: revertAfter) } else { try revert(one: a) } }
         return ChangeTiming(began: began, finished: monotonicNanoseconds())
@@ -71,7 +75,7 @@ extension LocalExecutor {
 
     /// Sleeps until CLOCK_MONOTONIC reaches `deadline` (to within a scheduler tick).
     static func sleep(until deadline: UInt64) {
-        while true {
+        while Interrupts.signal == 0 {
             let now = monotonicNanoseconds()
             guard now < deadline else { return }
             let left = deadline - now

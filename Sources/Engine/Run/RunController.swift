@@ -70,9 +70,12 @@ public struct RunController {
         var tornDown = false
         let stopAll = StopFlag()
         var externalFaults: [ExternalPlugin.Process] = []
+        let dispatcher = ChangeDispatcher()
         defer {
             stopAll.set()
             for p in externalFaults where !p.hasEnded { p.finish(grace: 5) }
+            // Changes sent ahead are made (or given up) before everything is undone.
+            dispatcher.waitUntilIdle()
             FaultGuard.shared.revertAll()
             if !options.keep && !tornDown { _ = try? lab.down(t.name) }
         }
@@ -128,7 +131,6 @@ public struct RunController {
         let book = EventBook(windows.map {
             RunResults.Event(label: $0.label, kind: $0.kind, planned: $0.start, actual: -1, applied: -1, revertPlanned: $0.end, revertActual: nil)
         })
-        let dispatcher = ChangeDispatcher()
         var running: [Int: ExternalPlugin.Process] = [:]
         var lastNote = -10.0
         func journal() { lab.recordFaults(t.name, active.values.flatMap { $0 }.map { ActiveFault(host: $0.host, action: $0.action) }) }
