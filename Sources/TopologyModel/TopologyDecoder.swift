@@ -11,20 +11,16 @@ struct TopologyDecoder {
 
     init(reader: YAMLReader) { self.reader = reader }
 
-    func location(_ path: String) -> SourceLocation {
-        var p = Substring(path)
-        while true {
-            if let l = locations[String(p)] { return l }
-            guard let cut = p.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
-            p = p[..<cut]
-        }
-        // A key that is not there at all: point at the document itself.
-        return locations[""] ?? SourceLocation(file: reader.file, line: 0, column: 0)
-    }
-
     private mutating func at(_ path: String, _ node: Yams.Node) { locations[path] = reader.location(node) }
 
-    mutating func decode(_ root: Yams.Node) -> Topology {
+    /// The file as written; `TopologyValidator` resolves it.
+    mutating func decode(_ root: Yams.Node) -> WrittenTopology {
+        let draft = decodeObjects(root)
+        return WrittenTopology(draft: draft, file: reader.file, locations: locations, directionalLinks: directionalLinks,
+                               sourceRoutingWritten: sourceRoutingSet, faultLinks: faultLinks)
+    }
+
+    private mutating func decodeObjects(_ root: Yams.Node) -> Topology {
         at("", root)
         var topology = Topology(name: "", file: reader.file, hosts: [], profiles: [], nodes: [], bridges: [], links: [],
                                 workloads: [], schedule: [], run: RunSettings())
@@ -390,12 +386,8 @@ struct TopologyDecoder {
             reader.error(node, path, "an endpoint needs `node` and `interface` (or `bridge`)", hint: "write e.g. {node: client, interface: eth0}")
             return nil
         }
-        if let address { explicitAddresses[path] = address }
         return .interface(node: nodeName, name: iface, address: address)
     }
-
-    /// Explicit endpoint addresses by path, for checks that need their location.
-    private(set) var explicitAddresses: [String: IPNetwork] = [:]
 
     private mutating func decodeWorkload(_ node: Yams.Node, _ path: String) -> Workload? {
         at(path, node)

@@ -57,8 +57,8 @@ public enum TopologyLoader {
             return (.failure(TopologyErrors(reader.diagnostics)), reader.fieldsRead)
         }
         var decoder = TopologyDecoder(reader: reader)
-        let draft = decoder.decode(root)
-        var validator = TopologyValidator(draft, decoder: decoder, reader: reader)
+        let written = decoder.decode(root)
+        var validator = TopologyValidator(written, reader: reader)
         let topology = validator.validate()
         if !reader.diagnostics.isEmpty {
             let sorted = reader.diagnostics.enumerated().sorted {

@@ -1,0 +1,146 @@
+import Foundation
+
+/// Links: ends, interface names, tunnel keys, MTUs.
+extension TopologyValidator {
+    // MARK: Links
+
+    /// Returns each node's interfaces (name -> link index), checking references and names.
+    mutating func resolveLinks() -> [String: [String: Int]] {
+        var interfaces: [String: [String: Int]] = [:]
+        var usedLinkNames: [String: Int] = [:]
+        var bridgePairs: [Set<String>: Int] = [:]
+        let nodeNames = topology.nodes.map(\.name)
+        let bridgeNames = topology.bridges.map(\.name)
+        for li in topology.links.indices {
+            var link = topology.links[li]
+            let path = "links[\(link.index)]"
+            var hosts: [String] = []
+            for (ei, endpoint) in link.endpoints.enumerated() {
+                let ep = "\(path).endpoints[\(ei)]"
+                switch endpoint {
+                case let .interface(node, name, _):
+                    guard let n = self.node(node) else {
+                        let s = didYouMean(node, nodeNames + bridgeNames)
+                        error(ep, "unknown node '\(node)'" + (s.isEmpty ? "" : "; \(s)"), hint: "declare it under `nodes:` or fix the name")
+                        hosts.append("")
+                        continue
+                    }
+                    hosts.append(n.host)
+                    checkInterfaceName(name, ep)
+                    if let previous = interfaces[node]?[name] {
+                        error(ep, "interface \(node):\(name) is used by two links (links[\(previous)] and links[\(link.index)])",
+                              hint: "give each link its own interface name, e.g. \(name.dropLast())\(Int(String(name.last ?? "0")).map { $0 + 1 } ?? 1)")
+                    } else {
+                        interfaces[node, default: [:]][name] = link.index
+                    }
+                case let .bridge(b):
+                    guard let bridge = bridge(b) else {
+                        let s = didYouMean(b, bridgeNames + nodeNames.map { "\($0):eth0" })
+                        error(ep, "unknown bridge '\(b)'" + (s.isEmpty ? "" : "; \(s)"),
+                              hint: "declare it under `bridges:`, or write `node:interface` for a node's interface")
+                        hosts.append("")
+                        continue
+                    }
+                    hosts.append(bridge.host)
+                }
+            }
+            link.hosts = hosts
+            // Bridge-side port names: `node.interface` for a node, `bridge.peer` between bridges.
+            if link.endpoints.count == 2 {
+                for (ei, endpoint) in link.endpoints.enumerated() {
+                    guard let bridge = endpoint.bridgeName else { continue }
+                    let port = Topology.bridgePortName(bridge: bridge, peer: link.endpoints[1 - ei])
+                    if port.utf8.count > Self.interfaceNameLimit {
+                        error("\(path).endpoints[\(ei)]", "the port on bridge '\(bridge)' would be named '\(port)', \(port.utf8.count) bytes; Linux allows \(Self.interfaceNameLimit)",
+                              hint: "bridge ports are named NODE.INTERFACE (or BRIDGE.PEER); shorten the node, interface or bridge name")
+                    }
+                }
+                if case let .bridge(a) = link.endpoints[0], case let .bridge(b) = link.endpoints[1] {
+                    if a == b {
+                        error(path, "link joins bridge '\(a)' to itself", hint: "remove the link")
+                    } else if let other = bridgePairs[[a, b]] {
+                        error(path, "bridges '\(a)' and '\(b)' are already joined by links[\(other)]; a second link between the same two bridges is a layer-2 loop (and its ports would share the names \(a).\(b) and \(b).\(a))",
+                              hint: "remove one link; for a redundant path, join them through a third bridge with `stp: true` on all three")
+                    }
+                    bridgePairs[[a, b]] = link.index
+                }
+                if link.endpoints[0] == link.endpoints[1], link.endpoints[0].nodeName != nil {
+                    error(path, "link joins \(link.endpoints[0]) to itself", hint: "use two different interfaces")
+                }
+            }
+            if link.name.isEmpty {
+                link.name = link.endpoints.first.map { $0.description } ?? "link\(link.index)"
+            } else if let previous = usedLinkNames[link.name] {
+                error("\(path).name", "link name '\(link.name)' is already used by links[\(previous)]", hint: "give each link its own name")
+            }
+            usedLinkNames[link.name] = link.index
+            if hosts.count == 2, !hosts.contains(""), hosts[0] != hosts[1] {
+                link.tunnelKey = Self.tunnelKey(lab: topology.name, linkIndex: link.index)
+            }
+            topology.links[li] = link
+        }
+        return interfaces
+    }
+
+    /// A stable GRE key per link: 16 bits from the lab's name, 16 from the link's position,
+    /// so that two labs between the same pair of hosts do not share keys.
+    static func tunnelKey(lab: String, linkIndex: Int) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for b in lab.utf8 { hash = (hash ^ UInt32(b)) &* 16_777_619 }
+        return ((hash ^ (hash >> 16)) & 0xFFFF) << 16 | UInt32((linkIndex + 1) & 0xFFFF)
+    }
+
+    /// Names the kernel refuses, or that clash with /proc/sys/net/*/conf/{all,default}.
+    static let reservedInterfaceNames: Set<String> = [".", "..", "lo", "all", "default"]
+
+    func checkInterfaceName(_ name: String, _ path: String) {
+        if name.utf8.count > Self.interfaceNameLimit {
+            error(path, "interface name '\(name)' is \(name.utf8.count) bytes; Linux allows \(Self.interfaceNameLimit)",
+                  hint: "use a shorter name, e.g. '\(Self.utf8Prefix(name, Self.interfaceNameLimit))'")
+        } else if name.isEmpty || Self.reservedInterfaceNames.contains(name) || name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) {
+            error(path, "'\(name)' cannot be an interface name", hint: "use letters, digits, '-', '_' and '.', and none of lo, all, default")
+        }
+    }
+
+    /// The longest prefix of whole characters that fits in `bytes` UTF-8 bytes.
+    static func utf8Prefix(_ s: String, _ bytes: Int) -> String {
+        var out = "", used = 0
+        for c in s {
+            let n = String(c).utf8.count
+            if used + n > bytes { break }
+            out.append(c); used += n
+        }
+        return out
+    }
+
+    // MARK: MTU
+
+    func checkMTUs() {
+        for link in topology.links where link.crossesHosts && !link.hosts.contains("") {
+            let path = "links[\(link.index)]"
+            for hostName in link.hosts {
+                guard let host = topology.host(named: hostName) else { continue }
+                if host.underlay == nil {
+                    error("hosts.\(hostName)", "host '\(hostName)' has no `underlay` address, but \(path) (\(link.label)) crosses to another host in a gretap tunnel",
+                          hint: "add `underlay: ADDRESS` (the address the other host reaches it at)")
+                }
+                let underlayMTU = host.mtu ?? 1500
+                if link.mtu + Self.greOverhead > underlayMTU {
+                    error(link.mtu == 1500 && !fileSetsMTU(link) ? path : "\(path).mtu",
+                          "link MTU \(link.mtu) does not fit through a gretap tunnel over host '\(hostName)' (underlay MTU \(underlayMTU), tunnel overhead \(Self.greOverhead) bytes)",
+                          hint: "raise `mtu:` of host '\(hostName)' to at least \(link.mtu + Self.greOverhead) (the origin study used 5000), or set the link's `mtu:` to at most \(underlayMTU - Self.greOverhead)")
+                }
+            }
+        }
+        // All links on one bridge segment should share an MTU, or large frames are dropped silently.
+        for seg in segments() where !seg.bridges.isEmpty {
+            let mtus = Set(seg.links.map { topology.links[$0].mtu })
+            if mtus.count > 1 {
+                error("links[\(seg.links.last!)].mtu", "links on bridge \(seg.bridges.joined(separator: "+")) have different MTUs (\(mtus.sorted().map(String.init).joined(separator: ", ")))",
+                      hint: "give every link on one bridge the same `mtu:`")
+            }
+        }
+    }
+
+    func fileSetsMTU(_ link: Link) -> Bool { written.wrote("links[\(link.index)].mtu") }
+}
