@@ -45,10 +45,16 @@ public enum Render {
             <text x="\(left)" y="22" font-size="15">\(escape(title))</text>
 
             """
+        // A window's label goes on the first row where it does not run into an earlier one.
+        var rowEnds: [Double] = []
         for m in marks {
             if let e = m.end {
                 s += "<rect x=\(q(x(m.start))) y=\(q(top)) width=\(q(max(1, x(e) - x(m.start)))) height=\(q(h)) fill=\"#f4c7c3\" opacity=\"0.6\"><title>\(escape(m.label))</title></rect>\n"
-                s += "<text x=\(q(x(m.start) + 3)) y=\(q(top + 14)) fill=\"#a33\">\(escape(m.label))</text>\n"
+                let lx = x(m.start) + 3, width = Double(m.label.count) * 6.6
+                let row = rowEnds.firstIndex { $0 <= lx } ?? rowEnds.count
+                if row == rowEnds.count { rowEnds.append(0) }
+                rowEnds[row] = lx + width + 4
+                s += "<text x=\(q(lx)) y=\(q(top + 14 + Double(row) * 14)) fill=\"#a33\">\(escape(m.label))</text>\n"
             } else {
                 s += "<line x1=\(q(x(m.start))) x2=\(q(x(m.start))) y1=\(q(top)) y2=\(q(top + h)) stroke=\"#888\" stroke-dasharray=\"3,3\"><title>\(escape(m.label))</title></line>\n"
             }
