@@ -202,6 +202,8 @@ public final class AgentServer: @unchecked Sendable {
             return fail(q.id, .failed, "\(error)")
         }
         lock.withLock { _ = cancelled.remove(q.id) }
+        // Stamped when it ends, as every line is when it is written (the reply was made when the work began).
+        r.clock = monotonicNanoseconds()
         out.send(r)
     }
 }
