@@ -24,8 +24,8 @@ struct Schedule: ParsableCommand {
         defer { Interrupts.restoreDefaults() }
         let hosts = vms ? """
             hosts:
-              mptcp-vm: { ssh: vagrant@192.168.56.10, underlay: 192.168.56.10, mptcp: true }
-              plain-vm: { ssh: vagrant@192.168.56.11, underlay: 192.168.56.11, mptcp: false }
+              mptcp-vm: { ssh: vagrant@192.168.56.10, underlay: 192.168.56.10, mtu: 5000, mptcp: true }
+              plain-vm: { ssh: vagrant@192.168.56.11, underlay: 192.168.56.11, mtu: 5000, mptcp: false }
             """ : ""
         let yaml = """
             name: bench-schedule
@@ -58,5 +58,10 @@ struct Schedule: ParsableCommand {
         let outcome = try RunController(lab: lab, topology: t, options: .init(outDirectory: out)).run { _ in }
         let where_ = vms ? "across the VM pair (\(outcome.results.hosts.values.map(\.kernel).sorted().joined(separator: ", ")))" : "on this machine"
         print("\(count) flaps \(where_):" + RunStatistics.timing([outcome.results]))
+        // A host's times come to this machine's clock through the offset its agent's handshake
+        // measured: known to within half the quickest round trip.
+        for case let r as RemoteExecutor in lab.executors.values.sorted(by: { $0.host < $1.host }) {
+            print(String(format: "%@: clock offset known to within ±%.2f ms (half the quickest of its round trips)", r.host, Double(r.handshakeRoundTripNanoseconds) / 2e6))
+        }
     }
 }
