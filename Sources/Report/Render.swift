@@ -47,6 +47,7 @@ public enum Render {
             """
         // A window's label goes on the first row where it does not run into an earlier one.
         var rowEnds: [Double] = []
+        var labels = ""  // drawn over the grid
         for m in marks {
             if let e = m.end {
                 s += "<rect x=\(q(x(m.start))) y=\(q(top)) width=\(q(max(1, x(e) - x(m.start)))) height=\(q(h)) fill=\"#f4c7c3\" opacity=\"0.6\"><title>\(escape(m.label))</title></rect>\n"
@@ -54,7 +55,7 @@ public enum Render {
                 let row = rowEnds.firstIndex { $0 <= lx } ?? rowEnds.count
                 if row == rowEnds.count { rowEnds.append(0) }
                 rowEnds[row] = lx + width + 4
-                s += "<text x=\(q(lx)) y=\(q(top + 14 + Double(row) * 14)) fill=\"#a33\">\(escape(m.label))</text>\n"
+                labels += "<text x=\(q(lx)) y=\(q(top + 14 + Double(row) * 14)) fill=\"#a33\">\(escape(m.label))</text>\n"
             } else {
                 s += "<line x1=\(q(x(m.start))) x2=\(q(x(m.start))) y1=\(q(top)) y2=\(q(top + h)) stroke=\"#888\" stroke-dasharray=\"3,3\"><title>\(escape(m.label))</title></line>\n"
             }
@@ -71,6 +72,7 @@ public enum Render {
             t += xStep
         }
         s += "<rect x=\(q(left)) y=\(q(top)) width=\(q(w)) height=\(q(h)) fill=\"none\" stroke=\"#333\"/>\n"
+        s += labels
         s += "<text x=\(q(left + w / 2)) y=\(q(Double(height) - 10)) text-anchor=\"middle\">time (s)</text>\n"
         s += "<text x=\"14\" y=\(q(top + h / 2)) transform=\"rotate(-90 14 \(top + h / 2))\" text-anchor=\"middle\">\(escape(unit))</text>\n"
         for (i, line) in series.enumerated() {
