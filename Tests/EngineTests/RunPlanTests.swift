@@ -145,4 +145,20 @@ import TopologyModel
         let cmp = RunStatistics.comparison(a, [result([40, 40], recovery: 1)], names: ("a", "b"))
         #expect(cmp.contains("+84.6 %"), "\(cmp)")  // 40 against 21.67
     }
+
+    @Test func pathUseIsEachInterfacesShareOfTheBytesWhileTheWorkloadRan() throws {
+        var r = RunResults(lab: "x", file: "x.yaml", started: Date(), durationSeconds: 10, hosts: [:], sampleIntervalSeconds: 0.1, events: [])
+        func sample(_ t: Double, _ a: UInt64, _ b: UInt64) -> RunResults.RawSample {
+            RunResults.RawSample(host: "local", t: t, counters: [InterfaceCounters(namespace: "pb.x.c", interface: "eth0", rxBytes: a, txBytes: 0),
+                                                                 InterfaceCounters(namespace: "pb.x.c", interface: "eth1", rxBytes: b, txBytes: 0),
+                                                                 InterfaceCounters(namespace: "pb.x.s", interface: "eth0", rxBytes: 999, txBytes: 0)])
+        }
+        r.rawCounters = [sample(0, 0, 0), sample(1, 100, 0), sample(2, 400, 100), sample(3, 700, 200)]
+        var w = RunResults.WorkloadResult(name: "w", plugin: "iperf3", node: "c", target: "s", mptcp: true, started: 1, exitCode: 0, error: nil, series: [])
+        w.ended = 3
+        r.workloads = [w]
+        r.computePathUse()
+        let use = try #require(r.workloads[0].pathUse)
+        #expect(abs((use["eth0"] ?? 0) - 0.75) < 1e-9 && abs((use["eth1"] ?? 0) - 0.25) < 1e-9, "\(use)")
+    }
 }

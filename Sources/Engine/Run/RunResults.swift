@@ -115,7 +115,11 @@ public struct RunResults: Codable, Sendable {
                 return Dictionary(s.counters.filter { $0.namespace == ns }.map { ($0.interface, $0.rxBytes &+ $0.txBytes) }, uniquingKeysWith: { a, _ in a })
             }
             guard let a = totals(at: w.started), let b = totals(at: end) else { continue }
-            let delta = b.mapValues(Double.init).merging(a.mapValues { -Double($0) }, uniquingKeysWith: +).filter { $0.value > 0 }
+            var delta: [String: Double] = [:]
+            for (name, after) in b {
+                let before = a[name] ?? 0
+                if after > before { delta[name] = Double(after - before) }
+            }
             let sum = delta.values.reduce(0, +)
             guard sum > 0 else { continue }
             workloads[i].pathUse = delta.mapValues { $0 / sum }
