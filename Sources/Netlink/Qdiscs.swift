@@ -32,11 +32,19 @@ extension RouteHandle {
             rtnl_qdisc_tbf_set_rate(q, Int32(clamping: rateBytes), Int32(clamping: burst), 0)
             try send(q, mode, "tbf", name)
         case let .htb(rateBytes, burst, netem):
-            let q = try qdisc(index, name, kind: "htb", parent: TC_H_ROOT, handle: Self.rootHandle)
-            defer { rtnl_qdisc_put(q) }
-            _ = rtnl_htb_set_defcls(q, Self.htbClass)
-            // A class change needs the qdisc to stay htb: on a change of kind, replace the root first.
-            try send(q, mode, "htb", name)
+            // The root's one parameter, its default class, never changes: a change leaves it as it
+            // is (the kernel refuses to change an htb root with EINVAL) and changes the class and
+            // the netem below. A change of kind replaces the root first.
+            if mode != .change {
+                let q = try qdisc(index, name, kind: "htb", parent: TC_H_ROOT, handle: Self.rootHandle)
+                defer { rtnl_qdisc_put(q) }
+                _ = rtnl_htb_set_defcls(q, Self.htbClass)
+                do { try send(q, mode, "htb", name) } catch {
+                    // A replace that finds an htb root already there: it stays, as for a change.
+                    guard mode == .replace, error.errno == EINVAL else { throw error }
+                    lastErrno.pointee = 0
+                }
+            }
             let c = rtnl_class_alloc()
             defer { rtnl_class_put(c) }
             rtnl_tc_set_ifindex(c, index)

@@ -140,6 +140,40 @@ extension LabTests {
         let lteRTT = (f["lteRTT"] as? [String: Any])?["min"] as? Double ?? 0
         #expect(lteRTT > 99 && lteRTT < 130, "LTE's RTT is its two 50 ms delays: \(lteRTT)")
 
+        // Every in-place fault across the pair (netem there): a loss burst and a profile switch on
+        // WLAN (htb + netem), a trace on LTE, the plain server cut off; every qdisc as before after.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pb-vmfaults-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try String(contentsOfFile: Self.thesis, encoding: .utf8)
+        let faults = String(base[..<(try #require(base.range(of: "\nworkloads:")).lowerBound)]) + """
+
+            workloads:
+              - { name: bulk, plugin: iperf3, client: client, server: proxy, mptcp: true, duration: 24s, with: { reverse: true } }
+              - { name: rtt, plugin: ping, client: client, server: server, duration: 24s, with: { interval: 0.1 } }
+            schedule:
+              - { at: 3s, fault: loss-burst, link: wlan, loss: 20%, for: 3s }
+              - { at: 8s, fault: profile, link: wlan, profile: lte, for: 3s }
+              - { at: 13s, fault: trace, link: lte, for: 4s, with: { file: fading.csv } }
+              - { at: 19s, fault: partition, nodes: [server], for: 2s }
+            """
+        try faults.write(to: dir.appendingPathComponent("faults.yaml"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("topologies/traces/path2-fading.csv").path, toPath: dir.appendingPathComponent("fading.csv").path)
+        let played = try run([pathbed, "run", dir.appendingPathComponent("faults.yaml").path, "--out", dir.path], timeout: 300)
+        #expect(played.status == 0, "\(played.out.suffix(1500)) \(played.err.suffix(1500))")
+        if played.status == 0 {
+            let runDir = dir.path + "/" + (try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasPrefix("thesis-") }))
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/results.json"))) as? [String: Any])
+            let before = r["metadataBefore"] as? [String: [String: Any]] ?? [:], after = r["metadataAfter"] as? [String: [String: Any]] ?? [:]
+            #expect(!before.isEmpty && before.keys.allSatisfy { (before[$0]?["qdiscs"] as? [String]) == (after[$0]?["qdiscs"] as? [String]) }, "every qdisc is back as it was")
+            let impacts = (r["impacts"] as? [[String: Any]] ?? []).compactMap { $0["impact"] as? [String: Any] }
+            let burst = try #require(impacts.first)
+            #expect((burst["during"] as? Double ?? 99) < (burst["before"] as? Double ?? 0) * 0.6, "20 % loss on WLAN cut the download: \(burst)")
+            let rtt = ((r["workloads"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "rtt" }?["series"] as? [[String: Any]])?.first
+            let pingTimes = rtt?["times"] as? [Double] ?? []
+            #expect(!pingTimes.contains { $0 > 19.1 && $0 < 20.9 } && pingTimes.contains { $0 > 17 && $0 < 19 }, "no reply from the plain server while it was cut off")
+        }
+
         // Nothing left in the VMs, then nothing left of them.
         for name in ["mptcp-vm", "plain-vm"] {
             let left = try run([pathbed, "vm", "ssh", name, "--", "ip netns list; ip -o link show type gretap | grep -v gretap0"], timeout: 60)
