@@ -24,10 +24,41 @@ final class RunEnvironment: @unchecked Sendable {
         return (code, String(decoding: out, as: UTF8.self))
     }
 
+    /// A connection to `node`'s host of its own, opened now: one opened when a workload starts
+    /// would delay it by an ssh login.
+    func connection(to node: String) -> Unchecked<HostExecutor> {
+        let c = lab.sideExecutor(host(of: node), stop: stop)
+        try? (c as? RemoteExecutor)?.connect()
+        return Unchecked(c)
+    }
+
     /// Waits until something listens on TCP `port` in `node` (at most 30 s).
     func waitForListener(_ node: String, port: Int) throws -> Bool {
         let wait = "for i in $(seq 300); do ss -Hltn 'sport = :\(port)' | grep -q . && exit 0; sleep 0.1; done; exit 1"
         return try check(node, ["sh", "-c", wait]).0 == 0
+    }
+}
+
+/// A workload's long-lived server program in a node, over a connection of its own; `stop` (or
+/// the run's stop) kills its process group.
+final class WorkloadServer: @unchecked Sendable {
+    private let stopFlag: StopFlag
+    private let thread: Thread
+
+    init(_ argv: [String], in node: String, _ env: RunEnvironment, output: @escaping (OutputStream, Data) -> Void = { _, _ in }) {
+        stopFlag = StopFlag(parent: env.stop)
+        let e = Unchecked(env.lab.sideExecutor(env.host(of: node), stop: stopFlag))
+        let ns = env.topology.namespace(of: node)
+        let output = Unchecked(output)
+        thread = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil, output: output.value); (e.value as? RemoteExecutor)?.close() }
+        thread.start()
+    }
+
+    var isRunning: Bool { thread.isExecuting }
+
+    func stop() {
+        stopFlag.set()
+        while thread.isExecuting { usleep(20_000) }
     }
 }
 
@@ -167,7 +198,7 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
     let client: String, server: String, target: IPAddress, port: Int
     private var serverLines: StampedLines?
     private var clientLines: StampedLines?
-    private var serverThread: Thread?
+    private var serverProcess: WorkloadServer?
     private var clientExecutor: Unchecked<HostExecutor>?
     private let lock = NSLock()
     private var result: RunResults.WorkloadResult?
@@ -188,21 +219,14 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
 
     func prepare(_ env: RunEnvironment) throws {
         let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + ["iperf3", "-s", "-p", String(port), "-i", "0.1", "-f", "m", "--forceflush"]
-        let e = Unchecked(env.lab.sideExecutor(env.host(of: server), stop: env.stop))
         let lines = StampedLines(clock: env.clock)
         serverLines = lines
-        let ns = env.topology.namespace(of: server)
-        let th = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil) { s, d in if s == .stdout { lines.add(d) } }; (e.value as? RemoteExecutor)?.close() }
-        th.start()
-        serverThread = th
+        serverProcess = WorkloadServer(argv, in: server, env) { s, d in if s == .stdout { lines.add(d) } }
         guard try env.waitForListener(server, port: port) else {
             throw LabError("iperf3 -s did not start in \(server) (workload \(workload.name))", fix: "`pathbed doctor` shows whether iperf3\(workload.mptcp ? " and mptcpize are" : " is") installed on \(env.host(of: server))")
         }
         env.progress("\(workload.name): iperf3 server listening in \(server) on port \(port)")
-        // The client's connection is opened now: one opened at the start would delay it by an ssh login.
-        let c = env.lab.sideExecutor(env.host(of: client), stop: env.stop)
-        try? (c as? RemoteExecutor)?.connect()
-        clientExecutor = Unchecked(c)
+        clientExecutor = env.connection(to: client)
     }
 
     func run(_ env: RunEnvironment) {
@@ -247,11 +271,7 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
         return ("throughput", last.reduce(0, +) / Double(last.count), "Mbit/s")
     }
 
-    func stop(_ env: RunEnvironment) {
-        guard let th = serverThread else { return }
-        var n = 0
-        while th.isExecuting && n < 200 { usleep(50_000); n += 1 }
-    }
+    func stop(_ env: RunEnvironment) { serverProcess?.stop() }
 
     func collect() -> RunResults.WorkloadResult {
         lock.withLock { result } ?? RunResults.WorkloadResult(name: workload.name, plugin: "iperf3", node: client, target: target.description, mptcp: workload.mptcp,
@@ -280,11 +300,7 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
 
     var interval: Double { if case let .number(n)? = option("interval") { return min(max(n, 0.01), 10) }; return 0.2 }
 
-    func prepare(_ env: RunEnvironment) throws {
-        let c = env.lab.sideExecutor(env.host(of: client), stop: env.stop)
-        try? (c as? RemoteExecutor)?.connect()
-        clientExecutor = Unchecked(c)
-    }
+    func prepare(_ env: RunEnvironment) throws { clientExecutor = env.connection(to: client) }
 
     func run(_ env: RunEnvironment) {
         let e = clientExecutor?.value ?? env.lab.sideExecutor(env.host(of: client), stop: env.stop)
@@ -338,8 +354,7 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
     let serverArgv: [String]?
     private let lock = NSLock()
     private var result: RunResults.WorkloadResult?
-    private var serverThread: Thread?
-    private var serverStop: StopFlag?
+    private var serverProcess: WorkloadServer?
 
     init(_ w: Workload, index i: Int, topology t: Topology) throws(LabError) {
         workload = w
@@ -358,15 +373,10 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
 
     func prepare(_ env: RunEnvironment) throws {
         guard let serverArgv, let server = workload.server else { return }
-        let stop = StopFlag(parent: env.stop)
-        let e = Unchecked(env.lab.sideExecutor(env.host(of: server), stop: stop))
-        let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + serverArgv
-        let ns = env.topology.namespace(of: server)
-        let th = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil) { _, _ in }; (e.value as? RemoteExecutor)?.close() }
-        th.start()
-        serverThread = th; serverStop = stop
+        let p = WorkloadServer((workload.mptcp ? ["mptcpize", "run"] : []) + serverArgv, in: server, env)
+        serverProcess = p
         usleep(300_000)
-        if !th.isExecuting { throw LabError("workload \(workload.name): its server-command ended at once in \(server)") }
+        if !p.isRunning { throw LabError("workload \(workload.name): its server-command ended at once in \(server)") }
     }
 
     func run(_ env: RunEnvironment) {
@@ -392,10 +402,7 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
         }
     }
 
-    func stop(_ env: RunEnvironment) {
-        serverStop?.set()
-        while let th = serverThread, th.isExecuting { usleep(20_000) }
-    }
+    func stop(_ env: RunEnvironment) { serverProcess?.stop() }
 
     func collect() -> RunResults.WorkloadResult {
         lock.withLock { result } ?? RunResults.WorkloadResult(name: workload.name, plugin: "command", node: node, target: argv.joined(separator: " "), mptcp: workload.mptcp,
@@ -418,8 +425,7 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
     let directory: String
     private let lock = NSLock()
     private var result: RunResults.WorkloadResult?
-    private var serverThread: Thread?
-    private var serverStop: StopFlag?
+    private var serverProcess: WorkloadServer?
     private var clientExecutor: Unchecked<HostExecutor>?
 
     init(_ w: Workload, index i: Int, topology t: Topology) throws(LabError) {
@@ -472,20 +478,13 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
         guard try env.check(server, ["sh", "-c", make], timeout: 120).0 == 0 else {
             throw LabError("workload \(workload.name): cannot write the files to serve in \(directory) on \(env.host(of: server))")
         }
-        let stop = StopFlag(parent: env.stop)
-        let e = Unchecked(env.lab.sideExecutor(env.host(of: server), stop: stop))
         let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + ["python3", "-m", "http.server", String(port), "--bind", target.description, "--directory", directory]
-        let ns = env.topology.namespace(of: server)
-        let th = Thread { _ = try? e.value.run(argv, in: ns, timeout: nil) { _, _ in }; (e.value as? RemoteExecutor)?.close() }
-        th.start()
-        serverThread = th; serverStop = stop
+        serverProcess = WorkloadServer(argv, in: server, env)
         guard try env.waitForListener(server, port: port) else {
             throw LabError("the HTTP server (python3 -m http.server) did not start in \(server) (workload \(workload.name))", fix: "check that python3 is installed on \(env.host(of: server))")
         }
         env.progress("\(workload.name): HTTP server in \(server) on port \(port), \(sizes.count) files")
-        let c = env.lab.sideExecutor(env.host(of: client), stop: env.stop)
-        try? (c as? RemoteExecutor)?.connect()
-        clientExecutor = Unchecked(c)
+        clientExecutor = env.connection(to: client)
     }
 
     func run(_ env: RunEnvironment) {
@@ -528,8 +527,7 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
     }
 
     func stop(_ env: RunEnvironment) {
-        serverStop?.set()
-        while let th = serverThread, th.isExecuting { usleep(20_000) }
+        serverProcess?.stop()
         _ = try? env.check(server, ["rm", "-rf", directory])
     }
 
