@@ -16,9 +16,9 @@ enum HostMetadata {
                           "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.ip_forward", "net.ipv4.tcp_ecn", "net.core.default_qdisc"]
 
     /// One command per host, all of its lab namespaces at once.
-    static func collect(lab: LabController, topology t: Topology) -> [String: NamespaceMetadata] {
+    static func collect(lab: LabController, plan: LabPlan) -> [String: NamespaceMetadata] {
         var out: [String: NamespaceMetadata] = [:]
-        for h in Planner.plan(t).hosts where !h.namespaces.isEmpty {
+        for h in plan.hosts where !h.namespaces.isEmpty {
             guard let e = lab.executors[h.host] else { continue }
             let script = "for ns in \(h.namespaces.joined(separator: " ")); do echo \"@ns $ns\"; ip netns exec \"$ns\" sysctl -e \(sysctls.joined(separator: " ")) 2>/dev/null; "
                 + "ip netns exec \"$ns\" tc qdisc show 2>/dev/null | sed 's/^/@q /'; done"

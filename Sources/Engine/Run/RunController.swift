@@ -88,7 +88,7 @@ public struct RunController {
             hosts[name] = RunResults.HostInfo(kernel: info.kernel, hostname: info.hostname, version: info.version,
                                               clockOffsetSeconds: Double(offset) / 1e9, reach: lab.access[name]?.label ?? "this machine")
         }
-        let metadataBefore = HostMetadata.collect(lab: lab, topology: t)
+        let metadataBefore = HostMetadata.collect(lab: lab, plan: plan)
 
         let clock = RunClock()
         let samples = SampleStore(clock: clock)
@@ -222,7 +222,7 @@ public struct RunController {
         results.mptcpEvents = mptcp.events
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore
-        results.metadataAfter = HostMetadata.collect(lab: lab, topology: t)
+        results.metadataAfter = HostMetadata.collect(lab: lab, plan: plan)
         results.seed = t.run.seed.map { $0 + options.seedOffset }
         results.computeImpacts()
         results.computePathUse()
