@@ -11,6 +11,16 @@ public enum PlanText {
                 out += "  \(l.name): \(l.label)  \(l.hosts[0]) <-> \(l.hosts[1])  key \(l.tunnelKey ?? 0)  mtu \(l.mtu)\n"
             }
         }
+        let merged = Planner.kernelBridges(t)
+        if !merged.bridgeOf.isEmpty {
+            let groups = Dictionary(grouping: merged.bridgeOf.keys, by: { merged.bridgeOf[$0]! })
+            out += "bridges made as one kernel bridge (joined by plain links; `merge: false` on a link keeps it):\n"
+            for (root, members) in groups.sorted(by: { $0.key < $1.key }) {
+                let names = members.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+                let shown = names.count > 6 ? names.prefix(5).joined(separator: ", ") + ", ... \(names.last!)" : names.joined(separator: ", ")
+                out += "  \(root): also \(shown) (\(names.count + 1) bridges)\n"
+            }
+        }
         for h in plan.hosts {
             out += "\nhost \(h.host) (\(h.reach)): \(h.operations.count) operations\n"
             var phase = ""

@@ -57,8 +57,9 @@ public enum Planner {
             for s in n.sysctls { add(n.host, .setSysctl(namespace: ns, key: s.key, value: s.value)) }
         }
 
-        // Bridges.
-        for b in t.bridges {
+        // Bridges: one kernel bridge for the bridges that plain links join (see `kernelBridges`).
+        let merged = kernelBridges(t)
+        for b in t.bridges where merged.bridgeOf[b.name, default: b.name] == b.name {
             add(b.host, .createBridge(InterfaceRef(namespace: t.bridgeNamespace, name: b.name), stp: b.stp, group: group))
         }
 
@@ -66,7 +67,7 @@ public enum Planner {
         var upLater: [(String, InterfaceRef)] = []
         var addressOps: [(String, Operation)] = []
         var qdiscOps: [(String, Operation)] = []
-        for link in t.links {
+        for link in t.links where !merged.links.contains(link.index) {
             let refs = link.endpoints.enumerated().map { (i, e) in endRef(t, link, i, e) }
             if link.crossesHosts, let key = link.tunnelKey {
                 for i in 0..<2 {
@@ -78,14 +79,16 @@ public enum Planner {
                 add(link.hosts[0], .createVeth(refs[0], peer: refs[1], mtu: UInt32(link.mtu), group: group))
             }
             for (i, e) in link.endpoints.enumerated() {
-                if let b = e.bridgeName { add(link.hosts[i], .enslave(refs[i], bridge: b)) }
+                if let b = e.bridgeName { add(link.hosts[i], .enslave(refs[i], bridge: merged.bridgeOf[b, default: b])) }
                 if let a = e.address { addressOps.append((link.hosts[i], .addAddress(refs[i], address: a))) }
                 upLater.append((link.hosts[i], refs[i]))
                 if let q = qdisc(profilesByName, link, end: i) { qdiscOps.append((link.hosts[i], .setQdisc(refs[i], q))) }
             }
         }
         for (h, op) in addressOps { add(h, op) }
-        for b in t.bridges { add(b.host, .setUp(InterfaceRef(namespace: t.bridgeNamespace, name: b.name))) }
+        for b in t.bridges where merged.bridgeOf[b.name, default: b.name] == b.name {
+            add(b.host, .setUp(InterfaceRef(namespace: t.bridgeNamespace, name: b.name)))
+        }
         for (h, r) in upLater { add(h, .setUp(r)) }
         for n in t.nodes { add(n.host, .setUp(InterfaceRef(namespace: t.namespace(of: n.name), name: "lo"))) }
         for (h, op) in qdiscOps { add(h, op) }
@@ -134,6 +137,53 @@ public enum Planner {
             let ops = (perHost[h.name] ?? []).enumerated().sorted { ($0.element.phaseRank, $0.offset) < ($1.element.phaseRank, $1.offset) }.map(\.element)
             return HostPlan(host: h.name, reach: h.ssh.map { "ssh \($0)" } ?? "local", operations: ops)
         })
+    }
+
+    /// Which bridges of the file are made as one kernel bridge.
+    public struct KernelBridges: Sendable, Equatable {
+        /// The kernel bridge each bridge of the file is part of (absent: its own).
+        public var bridgeOf: [String: String] = [:]
+        /// Links between bridges that are made as no kernel object at all.
+        public var links: Set<Int> = []
+    }
+
+    /// Bridges joined by plain links are made as one kernel bridge, named after the first of
+    /// them in the file, and the links between them as nothing.
+    ///
+    /// A veth pair between two bridges on one host, with no profile, carries every frame
+    /// unchanged: one bridge forwards the same frames, with far fewer kernel devices. Devices
+    /// are what a lab costs the kernel, to create and even more to free after `down`
+    /// (docs/benchmarks.md): linear 1000 is 1 bridge and 1000 veth pairs instead of 1000 bridges
+    /// and 1999 pairs. A link stays a veth pair between two bridges when it has a profile, a
+    /// fault in the schedule, `merge: false`, crosses hosts, or touches a bridge with `stp: true`.
+    /// (A loop of plain links, which would flood without STP, becomes one loop-free bridge.)
+    public static func kernelBridges(_ t: Topology) -> KernelBridges {
+        let stp = Set(t.bridges.filter(\.stp).map(\.name))
+        let faulted = Set(t.schedule.compactMap(\.link))
+        let order = Dictionary(t.bridges.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        var parent = Dictionary(uniqueKeysWithValues: order.keys.map { ($0, $0) })
+        func find(_ b: String) -> String {
+            var r = b
+            while let p = parent[r], p != r { r = p }
+            var x = b
+            while let p = parent[x], p != r { parent[x] = r; x = p }
+            return r
+        }
+        var out = KernelBridges()
+        for link in t.links where link.joinsBridges && link.merge && !link.crossesHosts
+            && link.forwardProfile == nil && link.reverseProfile == nil && !faulted.contains(link.index) {
+            guard let a = link.endpoints[0].bridgeName, let b = link.endpoints[1].bridgeName,
+                  !stp.contains(a), !stp.contains(b), order[a] != nil, order[b] != nil else { continue }
+            out.links.insert(link.index)
+            let (ra, rb) = (find(a), find(b))
+            // The root is the bridge that comes first in the file.
+            if ra != rb, let oa = order[ra], let ob = order[rb] { if oa < ob { parent[rb] = ra } else { parent[ra] = rb } }
+        }
+        for b in t.bridges {
+            let r = find(b.name)
+            if r != b.name { out.bridgeOf[b.name] = r }
+        }
+        return out
     }
 
     /// The kernel-side name of a link end: the interface in its node, or the port on its bridge.

@@ -86,6 +86,15 @@ public struct ReconcilePlan: Sendable {
                 if newBridges[name] != nil { remadeBridges.insert(name) }
             }
             for name in newBridges.keys where oldBridges[name] == nil { remadeBridges.insert(name) }
+            // A veth pair between two bridges that the new plan does not make the same way (its
+            // link removed or changed, or its bridges now one kernel bridge) is deleted: nothing
+            // else would take it away, and it would keep joining the bridges.
+            let newOps = Set(N)
+            for op in O {
+                if case let .createVeth(a, b, _, _) = op, a.namespace == bridgeNS, b.namespace == bridgeNS, !newOps.contains(op) {
+                    p.deleteLinks.append(a)
+                }
+            }
         }
         // A node that loses a veth (its peer's namespace goes) gets the veth back, and the routes
         // the kernel flushed with it (those through that device or its subnets). A node with an

@@ -176,6 +176,7 @@ public enum Shapes {
         Field("profile", .oneOf([.name, .object(directionalProfile)]), "A profile name, or {forward: NAME, reverse: NAME}."),
         Field("subnet", .ipNetwork, "Subnet for the two ends' addresses (point-to-point links; bridges carry their own)."),
         Field("mtu", .integer(min: 576, max: 65535), "MTU of both ends (default 1500)."),
+        Field("merge", .bool, "Between two bridges on one host, with no profile and no fault: false keeps it a veth pair between two kernel bridges (default true: the two bridges are made as one)."),
     ])
 
     public static let workload = ObjectShape("workload", "Traffic to run: a built-in plugin (iperf3, ping, transfer, command) or an external program (docs/plugins.md).", [

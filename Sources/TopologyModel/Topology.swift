@@ -208,6 +208,10 @@ public struct Link: Sendable, Hashable {
     public var hosts: [String]
     /// Set when the two ends are on different hosts: carried by a gretap tunnel with this key.
     public var tunnelKey: UInt32?
+    /// The file's `merge:` (default true): a plain link between two bridges may join them into one kernel bridge.
+    public var merge: Bool = true
+    /// Both ends are bridges.
+    public var joinsBridges: Bool { endpoints.count == 2 && endpoints.allSatisfy { $0.bridgeName != nil } }
 
     public var crossesHosts: Bool { hosts[0] != hosts[1] }
     public var label: String { "\(endpoints[0]) -- \(endpoints[1])" }

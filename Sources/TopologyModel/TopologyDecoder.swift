@@ -338,6 +338,7 @@ struct TopologyDecoder {
         }
         if let (n, p) = o["subnet"] { at(p, n); link.subnet = reader.network(n, p) }
         if let (n, p) = o["mtu"] { at(p, n); link.mtu = reader.integer(n, p, min: 576, max: 65535) ?? 1500 }
+        if let (n, p) = o["merge"] { at(p, n); link.merge = reader.bool(n, p) ?? true }
         return ok ? link : nil
     }
 

@@ -64,6 +64,10 @@ extension TopologyValidator {
                     }
                     bridgePairs[[a, b]] = link.index
                 }
+                if !link.joinsBridges, written.wrote("\(path).merge") {
+                    error("\(path).merge", "`merge:` applies only to a link between two bridges",
+                          hint: "remove `merge:` from this link; a link with a node's interface is always a veth pair (or a tunnel)")
+                }
                 if link.endpoints[0] == link.endpoints[1], link.endpoints[0].nodeName != nil {
                     error(path, "link joins \(link.endpoints[0]) to itself", hint: "use two different interfaces")
                 }

@@ -164,6 +164,36 @@ import TopologyModel
         #expect(!fake.namespaceNames.contains("pb.small.d"))
     }
 
+    /// Splitting a kernel bridge (`merge: false`) and joining it again, in place.
+    @Test func mergedBridgesAreSplitAndJoinedInPlace() throws {
+        let yaml = """
+            name: line
+            nodes: { h1: {}, h2: {}, h3: {} }
+            bridges: { s1: { subnet: 10.0.0.0/24 }, s2: {}, s3: {} }
+            links:
+              - { endpoints: [s1, s2] }
+              - { endpoints: [s2, s3] }
+              - { endpoints: [h1:eth0, s1] }
+              - { endpoints: [h2:eth0, s2] }
+              - { endpoints: [h3:eth0, s3] }
+            """
+        _ = try controller.up(try lab(yaml))
+        #expect(fake.applied.filter { if case .createBridge = $0 { return true } else { return false } }.count == 1)
+        let before = fake.applied.count
+        let split = try controller.up(try lab(yaml.replacingOccurrences(of: "[s2, s3] }", with: "[s2, s3], merge: false }")))
+        #expect(split.outcome == .reconciled)
+        let added = Array(fake.applied[before...])
+        #expect(added.contains(.createBridge(InterfaceRef(namespace: "pb.line", name: "s3"), stp: false, group: Ownership.group(lab: "line"))))
+        #expect(added.contains(.enslave(InterfaceRef(namespace: "pb.line", name: "h3.eth0"), bridge: "s3")))
+        #expect(added.contains(.enslave(InterfaceRef(namespace: "pb.line", name: "s2.s3"), bridge: "s1")))
+        #expect(fake.removed.isEmpty, "no node was rebuilt")
+        let joined = try controller.up(try lab(yaml))
+        #expect(joined.outcome == .reconciled)
+        #expect(Set(fake.deletedLinks.map(\.name)) == ["s3", "s2.s3"], "the bridge and the veth pair between the two go: \(fake.deletedLinks)")
+        #expect(fake.applied.last == .enslave(InterfaceRef(namespace: "pb.line", name: "h3.eth0"), bridge: "s1"))
+        #expect(try controller.up(try lab(yaml)).outcome == .unchanged)
+    }
+
     @Test func aNamespaceDeletedByHandIsHealed() throws {
         let t = try lab(Self.small)
         _ = try controller.up(t)

@@ -83,6 +83,50 @@ func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path:
         #expect(qdiscs == ["pb.oneway.b"])
     }
 
+    /// Bridges joined by plain links are one kernel bridge; a link with a profile, a fault,
+    /// `merge: false` or an STP bridge keeps its veth pair and its two bridges.
+    @Test func plainLinksBetweenBridgesMakeOneKernelBridge() throws {
+        let yaml = """
+            name: merge
+            profiles: { slow: { rate: 10mbit } }
+            nodes: { a: {}, b: {}, c: {}, d: {} }
+            bridges: { s1: {}, s2: {}, s3: {}, s4: {}, s5: {}, s6: {}, s7: { stp: true }, s8: {}, s9: {} }
+            links:
+              - { endpoints: [s2, s1] }
+              - { endpoints: [s2, s3], profile: slow }
+              - { endpoints: [s3, s4] }
+              - { endpoints: [s4, s5], merge: false }
+              - { endpoints: [s5, s6] }
+              - { endpoints: [s6, s7] }
+              - { endpoints: [s8, s9], name: faulted }
+              - { endpoints: [s6, s4] }
+              - { endpoints: [a:eth0, s2], subnet: 10.0.1.0/24 }
+              - { endpoints: [b:eth0, s6] }
+              - { endpoints: [c:eth0, s8], subnet: 10.0.4.0/24 }
+              - { endpoints: [d:eth0, s9] }
+            run: { duration: 5s }
+            schedule: [ { at: 1s, fault: link-down, link: faulted, for: 1s } ]
+            """
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "merge.yaml")
+        let merged = Planner.kernelBridges(t)
+        // s1+s2 (named s1, first in the file); s3+s4+s5+s6 through s6-s4, although s4-s5 says merge: false.
+        #expect(merged.bridgeOf == ["s2": "s1", "s4": "s3", "s5": "s3", "s6": "s3"])
+        #expect(merged.links == [0, 2, 4, 7], "s4-s5 is merged through s6 anyway, but as a link it is made: \(merged.links)")
+        let ops = Planner.plan(t).hosts[0].operations
+        let bridges = ops.compactMap { op -> String? in if case let .createBridge(r, _, _) = op { return r.name } else { return nil } }
+        #expect(bridges == ["s1", "s3", "s7", "s8", "s9"])
+        let veths = ops.compactMap { op -> String? in if case let .createVeth(a, b, _, _) = op { return "\(a.name)-\(b.name)" } else { return nil } }
+        #expect(veths.contains("s2.s3-s3.s2") && veths.contains("s4.s5-s5.s4") && veths.contains("s6.s7-s7.s6") && veths.contains("s8.s9-s9.s8"))
+        #expect(!veths.contains("s2.s1-s1.s2") && !veths.contains("s3.s4-s4.s3") && !veths.contains("s6.s4-s4.s6"))
+        let masters = Dictionary(ops.compactMap { op -> (String, String)? in if case let .enslave(r, b) = op { return (r.name, b) } else { return nil } },
+                                 uniquingKeysWith: { a, _ in a })
+        #expect(masters["a.eth0"] == "s1" && masters["s2.s3"] == "s1" && masters["s3.s2"] == "s3" && masters["b.eth0"] == "s3")
+        #expect(masters["s4.s5"] == "s3" && masters["s5.s4"] == "s3", "merge: false keeps the veth pair even when both ends join one bridge")
+        #expect(masters["s6.s7"] == "s3" && masters["s7.s6"] == "s7")
+        let ups = Set(ops.compactMap { op -> String? in if case let .setUp(r) = op, r.namespace == "pb.merge" { return r.name } else { return nil } })
+        #expect(!ups.contains("s2") && !ups.contains("s4") && ups.contains("s1") && ups.contains("s3"))
+    }
+
     @Test func jsonPlanRoundTrips() throws {
         let plan = Planner.plan(try topology("thesis-two-vms.yaml"))
         let data = try JSONEncoder().encode(plan)

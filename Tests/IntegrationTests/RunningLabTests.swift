@@ -97,4 +97,52 @@ extension LabTests {
         }
         #expect(reached, "a reaches b across the looped bridges once STP has converged")
     }
+
+    /// Bridges joined by plain links are one kernel bridge; `merge: false` splits it in place and
+    /// removing it joins them again, with traffic across at every step and nothing left after.
+    @Test func plainBridgeLinksAreOneKernelBridgeAndSplitInPlace() throws {
+        let before = try hostSnapshot()
+        let yaml = """
+            name: line
+            nodes: { h1: {}, h2: {}, h3: {} }
+            bridges: { s1: { subnet: 10.8.0.0/24 }, s2: {}, s3: {} }
+            links:
+              - { endpoints: [s1, s2] }
+              - { endpoints: [s2, s3] }
+              - { endpoints: [h1:eth0, s1] }
+              - { endpoints: [h2:eth0, s2] }
+              - { endpoints: [h3:eth0, s3] }
+            """
+        let file = try temporaryFile("line.yaml", yaml)
+        defer { _ = try? pb("down", "line"); unlink(file) }
+        func devices() throws -> [String] {
+            try run(["ip", "-n", "pb.line", "-o", "link", "show"]).out.split(separator: "\n").compactMap { line in
+                line.split(separator: ":").dropFirst().first.map { String($0.trimmingCharacters(in: .whitespaces).split(separator: "@")[0]) }
+            }.filter { $0 != "lo" }.sorted()
+        }
+        func master(_ port: String) throws -> String? {
+            let out = try run(["ip", "-n", "pb.line", "-o", "link", "show", port]).out
+            guard let r = out.range(of: " master ") else { return nil }
+            return String(out[r.upperBound...].prefix { $0 != " " })
+        }
+        func reaches(_ target: String) throws -> Bool { try pb("exec", "h1", "--", "ping", "-c", "1", "-W", "2", target).status == 0 }
+        try #require(try pb("up", file).status == 0)
+        #expect(try devices() == ["h1.eth0", "h2.eth0", "h3.eth0", "s1"], "one bridge, no veth pair between bridges")
+        #expect(try master("h3.eth0") == "s1")
+        #expect(try reaches("10.8.0.3"))
+        try yaml.replacingOccurrences(of: "[s2, s3] }", with: "[s2, s3], merge: false }").write(toFile: file, atomically: true, encoding: .utf8)
+        let split = try pb("up", file)
+        #expect(split.status == 0 && split.out.contains("changed in place"), "\(split.out) \(split.err)")
+        #expect(try devices() == ["h1.eth0", "h2.eth0", "h3.eth0", "s1", "s2.s3", "s3", "s3.s2"])
+        #expect(try master("h3.eth0") == "s3" && master("s2.s3") == "s1" && master("s3.s2") == "s3")
+        #expect(try reaches("10.8.0.3"), "h1 reaches h3 through the veth pair between the two bridges")
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        let joined = try pb("up", file)
+        #expect(joined.status == 0 && joined.out.contains("changed in place"), "\(joined.out) \(joined.err)")
+        #expect(try devices() == ["h1.eth0", "h2.eth0", "h3.eth0", "s1"])
+        #expect(try reaches("10.8.0.3") && reaches("10.8.0.2"))
+        #expect(try pb("status", "line").status == 0)
+        #expect(try pb("down", "line").status == 0)
+        #expect(try hostSnapshot() == before)
+    }
 }
