@@ -418,7 +418,7 @@ public final class LocalExecutor: HostExecutor {
 /// Stops the processes inside namespaces: SIGTERM, then SIGKILL to those left after 2 s.
 enum ProcessStopper {
     static func stop(in namespaces: [String]) -> Int {
-        var pids = namespaces.flatMap(NetworkNamespace.pids).filter { $0 != getpid() }
+        var pids = NetworkNamespace.pids(in: namespaces).filter { $0 != getpid() }
         let count = pids.count
         guard !pids.isEmpty else { return 0 }
         for p in pids { kill(p, SIGTERM) }
@@ -442,8 +442,8 @@ enum ProcessStopper {
 /// Deleting a namespace returns at once; the kernel tears its devices down afterwards, holding
 /// the lock every link change needs. A tiny probe (create and delete a veth pair in a throwaway
 /// namespace) is slow while that work runs: the wait ends once the probe is back at its rested speed.
-enum KernelSettle {
-    static func wait(timeout: Double = 30) -> Double {
+public enum KernelSettle {
+    public static func wait(timeout: Double = 30) -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         let probe = "pb-settle-\(getpid())"
         guard (try? NetworkNamespace.create(probe)) != nil else { return 0 }

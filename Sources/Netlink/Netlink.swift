@@ -93,17 +93,24 @@ public enum NetworkNamespace {
     }
 
     /// Processes whose network namespace is `name` (as `ip netns pids` finds them).
-    public static func pids(_ name: String) -> [pid_t] {
-        var st = stat()
-        guard stat("/run/netns/\(name)", &st) == 0 else { return [] }
-        guard let dir = opendir("/proc") else { return [] }
+    public static func pids(_ name: String) -> [pid_t] { pids(in: [name]) }
+
+    /// Processes whose network namespace is any of `names`, in one pass over /proc.
+    public static func pids(in names: [String]) -> [pid_t] {
+        struct Key: Hashable { var dev: UInt64, ino: UInt64 }
+        var wanted: Set<Key> = []
+        for name in names {
+            var st = stat()
+            if isValidName(name), stat("/run/netns/\(name)", &st) == 0 { wanted.insert(Key(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))) }
+        }
+        guard !wanted.isEmpty, let dir = opendir("/proc") else { return [] }
         defer { closedir(dir) }
         var out: [pid_t] = []
         while let entry = readdir(dir) {
             let pidText = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard let pid = pid_t(pidText) else { continue }
             var ps = stat()
-            if stat("/proc/\(pid)/ns/net", &ps) == 0, ps.st_ino == st.st_ino, ps.st_dev == st.st_dev { out.append(pid) }
+            if stat("/proc/\(pid)/ns/net", &ps) == 0, wanted.contains(Key(dev: UInt64(ps.st_dev), ino: UInt64(ps.st_ino))) { out.append(pid) }
         }
         return out
     }
