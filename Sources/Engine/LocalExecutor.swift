@@ -19,6 +19,11 @@ public final class LocalExecutor: HostExecutor {
     /// Qdiscs set but not yet read back, by namespace.
     private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
 
+    /// When set, `apply` adds each operation's time to `timings`, by kind (for `pathbed-bench lab --breakdown`).
+    public var recordTimings = false
+    /// Seconds and counts spent per kind of operation, when `recordTimings` is set.
+    public private(set) var timings: [String: (count: Int, seconds: Double)] = [:]
+
     /// Also stops the commands `run` runs (besides a signal), e.g. at the end of a run.
     public var stopWhen: () -> Bool = { false }
 
@@ -68,7 +73,14 @@ public final class LocalExecutor: HostExecutor {
         for (i, op) in operations.enumerated() {
             let signal = interrupted()
             if signal != 0 { throw Interrupted(signal: signal) }
-            try apply(op)
+            if recordTimings {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try apply(op)
+                let t = timings[op.kind, default: (0, 0)]
+                timings[op.kind] = (t.count + 1, t.seconds + Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            } else {
+                try apply(op)
+            }
             if i % 200 == 199 { progress(i + 1) }
         }
         try verifyQdiscs()

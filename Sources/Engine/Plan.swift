@@ -105,6 +105,12 @@ public enum Operation: Codable, Hashable, Sendable {
     case setMPTCPLimits(namespace: String, subflows: UInt32?, addAddrAccepted: UInt32?)
     case addMPTCPEndpoint(namespace: String, address: IPAddress, device: String, id: UInt8, flags: [MPTCPEndpoint.Flag])
 
+    /// The operation's kind, as its case is named (for timings and summaries).
+    public var kind: String {
+        let text = "\(self)"
+        return String(text.prefix { $0 != "(" })
+    }
+
     /// The namespace an operation works in (nil for the host's own).
     public var namespace: String? {
         switch self {

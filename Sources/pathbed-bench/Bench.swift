@@ -53,68 +53,204 @@ struct Model: ParsableCommand {
     }
 }
 
-/// Building and tearing down generated linear labs, beside Mininet's LinearTopo when installed.
+/// Building and tearing down generated linear labs: Pathbed beside the kernel's own floor for
+/// the same objects (`ip -batch`), and Mininet's LinearTopo when it is installed.
 struct Lab: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Time up and down of `pathbed generate linear N` labs (root), and Mininet's LinearTopo(k=N, n=1).")
+    static let configuration = CommandConfiguration(
+        abstract: "Time up and down of `pathbed generate linear N` labs (root), beside ip -batch and Mininet's LinearTopo(k=N, n=1).",
+        discussion: """
+            Part 1, per size, on a rested kernel: the objects of the lab (namespaces, veth pairs, bridges, \
+            bridge ports) made by two `ip -batch` processes (the floor), then `pathbed up`, `down`, and how long \
+            the kernel went on freeing devices after `down` returned. Part 2: back-to-back up+down cycles \
+            (Pathbed, the floor, Mininet) of one size. Waits for the kernel to rest between measurements.
+            """)
 
-    @Option(help: "Lab sizes, comma-separated.")
-    var sizes = "100,1000"
-
-    @Flag(help: "Skip the Mininet comparison.")
-    var noMininet = false
+    @Option(help: "Lab sizes for part 1, comma-separated.") var sizes = "100,300,1000"
+    @Option(help: "Back-to-back cycles in part 2 (0: skip it).") var cycles = 10
+    @Option(help: "Lab size for the cycles.") var cycleSize = 100
+    @Option(help: "Mininet cycles in part 2 (each takes tens of seconds).") var mininetCycles = 2
+    @Option(help: "Largest size Mininet is started at in part 1.") var mininetMax = 300
+    @Flag(help: "Skip Mininet.") var noMininet = false
+    @Flag(help: "Make every bridge its own kernel bridge (`merge: false` on every link), as before bridges were merged.") var separateBridges = false
+    @Flag(help: "Print where Pathbed's up spends its time, by kind of operation.") var breakdown = false
 
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("the lab benchmark builds real labs: run it as root") }
-        print("size   pathbed up s   pathbed down s   mininet start s   mininet stop s   up x   down x")
+        let mn = !noMininet && FileManager.default.isExecutableFile(atPath: "/usr/bin/mn")
+        if !noMininet && !mn { print("(mininet not installed: apt-get install mininet; its columns are left out)") }
+        print("Part 1: one up and down per size, on a rested kernel (seconds)")
+        print(" size   devices   floor up   pathbed up   up / floor   pathbed down   kernel freeing after down   mininet start   mininet stop")
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
-            let yaml = TopologyGenerator.linear(switches: n, TopologyGenerator.Options(name: "bench\(n)"))
-            let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "linear\(n).yaml")
+            let t = try lab(n)
+            let plan = Planner.plan(t)
+            let floor = FloorBatch(plan)
+            _ = KernelSettle.wait()
+            let floorUp = try floor.create()
+            _ = try floor.delete()
+            _ = KernelSettle.wait()
             let controller = LabController.forLab(t)
             _ = try? controller.down(t.name)
-            var upS = 0.0, downS = 0.0
+            let local = controller.executors["local"] as? LocalExecutor
+            local?.recordTimings = breakdown
+            var upS = 0.0, downS = 0.0, freeS = 0.0
             do {
                 upS = try seconds { _ = try controller.up(t) }
-                downS = try seconds { _ = try controller.down(t.name) }
-                // The kernel frees devices of deleted namespaces in the background; let it finish before the next run.
-                sleep(2)
+                let start = DispatchTime.now().uptimeNanoseconds
+                let r = try controller.down(t.name, waitForKernel: true)
+                freeS = r.kernelFreeSeconds ?? 0
+                downS = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 - freeS
             } catch {
                 _ = try? controller.down(t.name)
                 throw error
             }
-            var mn: (Double, Double)?
-            if !noMininet { mn = mininet(n) }
-            let mnText = mn.map { String(format: "%15.2f   %14.2f   %4.0f   %6.0f", $0.0, $0.1, $0.0 / upS, $0.1 / downS) } ?? (noMininet ? "" : FileManager.default.isExecutableFile(atPath: "/usr/bin/mn")
-                ? "   (mininet is installed but its LinearTopo failed to start; try `mn --topo linear,\(n) --switch lxbr --controller none`)"
-                : "   (mininet not installed: apt-get install mininet)")
-            print(String(format: "%5d   %12.3f   %14.3f   ", n, upS, downS) + mnText)
+            var mnText = ""
+            if mn && n <= mininetMax, let m = mininet(n, cycles: 1).first {
+                mnText = String(format: "   %13.2f   %12.2f", m.0, m.1)
+            } else if mn {
+                mnText = "   (above --mininet-max)"
+            }
+            print(String(format: "%5d   %7d   %8.3f   %10.3f   %9.1fx   %12.3f   %25.2f", n, floor.devices, floorUp, upS, upS / floorUp, downS, freeS) + mnText)
+            if breakdown, let timings = local?.timings {
+                for (kind, v) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+                    print(String(format: "         %-22@ %6d ops   %7.3f s   %6.1f us each", kind as NSString, v.count, v.seconds, v.seconds / Double(v.count) * 1e6))
+                }
+            }
+        }
+        if cycles > 0 { try cycleTable() }
+        print(String(format: "peak RSS of this process %.0f MiB", peakRSSMiB()))
+    }
+
+    func lab(_ n: Int) throws -> Topology {
+        let yaml = TopologyGenerator.linear(switches: n, TopologyGenerator.Options(name: "bench\(n)"))
+        var t = try TopologyLoader.load(data: Data(yaml.utf8), file: "linear\(n).yaml")
+        if separateBridges { t.links = t.links.map { var l = $0; l.merge = false; return l } }
+        return t
+    }
+
+    /// Back-to-back up+down cycles, without waiting for the kernel in between.
+    func cycleTable() throws {
+        let n = cycleSize
+        print("\nPart 2: \(cycles) back-to-back up+down cycles of linear \(n) (seconds per cycle)")
+        let t = try lab(n)
+        let floor = FloorBatch(Planner.plan(t))
+        _ = KernelSettle.wait()
+        var floorCycles: [Double] = []
+        for _ in 0..<cycles { floorCycles.append(try floor.create() + floor.delete()) }
+        _ = KernelSettle.wait()
+        let controller = LabController.forLab(t)
+        _ = try? controller.down(t.name)
+        var pb: [(Double, Double)] = []
+        do {
+            for _ in 0..<cycles {
+                let up = try seconds { _ = try controller.up(t) }
+                let down = try seconds { _ = try controller.down(t.name) }
+                pb.append((up, down))
+            }
+        } catch {
+            _ = try? controller.down(t.name)
+            throw error
+        }
+        let pbCycles = pb.map { $0.0 + $0.1 }
+        print(String(format: "  floor (ip -batch)   median %.3f   min %.3f   max %.3f", median(floorCycles), floorCycles.min()!, floorCycles.max()!))
+        print(String(format: "  pathbed             median %.3f   min %.3f   max %.3f   (up median %.3f, down median %.3f)", median(pbCycles), pbCycles.min()!, pbCycles.max()!,
+                     median(pb.map(\.0)), median(pb.map(\.1))))
+        print(String(format: "  pathbed / floor     %.2fx", median(pbCycles) / median(floorCycles)))
+        guard !noMininet, mininetCycles > 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/mn") else { return }
+        _ = KernelSettle.wait()
+        let m = mininet(n, cycles: mininetCycles).map { $0.0 + $0.1 }
+        if m.isEmpty {
+            print("  mininet             (its LinearTopo failed; see `mn --topo linear,\(n) --switch lxbr --controller none`, and `mn -c` removes what it left)")
+        } else {
+            print(String(format: "  mininet             median %.3f   min %.3f   max %.3f   (%d cycles)", median(m), m.min()!, m.max()!, m.count))
+            print(String(format: "  mininet / pathbed   %.1fx", median(m) / median(pbCycles)))
         }
     }
 
-    /// Mininet with Linux bridges and no controller, timed in its own process.
-    func mininet(_ n: Int) -> (Double, Double)? {
+    /// Mininet with Linux bridges and no controller, timed in its own process: (start, stop) per cycle.
+    func mininet(_ n: Int, cycles: Int) -> [(Double, Double)] {
         let script = """
             import time, sys
             from mininet.net import Mininet
             from mininet.topo import LinearTopo
-            from mininet.node import LinuxBridge
+            from mininet.nodelib import LinuxBridge
             from mininet.log import setLogLevel
             setLogLevel('error')
-            net = Mininet(topo=LinearTopo(k=\(n), n=1), switch=LinuxBridge, controller=None, build=False)
-            t0 = time.time(); net.build(); net.start(); t1 = time.time()
-            net.stop(); t2 = time.time()
-            print(t1 - t0, t2 - t1)
+            for _ in range(\(cycles)):
+                net = Mininet(topo=LinearTopo(k=\(n), n=1), switch=LinuxBridge, controller=None, build=False)
+                t0 = time.time(); net.build(); net.start(); t1 = time.time()
+                net.stop(); t2 = time.time()
+                print(t1 - t0, t2 - t1, flush=True)
             """
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
+        // Debian's mininet package installs its module for the system's Python.
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
+        guard (try? p.run()) != nil else { return [] }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        let parts = String(decoding: data, as: UTF8.self).split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        guard p.terminationStatus == 0, parts.count == 2 else { _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/env"), arguments: ["mn", "-c"]); return nil }
-        return (parts[0], parts[1])
+        let rows = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> (Double, Double)? in
+            let parts = line.split(separator: " ").compactMap { Double($0) }
+            return parts.count == 2 ? (parts[0], parts[1]) : nil
+        }
+        // `mn -c` is not run here: it kills every ping on the machine and deletes any link named
+        // like *-ethN. A failed start says so, and the user decides.
+        return rows
+    }
+}
+
+/// The kernel's floor for a lab's objects: its namespaces, veth pairs, bridges and bridge ports
+/// made by `ip -batch` (one process for the host's namespace, one for the bridge namespace).
+/// The nodes' addresses and their interfaces' `up` are not in it: `ip -batch` works in one namespace.
+struct FloorBatch {
+    var root: [String] = []
+    var bridges: [String] = []
+    var namespaces: [String] = []
+    var bridgeNamespace: String?
+    var devices = 0
+
+    init(_ plan: LabPlan) {
+        for op in plan.hosts.flatMap(\.operations) {
+            switch op {
+            case let .createNamespace(name, _):
+                root.append("netns add \(name)"); namespaces.append(name)
+            case let .createVeth(a, b, mtu, _):
+                root.append("link add \(a.name) netns \(a.namespace) mtu \(mtu) type veth peer \(b.name) netns \(b.namespace) mtu \(mtu)")
+                devices += 2
+            case let .createBridge(r, _, _):
+                bridges.append("link add \(r.name) type bridge"); bridgeNamespace = r.namespace; devices += 1
+            case let .enslave(r, bridge):
+                bridges.append("link set \(r.name) master \(bridge)")
+            case let .setUp(r) where r.namespace == bridgeNamespace:
+                bridges.append("link set \(r.name) up")
+            default: break
+            }
+        }
+    }
+
+    func create() throws -> Double {
+        try seconds {
+            try Self.ip([], root)
+            if let ns = bridgeNamespace { try Self.ip(["-n", ns], bridges) }
+        }
+    }
+
+    func delete() throws -> Double {
+        try seconds { try Self.ip([], namespaces.sorted { $0.count > $1.count }.map { "netns del \($0)" }) }
+    }
+
+    static func ip(_ options: [String], _ lines: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["ip"] + options + ["-batch", "-"]
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("ip -batch failed (exit \(p.terminationStatus)); is a lab named like the benchmark's still up?") }
     }
 }
