@@ -55,17 +55,17 @@ static int tag_loopback(const char *alias) {
     return r < 0 ? -EIO : 0;
 }
 
-static void *create_thread(void *p) {
-    struct create_args *a = p;
-    /* This thread exists only to be moved into the new namespace; it ends right after. */
-    if (unshare(CLONE_NEWNET) < 0) { a->result = -errno; return NULL; }
+/* Moves the calling thread into a new namespace, tags it and binds it; the caller moves it back. */
+static void make_namespace(struct create_args *a) {
+    if (unshare(CLONE_NEWNET) < 0) { a->result = -errno; return; }
     /* The tag goes on before the namespace gets its name: no instant exists in which a
      * namespace carries the lab's name without its tag, whatever kills the process. */
-    if (a->lo_alias && (a->result = tag_loopback(a->lo_alias)) < 0) return NULL;
-    if (mount("/proc/thread-self/ns/net", a->path, "none", MS_BIND, NULL) < 0) { a->result = -errno; return NULL; }
+    if (a->lo_alias && (a->result = tag_loopback(a->lo_alias)) < 0) return;
+    if (mount("/proc/thread-self/ns/net", a->path, "none", MS_BIND, NULL) < 0) { a->result = -errno; return; }
     a->result = 0;
-    return NULL;
 }
+
+static void leave(int home);
 
 int pb_netns_create(const char *name, const char *lo_alias) {
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
@@ -80,9 +80,12 @@ int pb_netns_create(const char *name, const char *lo_alias) {
     if (fd < 0) return -errno;
     close(fd);
     struct create_args a = { path, lo_alias, -EIO };
-    pthread_t t;
-    if ((r = pthread_create(&t, NULL, create_thread, &a)) != 0) { unlink(path); return -r; }
-    pthread_join(t, NULL);
+    /* On this thread, as `ip netns add` does: into a new namespace, and back. (A thread made
+     * for each namespace cost about a third of the time of creating it.) */
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) { r = -errno; unlink(path); return r; }
+    make_namespace(&a);
+    leave(home);
     if (a.result < 0) unlink(path);
     return a.result;
 }
