@@ -12,14 +12,15 @@ struct Fidelity: ParsableCommand {
 
     @Option(help: "Rates in Mbit/s, comma-separated.") var rates = "1,10,100,1000"
     @Option(help: "One-way delays in ms, comma-separated (delays need netem in the kernel).") var delays = "0,10,50,100"
-    @Option(help: "Seconds of traffic per cell.") var seconds = 5
+    @Option(help: "Seconds of traffic per run (after 1 s that iperf3 leaves out).") var seconds = 10
+    @Option(help: "Runs per cell; the median is printed, with the range.") var runs = 3
 
     static let ceiling = 1448.0 / 1514.0
 
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("the fidelity benchmark builds real labs: run it as root") }
         let caps = CapabilityProbe.run()
-        print("rate Mbit/s   delay ms   goodput Mbit/s   of rate   of ceiling (\(String(format: "%.1f", Self.ceiling * 100)) %)")
+        print("rate Mbit/s   delay ms   goodput Mbit/s   of rate   of ceiling (\(String(format: "%.1f", Self.ceiling * 100)) %)   runs: of rate, min-max")
         for rate in rates.split(separator: ",").compactMap({ Double($0) }) {
             for delay in delays.split(separator: ",").compactMap({ Double($0) }) {
                 let cell = String(format: "%10g   %8g", rate, delay)
@@ -35,8 +36,11 @@ struct Fidelity: ParsableCommand {
                 _ = try? controller.down(t.name)
                 defer { _ = try? controller.down(t.name) }
                 _ = try controller.up(t)
-                let mbps = try iperf(server: "pb.fidelity.b", client: "pb.fidelity.a", target: "10.99.0.2")
-                print(cell + String(format: "   %14.2f   %6.1f %%   %6.1f %%", mbps, mbps / rate * 100, mbps / rate / Self.ceiling * 100))
+                var all: [Double] = []
+                for _ in 0..<max(1, runs) { all.append(try iperf(server: "pb.fidelity.b", client: "pb.fidelity.a", target: "10.99.0.2")) }
+                let mbps = median(all)
+                print(cell + String(format: "   %14.2f   %6.1f %%   %6.1f %%        %d: %.1f-%.1f %%", mbps, mbps / rate * 100, mbps / rate / Self.ceiling * 100,
+                                    all.count, all.min()! / rate * 100, all.max()! / rate * 100))
             }
         }
     }
