@@ -202,13 +202,15 @@ struct Lab: ParsableCommand {
 }
 
 /// The kernel's floor for a lab's objects: its namespaces, veth pairs, bridges and bridge ports
-/// made by `ip -batch` (one process for the host's namespace, one for the bridge namespace).
+/// made by `ip -batch` (one process for the host's namespace, one for the bridge namespace, whose
+/// IPv6 is turned off first as Pathbed does).
 /// The nodes' addresses and their interfaces' `up` are not in it: `ip -batch` works in one namespace.
 struct FloorBatch {
     var root: [String] = []
     var bridges: [String] = []
     var namespaces: [String] = []
     var bridgeNamespace: String?
+    var sysctls: [(String, String, String)] = []
     var devices = 0
 
     init(_ plan: LabPlan) {
@@ -223,6 +225,8 @@ struct FloorBatch {
                 bridges.append("link add \(r.name) type bridge"); bridgeNamespace = r.namespace; devices += 1
             case let .enslave(r, bridge):
                 bridges.append("link set \(r.name) master \(bridge)")
+            case let .setSysctl(ns, key, value):
+                sysctls.append((ns, key, value))
             case let .setUp(r) where r.namespace == bridgeNamespace:
                 bridges.append("link set \(r.name) up")
             default: break
@@ -233,12 +237,26 @@ struct FloorBatch {
     func create() throws -> Double {
         try seconds {
             try Self.ip([], root)
-            if let ns = bridgeNamespace { try Self.ip(["-n", ns], bridges) }
+            if let ns = bridgeNamespace {
+                // IPv6 off in the bridge namespace, as Pathbed does (else its ports flood DAD/MLD).
+                let keys = sysctls.filter { $0.0 == ns }.map { "\($0.1)=\($0.2)" }
+                if !keys.isEmpty { try Self.run(["ip", "netns", "exec", ns, "sysctl", "-qw"] + keys) }
+                try Self.ip(["-n", ns], bridges)
+            }
         }
     }
 
     func delete() throws -> Double {
         try seconds { try Self.ip([], namespaces.sorted { $0.count > $1.count }.map { "netns del \($0)" }) }
+    }
+
+    static func run(_ argv: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("\(argv.joined(separator: " ")) failed (exit \(p.terminationStatus))") }
     }
 
     static func ip(_ options: [String], _ lines: [String]) throws {
