@@ -166,17 +166,7 @@ import TopologyModel
 
     /// Splitting a kernel bridge (`merge: false`) and joining it again, in place.
     @Test func mergedBridgesAreSplitAndJoinedInPlace() throws {
-        let yaml = """
-            name: line
-            nodes: { h1: {}, h2: {}, h3: {} }
-            bridges: { s1: { subnet: 10.0.0.0/24 }, s2: {}, s3: {} }
-            links:
-              - { endpoints: [s1, s2] }
-              - { endpoints: [s2, s3] }
-              - { endpoints: [h1:eth0, s1] }
-              - { endpoints: [h2:eth0, s2] }
-              - { endpoints: [h3:eth0, s3] }
-            """
+        let yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/bridge-line.yaml"), encoding: .utf8)
         _ = try controller.up(try lab(yaml))
         #expect(fake.applied.filter { if case .createBridge = $0 { return true } else { return false } }.count == 1)
         let before = fake.applied.count

@@ -102,17 +102,7 @@ extension LabTests {
     /// removing it joins them again, with traffic across at every step and nothing left after.
     @Test func plainBridgeLinksAreOneKernelBridgeAndSplitInPlace() throws {
         let before = try hostSnapshot()
-        let yaml = """
-            name: line
-            nodes: { h1: {}, h2: {}, h3: {} }
-            bridges: { s1: { subnet: 10.8.0.0/24 }, s2: {}, s3: {} }
-            links:
-              - { endpoints: [s1, s2] }
-              - { endpoints: [s2, s3] }
-              - { endpoints: [h1:eth0, s1] }
-              - { endpoints: [h2:eth0, s2] }
-              - { endpoints: [h3:eth0, s3] }
-            """
+        let yaml = try String(contentsOf: root.appendingPathComponent("Tests/Fixtures/bridge-line.yaml"), encoding: .utf8)
         let file = try temporaryFile("line.yaml", yaml)
         defer { _ = try? pb("down", "line"); unlink(file) }
         func devices() throws -> [String] {
