@@ -15,15 +15,14 @@ struct TopologyDecoder {
 
     /// The file as written; `TopologyValidator` resolves it.
     mutating func decode(_ root: Yams.Node) -> WrittenTopology {
-        let draft = decodeObjects(root)
-        return WrittenTopology(draft: draft, file: reader.file, locations: locations, directionalLinks: directionalLinks,
-                               sourceRoutingWritten: sourceRoutingSet, faultLinks: faultLinks)
+        var written = decodeObjects(root)
+        written.locations = locations
+        return written
     }
 
-    private mutating func decodeObjects(_ root: Yams.Node) -> Topology {
+    private mutating func decodeObjects(_ root: Yams.Node) -> WrittenTopology {
         at("", root)
-        var topology = Topology(name: "", file: reader.file, hosts: [], profiles: [], nodes: [], bridges: [], links: [],
-                                workloads: [], schedule: [], run: RunSettings())
+        var topology = WrittenTopology(name: "", file: reader.file)
         guard let obj = ObjectReader(reader, root, path: "", shape: Shapes.topology) else { return topology }
         if let (n, p) = obj["name"] {
             at(p, n)
@@ -58,12 +57,12 @@ struct TopologyDecoder {
         }
         if let (n, p) = obj["workloads"] {
             for (i, item) in (reader.sequence(n, p, expected: "a list of workloads") ?? []).enumerated() {
-                if let w = decodeWorkload(item, "workloads[\(i)]") { topology.workloads.append(w) }
+                if let w = decodeWorkload(item, "workloads[\(i)]") { topology.workloads.append(WrittenWorkload(index: i, workload: w)) }
             }
         }
         if let (n, p) = obj["schedule"] {
             for (i, item) in (reader.sequence(n, p, expected: "a list of faults") ?? []).enumerated() {
-                if let f = decodeFault(item, "schedule[\(i)]") { topology.schedule.append(f) }
+                if let f = decodeFault(i, item, "schedule[\(i)]") { topology.schedule.append(f) }
             }
         }
         if let (n, p) = obj["run"], let r = ObjectReader(reader, n, path: p, shape: Shapes.run) {
@@ -176,10 +175,9 @@ struct TopologyDecoder {
         return .random(percent, correlation: correlation)
     }
 
-    private mutating func decodeNode(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> Node? {
+    private mutating func decodeNode(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> WrittenNode? {
         guard checkName(name, keyNode, path, what: "node") else { return nil }
-        var result = Node(name: name, location: reader.location(keyNode), host: "", forwarding: nil, routes: [], mptcp: nil,
-                          congestionControl: nil, sourceRouting: false, sysctls: [])
+        var result = WrittenNode(name: name, location: reader.location(keyNode))
         // `client: {}` and a bare `client:` both declare a node with defaults.
         if case let .scalar(s) = node, s.string.isEmpty { return result }
         guard let o = ObjectReader(reader, node, path: path, shape: Shapes.node) else { return nil }
@@ -192,7 +190,7 @@ struct TopologyDecoder {
         }
         if let (n, p) = o["mptcp"] { at(p, n); result.mptcp = decodeMPTCP(n, p) }
         if let (n, p) = o["congestion-control"] { at(p, n); result.congestionControl = reader.string(n, p, pattern: "^[a-z0-9_]+$", what: "a congestion control name (e.g. cubic)") }
-        if let (n, p) = o["source-routing"] { at(p, n); result.sourceRouting = reader.bool(n, p) ?? false; sourceRoutingSet.insert(name) }
+        if let (n, p) = o["source-routing"] { at(p, n); result.sourceRouting = reader.bool(n, p) ?? false }
         if let (n, p) = o["sysctls"] {
             for (key, keyNode, value) in reader.mapping(n, p, expected: "a mapping of sysctl names to values") ?? [] {
                 let sp = "\(p).\(key)"
@@ -207,8 +205,6 @@ struct TopologyDecoder {
         return result
     }
 
-    /// Nodes whose `source-routing` was written out (the rest get the default).
-    private(set) var sourceRoutingSet: Set<String> = []
 
     private mutating func decodeRoute(_ node: Yams.Node, _ path: String) -> Route? {
         at(path, node)
@@ -294,9 +290,9 @@ struct TopologyDecoder {
         return nil
     }
 
-    private mutating func decodeBridge(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> Bridge? {
+    private mutating func decodeBridge(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> WrittenBridge? {
         guard checkName(name, keyNode, path, what: "bridge") else { return nil }
-        var bridge = Bridge(name: name, location: reader.location(keyNode), host: "", subnet: nil, stp: false)
+        var bridge = WrittenBridge(name: name, location: reader.location(keyNode))
         if case let .scalar(s) = node, s.string.isEmpty { return bridge }
         guard let o = ObjectReader(reader, node, path: path, shape: Shapes.bridge) else { return nil }
         if let (n, p) = o["host"] { at(p, n); bridge.host = reader.name(n, p) ?? "" }
@@ -305,11 +301,10 @@ struct TopologyDecoder {
         return bridge
     }
 
-    private mutating func decodeLink(_ index: Int, _ node: Yams.Node, _ path: String) -> Link? {
+    private mutating func decodeLink(_ index: Int, _ node: Yams.Node, _ path: String) -> WrittenLink? {
         at(path, node)
         guard let o = ObjectReader(reader, node, path: path, shape: Shapes.link) else { return nil }
-        var link = Link(index: index, name: "", location: reader.location(node), endpoints: [], forwardProfile: nil, reverseProfile: nil,
-                        subnet: nil, mtu: 1500, hosts: [], tunnelKey: nil)
+        var link = WrittenLink(index: index, location: reader.location(node))
         var ok = true
         if let (n, p) = o["endpoints"], let items = reader.sequence(n, p, expected: "a list of two endpoints") {
             at(p, n)
@@ -333,17 +328,15 @@ struct TopologyDecoder {
             } else if let d = ObjectReader(reader, n, path: p, shape: Shapes.directionalProfile) {
                 if let (fn, fp) = d["forward"] { at(fp, fn); link.forwardProfile = reader.name(fn, fp, what: "a profile name") }
                 if let (rn, rp) = d["reverse"] { at(rp, rn); link.reverseProfile = reader.name(rn, rp, what: "a profile name") }
-                directionalLinks.insert(index)
+                link.directional = true
             }
         }
         if let (n, p) = o["subnet"] { at(p, n); link.subnet = reader.network(n, p) }
-        if let (n, p) = o["mtu"] { at(p, n); link.mtu = reader.integer(n, p, min: 576, max: 65535) ?? 1500 }
-        if let (n, p) = o["merge"] { at(p, n); link.merge = reader.bool(n, p) ?? true }
+        if let (n, p) = o["mtu"] { at(p, n); link.mtu = reader.integer(n, p, min: 576, max: 65535) }
+        if let (n, p) = o["merge"] { at(p, n); link.merge = reader.bool(n, p) }
         return ok ? link : nil
     }
 
-    /// Links whose profile was given per direction (`{forward, reverse}`).
-    private(set) var directionalLinks: Set<Int> = []
 
     private mutating func decodeEndpoint(_ node: Yams.Node, _ path: String) -> Endpoint? {
         if case let .scalar(s) = node {
@@ -407,17 +400,18 @@ struct TopologyDecoder {
         return w
     }
 
-    private mutating func decodeFault(_ node: Yams.Node, _ path: String) -> FaultEvent? {
+    private mutating func decodeFault(_ index: Int, _ node: Yams.Node, _ path: String) -> WrittenFault? {
         at(path, node)
         guard let o = ObjectReader(reader, node, path: path, shape: Shapes.fault) else { return nil }
         var f = FaultEvent(location: reader.location(node), at: .zero, kind: .linkDown, link: nil, nodes: [], count: 1)
+        var linkText: String?
         var ok = true
         if let (n, p) = o["at"] { at(p, n); if let d = reader.duration(n, p) { f.at = d } else { ok = false } }
         if let (n, p) = o["fault"] {
             at(p, n)
             if let k = reader.choice(n, p, Shapes.faultKinds).flatMap(FaultEvent.Kind.init) { f.kind = k } else { ok = false }
         } else { ok = false }
-        if let (n, p) = o["link"] { at(p, n); faultLinks[path] = reader.scalar(n, p, expected: "a link name or node:interface") }
+        if let (n, p) = o["link"] { at(p, n); linkText = reader.scalar(n, p, expected: "a link name or node:interface") }
         if let (n, p) = o["nodes"] {
             at(p, n)
             for (i, item) in (reader.sequence(n, p, expected: "a list of node names") ?? []).enumerated() {
@@ -433,11 +427,8 @@ struct TopologyDecoder {
         if let (n, p) = o["loss"] { at(p, n); f.loss = reader.percent(n, p) }
         if let (n, p) = o["plugin"] { at(p, n); f.plugin = reader.string(n, p, pattern: "^[A-Za-z0-9_./-]+$", what: "a plugin name or path") }
         if let (n, p) = o["with"] { f.options = reader.json(n, p) }
-        return ok ? f : nil
+        return ok ? WrittenFault(index: index, event: f, link: linkText) : nil
     }
-
-    /// The `link:` text of each fault by path, resolved by the validator.
-    private(set) var faultLinks: [String: String?] = [:]
 }
 
 extension ValueType {

@@ -64,17 +64,18 @@ extension TopologyValidator {
     }
 
     func checkProfiles() {
-        for link in topology.links {
+        for (li, link) in topology.links.enumerated() {
+            let directional = written.links[li].directional
             for (key, name) in [("forward", link.forwardProfile), ("reverse", link.reverseProfile)] {
                 guard let name, profile(name) == nil else { continue }
-                let path = written.directionalLinks.contains(link.index) ? "links[\(link.index)].profile.\(key)" : "links[\(link.index)].profile"
-                if key == "reverse", !written.directionalLinks.contains(link.index) { continue }  // reported once
+                let path = directional ? "links[\(link.index)].profile.\(key)" : "links[\(link.index)].profile"
+                if key == "reverse", !directional { continue }  // reported once
                 let s = didYouMean(name, topology.profiles.map(\.name))
                 error(path, "unknown profile '\(name)'" + (s.isEmpty ? "" : "; \(s)"),
                       hint: topology.profiles.isEmpty ? "declare it under `profiles:`" : "declare it under `profiles:` or use one of \(topology.profiles.map(\.name).joined(separator: ", "))")
             }
             // A one-way profile on a link given per direction would shape less than the user wrote.
-            if written.directionalLinks.contains(link.index) {
+            if directional {
                 for name in [link.forwardProfile, link.reverseProfile].compactMap({ $0 }) {
                     if let p = profile(name), p.direction != .both {
                         error("links[\(link.index)].profile", "profile '\(name)' shapes only the \(p.direction.rawValue) direction but is used per direction here",

@@ -64,7 +64,7 @@ extension TopologyValidator {
                     }
                     bridgePairs[[a, b]] = link.index
                 }
-                if !link.joinsBridges, written.wrote("\(path).merge") {
+                if !link.joinsBridges, written.links[li].merge != nil {
                     error("\(path).merge", "`merge:` applies only to a link between two bridges",
                           hint: "remove `merge:` from this link; a link with a node's interface is always a veth pair (or a tunnel)")
                 }

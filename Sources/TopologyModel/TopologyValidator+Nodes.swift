@@ -89,7 +89,7 @@ extension TopologyValidator {
                 }
                 routeKeys.insert(key)
             }
-            if !written.sourceRoutingWritten.contains(node.name) {
+            if written.nodes[ni].sourceRouting == nil {
                 node.sourceRouting = (node.mptcp?.enabled ?? false) && addresses.count > 1
             }
             topology.nodes[ni] = node

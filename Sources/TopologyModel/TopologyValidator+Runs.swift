@@ -18,9 +18,9 @@ extension TopologyValidator {
     func checkWorkloads() {
         var names: [String: Int] = [:]
         for (i, w) in topology.workloads.enumerated() {
-            let path = "workloads[\(i)]"
+            let path = "workloads[\(written.workloads[i].index)]"
             if let previous = names[w.name] { error("\(path).name", "workload name '\(w.name)' is already used by workloads[\(previous)]", hint: "give each workload its own name") }
-            names[w.name] = i
+            names[w.name] = written.workloads[i].index
             checkNodeRef(w.client, "\(path).client")
             checkNodeRef(w.server, "\(path).server")
             checkNodeRef(w.node, "\(path).node")
@@ -70,16 +70,21 @@ extension TopologyValidator {
         let runLength = Self.runLength(topology)
         for (i, w) in topology.workloads.enumerated() {
             if let d = w.duration, let r = topology.run.duration, w.start + d > r {
-                error("workloads[\(i)]", "workload '\(w.name)' runs until \(w.start + d), after the run ends at \(r)",
+                error("workloads[\(written.workloads[i].index)]", "workload '\(w.name)' runs until \(w.start + d), after the run ends at \(r)",
                       hint: "shorten it or lengthen `run.duration`")
             }
         }
+        // A link by its name or one of its ends, the first in the file (one pass, not one per fault).
+        var linkByText: [String: Int] = [:]
+        for (li, link) in topology.links.enumerated() {
+            for text in [link.name] + link.endpoints.map(\.description) where linkByText[text] == nil { linkByText[text] = li }
+        }
         for fi in topology.schedule.indices {
             var f = topology.schedule[fi]
-            let path = "schedule[\(fi)]"
+            let path = "schedule[\(written.schedule[fi].index)]"
             let needsLink: Set<FaultEvent.Kind> = [.linkDown, .linkFlap, .profile, .lossBurst, .trace]
-            if let text = written.faultLinks[path] ?? nil {
-                if let idx = topology.links.firstIndex(where: { $0.name == text || $0.endpoints.contains { $0.description == text } }) {
+            if let text = written.schedule[fi].link {
+                if let idx = linkByText[text] {
                     f.link = idx
                 } else {
                     let candidates = topology.links.map(\.name) + topology.links.flatMap { $0.endpoints.map(\.description) }

@@ -16,7 +16,22 @@ struct TopologyValidator {
     let nodeIndex: [String: Int], bridgeIndex: [String: Int], profileIndex: [String: Int]
 
     init(_ written: WrittenTopology, reader: YAMLReader) {
-        let topology = written.draft
+        // The lab as resolved starts from the file as written; every value the file left out
+        // holds a place until the checks below fill it in (hosts, link names and ends, addresses,
+        // tunnel keys, source routing, fault links). `written.links[i]` is `topology.links[i]` as
+        // written, and so for nodes, bridges and faults.
+        let topology = Topology(
+            name: written.name, description: written.description, file: written.file, hosts: written.hosts, profiles: written.profiles,
+            nodes: written.nodes.map {
+                Node(name: $0.name, location: $0.location, host: $0.host ?? "", forwarding: $0.forwarding, routes: $0.routes, mptcp: $0.mptcp,
+                     congestionControl: $0.congestionControl, sourceRouting: $0.sourceRouting ?? false, sysctls: $0.sysctls)
+            },
+            bridges: written.bridges.map { Bridge(name: $0.name, location: $0.location, host: $0.host ?? "", subnet: $0.subnet, stp: $0.stp) },
+            links: written.links.map {
+                Link(index: $0.index, name: $0.name ?? "", location: $0.location, endpoints: $0.endpoints, forwardProfile: $0.forwardProfile,
+                     reverseProfile: $0.reverseProfile, subnet: $0.subnet, mtu: $0.mtu ?? 1500, hosts: [], tunnelKey: nil, merge: $0.merge ?? true)
+            },
+            workloads: written.workloads.map(\.workload), schedule: written.schedule.map(\.event), run: written.run)
         self.topology = topology; self.written = written; self.reader = reader
         func index(_ names: [String]) -> [String: Int] { Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }) }
         nodeIndex = index(topology.nodes.map(\.name))

@@ -1,20 +1,25 @@
-/// The file as written: the objects `TopologyDecoder` made from it (values checked for their
-/// form only, references unresolved), where each value was written, and what the file said that
-/// the objects alone do not keep. `TopologyValidator` turns it into a `Topology`: the lab as
-/// resolved, with hosts bound, references checked, segments, addresses, tunnel keys, routes and
-/// fault links worked out.
+/// The file as written: what `TopologyDecoder` made of it (each value checked for its form only,
+/// references unresolved), and where each value was written. A value the file may leave out is
+/// optional here, so "not written" is never mistaken for a default.
+///
+/// `TopologyValidator` turns it into a `Topology`, the lab as resolved: hosts bound, names
+/// defaulted, references checked, segments, addresses, tunnel keys, source routing and fault
+/// links worked out. Nothing downstream of validation sees this type.
 struct WrittenTopology {
-    /// The objects as decoded: addresses, keys, hosts and fault links not yet resolved.
-    var draft: Topology
+    var name: String
+    var description: String?
     var file: String
+    /// Hosts as declared (none: the lab runs on this machine).
+    var hosts: [Host] = []
+    var profiles: [LinkProfile] = []
+    var nodes: [WrittenNode] = []
+    var bridges: [WrittenBridge] = []
+    var links: [WrittenLink] = []
+    var workloads: [WrittenWorkload] = []
+    var schedule: [WrittenFault] = []
+    var run = RunSettings()
     /// Where each path (`links[2].profile`) was written.
-    var locations: [String: SourceLocation]
-    /// Links whose profile was written `{forward: ..., reverse: ...}`.
-    var directionalLinks: Set<Int>
-    /// Nodes whose `source-routing` was written out (the rest get the default).
-    var sourceRoutingWritten: Set<String>
-    /// The `link:` text of each fault, by path (`schedule[3]`).
-    var faultLinks: [String: String?]
+    var locations: [String: SourceLocation] = [:]
 
     /// Where `path` was written, or the nearest enclosing path that was (the document itself for
     /// a key that is not there at all).
@@ -30,4 +35,57 @@ struct WrittenTopology {
 
     /// Whether the file wrote `path` at all.
     func wrote(_ path: String) -> Bool { locations[path] != nil }
+}
+
+/// A node as written: no host bound, source routing as written (nil: the default applies).
+struct WrittenNode {
+    var name: String
+    var location: SourceLocation
+    var host: String?
+    var forwarding: Bool?
+    var routes: [Route] = []
+    var mptcp: MPTCPSettings?
+    var congestionControl: String?
+    var sourceRouting: Bool?
+    var sysctls: [Sysctl] = []
+}
+
+/// A bridge as written: no host bound.
+struct WrittenBridge {
+    var name: String
+    var location: SourceLocation
+    var host: String?
+    var subnet: IPNetwork?
+    var stp = false
+}
+
+/// A link as written: no name unless given, ends not yet bound to hosts or addressed.
+struct WrittenLink {
+    /// Position in the file's `links:` list, from 0.
+    var index: Int
+    var name: String?
+    var location: SourceLocation
+    var endpoints: [Endpoint] = []
+    var forwardProfile: String?
+    var reverseProfile: String?
+    /// The profile was written per direction (`{forward: ..., reverse: ...}`).
+    var directional = false
+    var subnet: IPNetwork?
+    var mtu: Int?
+    var merge: Bool?
+}
+
+/// A workload as written, with its place in the file (a broken one before it is not in the list).
+struct WrittenWorkload {
+    /// Position in the file's `workloads:` list, from 0.
+    var index: Int
+    var workload: Workload
+}
+
+/// A fault as written: its link as the text the file gave (a link's name or `node:interface`).
+struct WrittenFault {
+    /// Position in the file's `schedule:` list, from 0.
+    var index: Int
+    var event: FaultEvent
+    var link: String?
 }
