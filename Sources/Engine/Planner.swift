@@ -161,26 +161,18 @@ public enum Planner {
         let stp = Set(t.bridges.filter(\.stp).map(\.name))
         let faulted = Set(t.schedule.compactMap(\.link))
         let order = Dictionary(t.bridges.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
-        var parent = Dictionary(uniqueKeysWithValues: order.keys.map { ($0, $0) })
-        func find(_ b: String) -> String {
-            var r = b
-            while let p = parent[r], p != r { r = p }
-            var x = b
-            while let p = parent[x], p != r { parent[x] = r; x = p }
-            return r
-        }
+        var sets = DisjointSets(t.bridges.map(\.name))
         var out = KernelBridges()
         for link in t.links where link.joinsBridges && link.merge && !link.crossesHosts
             && link.forwardProfile == nil && link.reverseProfile == nil && !faulted.contains(link.index) {
             guard let a = link.endpoints[0].bridgeName, let b = link.endpoints[1].bridgeName,
                   !stp.contains(a), !stp.contains(b), order[a] != nil, order[b] != nil else { continue }
             out.links.insert(link.index)
-            let (ra, rb) = (find(a), find(b))
             // The root is the bridge that comes first in the file.
-            if ra != rb, let oa = order[ra], let ob = order[rb] { if oa < ob { parent[rb] = ra } else { parent[ra] = rb } }
+            sets.union(a, b) { ra, rb in order[ra, default: 0] < order[rb, default: 0] ? ra : rb }
         }
         for b in t.bridges {
-            let r = find(b.name)
+            let r = sets.find(b.name)
             if r != b.name { out.bridgeOf[b.name] = r }
         }
         return out

@@ -16,20 +16,11 @@ extension TopologyValidator {
 
     func segments() -> [Segment] {
         // Union-find over bridges joined by bridge-bridge links.
-        var parent: [String: String] = [:]
-        // With path compression: without it a line of bridges made each find walk the whole line,
-        // and linear 8000 took 14 s to validate.
-        func find(_ b: String) -> String {
-            var root = b
-            while let p = parent[root], p != root { root = p }
-            var x = b
-            while let p = parent[x], p != root { parent[x] = root; x = p }
-            return root
-        }
-        for b in topology.bridges { parent[b.name] = b.name }
+        var sets = DisjointSets(topology.bridges.map(\.name))
+        func find(_ b: String) -> String { sets.find(b) }
         for link in topology.links where link.endpoints.count == 2 {
-            if case let .bridge(a) = link.endpoints[0], case let .bridge(b) = link.endpoints[1], parent[a] != nil, parent[b] != nil {
-                parent[find(a)] = find(b)
+            if case let .bridge(a) = link.endpoints[0], case let .bridge(b) = link.endpoints[1], sets.contains(a), sets.contains(b) {
+                sets.union(a, b)
             }
         }
         var byRoot: [String: Int] = [:]
@@ -40,7 +31,7 @@ extension TopologyValidator {
             result[byRoot[r]!].bridges.append(b.name)
         }
         for link in topology.links where link.endpoints.count == 2 {
-            let bridgeEnd = link.endpoints.firstIndex { $0.bridgeName.map { parent[$0] != nil } ?? false }
+            let bridgeEnd = link.endpoints.firstIndex { $0.bridgeName.map { sets.contains($0) } ?? false }
             if let be = bridgeEnd, let seg = byRoot[find(link.endpoints[be].bridgeName!)] {
                 result[seg].links.append(link.index)
                 for (e, ep) in link.endpoints.enumerated() where ep.nodeName != nil { result[seg].members.append((link.index, e)) }
