@@ -13,7 +13,7 @@ struct Fidelity: ParsableCommand {
     @Option(help: "Rates in Mbit/s, comma-separated.") var rates = "1,10,100,1000"
     @Option(help: "One-way delays in ms, comma-separated (delays need netem in the kernel).") var delays = "0,10,50,100"
     @Option(help: "Seconds of traffic per run (after 1 s that iperf3 leaves out).") var seconds = 10
-    @Option(help: "Runs per cell; the median is printed, with the range.") var runs = 3
+    @Option(help: "Runs per cell; the median is printed, with the range.") var runs = 5
 
     static let ceiling = 1448.0 / 1514.0
 
@@ -37,7 +37,7 @@ struct Fidelity: ParsableCommand {
                 defer { _ = try? controller.down(t.name) }
                 _ = try controller.up(t)
                 var all: [Double] = []
-                for _ in 0..<max(1, runs) { all.append(try iperf(server: "pb.fidelity.b", client: "pb.fidelity.a", target: "10.99.0.2")) }
+                for k in 0..<max(1, runs) { all.append(try iperf(server: "pb.fidelity.b", client: "pb.fidelity.a", target: "10.99.0.2", port: 5201 + k)) }
                 let mbps = median(all)
                 print(cell + String(format: "   %14.2f   %6.1f %%   %6.1f %%        %d: %.1f-%.1f %%", mbps, mbps / rate * 100, mbps / rate / Self.ceiling * 100,
                                     all.count, all.min()! / rate * 100, all.max()! / rate * 100))
@@ -45,9 +45,11 @@ struct Fidelity: ParsableCommand {
         }
     }
 
-    func iperf(server: String, client: String, target: String) throws -> Double {
+    /// One iperf3 run; each run of a cell has a port of its own, so that a server still ending
+    /// from the run before is never the one a client reaches (a run once measured 0).
+    func iperf(server: String, client: String, target: String, port: Int) throws -> Double {
         let sfd = try NetworkNamespace.open(server)
-        let spid = NetworkNamespace.spawn(sfd, ["iperf3", "-s", "-1", "-D", "--logfile", "/dev/null"])
+        let spid = NetworkNamespace.spawn(sfd, ["iperf3", "-s", "-1", "-D", "-p", "\(port)", "--logfile", "/dev/null"])
         close(sfd)
         var st: Int32 = 0
         waitpid(spid, &st, 0)
@@ -55,11 +57,13 @@ struct Fidelity: ParsableCommand {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-fidelity-\(getpid()).json").path
         defer { unlink(out) }
         let cfd = try NetworkNamespace.open(client)
-        let cpid = NetworkNamespace.spawn(cfd, ["sh", "-c", "iperf3 -c \(target) -t \(seconds) -O 1 -J > \(out)"])
+        let cpid = NetworkNamespace.spawn(cfd, ["sh", "-c", "iperf3 -c \(target) -p \(port) -t \(seconds) -O 1 -J > \(out)"])
         close(cfd)
         waitpid(cpid, &st, 0)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
+        if let error = json?["error"] as? String { throw ValidationError("iperf3 failed in \(client): \(error)") }
         let end = json?["end"] as? [String: Any], sum = end?["sum_received"] as? [String: Any]
-        return (sum?["bits_per_second"] as? Double ?? 0) / 1e6
+        guard let bps = sum?["bits_per_second"] as? Double else { throw ValidationError("iperf3 in \(client) reported no received rate") }
+        return bps / 1e6
     }
 }
