@@ -135,4 +135,27 @@ extension LabTests {
         #expect(try pb("down", "line").status == 0)
         #expect(try hostSnapshot() == before)
     }
+
+    /// A run killed with kill -9 leaves the transfer workload's files in /tmp; `down` removes
+    /// them, and nothing else named like them: not a symlink, not a directory others can write,
+    /// not another lab's.
+    @Test func downRemovesTheTransferFilesOfAKilledRunAndNothingElse() throws {
+        func mktemp(_ template: String) throws -> String {
+            try run(["mktemp", "-d", template]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let leftover = try mktemp("/tmp/pathbed-transfer-leftover-0.XXXXXX")
+        #expect(try run(["truncate", "-s", "1000000", "\(leftover)/f1000000"]).status == 0)
+        let target = try mktemp("/tmp/pb-test-target.XXXXXX")
+        #expect(try run(["touch", "\(target)/keep"]).status == 0)
+        let link = "/tmp/pathbed-transfer-leftover-1.abcdef"
+        #expect(symlink(target, link) == 0)
+        let open = try mktemp("/tmp/pathbed-transfer-leftover-2.XXXXXX")
+        chmod(open, 0o755)
+        let otherLab = try mktemp("/tmp/pathbed-transfer-leftover-2-0.XXXXXX")
+        defer { for p in [target, open, otherLab, leftover] { _ = try? run(["rm", "-rf", p]) }; unlink(link) }
+        #expect(try pb("down", "leftover").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: leftover), "the killed run's files are gone")
+        #expect(FileManager.default.fileExists(atPath: "\(target)/keep"), "nothing is removed through a symlink")
+        #expect(FileManager.default.fileExists(atPath: link) && FileManager.default.fileExists(atPath: open) && FileManager.default.fileExists(atPath: otherLab))
+    }
 }

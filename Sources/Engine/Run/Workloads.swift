@@ -422,7 +422,10 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
     let client: String, server: String, target: IPAddress, port: Int
     let sizes: [UInt64]
     let repeats: Int
-    let directory: String
+    /// The files' directory is made by `mktemp -d` under this prefix: a fresh 0700 directory of
+    /// root's, so nothing another user placed in /tmp beforehand (a symlink, say) is written through.
+    let directoryPrefix: String
+    private var directory = ""
     private let lock = NSLock()
     private var result: RunResults.WorkloadResult?
     private var serverProcess: WorkloadServer?
@@ -456,7 +459,7 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
         guard !sizes.isEmpty else { throw LabError("workloads[\(i)] (\(w.name)): a transfer needs `with: {sizes: [...]}`", fix: "e.g. `with: {sizes: [16kB, 1MB, 50MB], repeat: 3}`") }
         self.sizes = sizes
         if case let .number(n)? = w.options.flatMap({ if case let .object(o) = $0 { return o["repeat"] } else { return nil } }) { repeats = max(1, min(Int(n), 10_000)) } else { repeats = 1 }
-        directory = "/tmp/pathbed-transfer-\(t.name)-\(i)"
+        directoryPrefix = Self.directoryPrefix(lab: t.name, index: i)
     }
 
     /// `16kB`, `1MB`, `50MB`, `1GiB`, `1000` (bytes): kB and MB are powers of 1000, KiB and MiB of 1024.
@@ -472,12 +475,18 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
 
     func file(_ size: UInt64) -> String { "f\(size)" }
 
+    /// `/tmp/pathbed-transfer-LAB-N`; `mktemp` adds `.XXXXXX`, and `down` removes what a killed run left.
+    static func directoryPrefix(lab: String, index: Int) -> String { "/tmp/pathbed-transfer-\(lab)-\(index)" }
+
     func prepare(_ env: RunEnvironment) throws {
         // Sparse files: no memory or disk taken, however large (nothing on the way compresses).
-        let make = "rm -rf \(directory) && mkdir -p \(directory) && " + sizes.map { "truncate -s \($0) \(directory)/\(file($0))" }.joined(separator: " && ")
-        guard try env.check(server, ["sh", "-c", make], timeout: 120).0 == 0 else {
-            throw LabError("workload \(workload.name): cannot write the files to serve in \(directory) on \(env.host(of: server))")
+        let make = "d=$(mktemp -d \(directoryPrefix).XXXXXX) && " + sizes.map { "truncate -s \($0) \"$d\"/\(file($0))" }.joined(separator: " && ") + " && echo \"$d\""
+        let (code, out) = try env.check(server, ["sh", "-c", make], timeout: 120)
+        let made = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard code == 0, made.hasPrefix(directoryPrefix + "."), !made.contains("\n") else {
+            throw LabError("workload \(workload.name): cannot write the files to serve in \(directoryPrefix).* on \(env.host(of: server))")
         }
+        directory = made
         let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + ["python3", "-m", "http.server", String(port), "--bind", target.description, "--directory", directory]
         serverProcess = WorkloadServer(argv, in: server, env)
         guard try env.waitForListener(server, port: port) else {
@@ -528,7 +537,7 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
 
     func stop(_ env: RunEnvironment) {
         serverProcess?.stop()
-        _ = try? env.check(server, ["rm", "-rf", directory])
+        if !directory.isEmpty { _ = try? env.check(server, ["rm", "-rf", directory]) }
     }
 
     func collect() -> RunResults.WorkloadResult {
