@@ -433,32 +433,19 @@ public final class LocalExecutor: HostExecutor {
 /// them), holding only regular files. Anything else by that name is left alone.
 enum TransferLeftovers {
     static func remove(lab: String) {
-        guard LabName.problem(lab) == nil, let dir = opendir("/tmp") else { return }
-        defer { closedir(dir) }
-        let prefix = "pathbed-transfer-\(lab)-"
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasPrefix(prefix) else { continue }
-            let rest = name.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
-            guard rest.count == 2, !rest[0].isEmpty, rest[0].allSatisfy(\.isNumber), rest[1].count == 6 else { continue }
-            names.append(name)
-        }
-        for name in names {
+        guard LabName.problem(lab) == nil else { return }
+        let stem = TransferWorkload.directoryStem(lab: lab)
+        for name in Directory.names(in: "/tmp") ?? [] {
             let path = "/tmp/\(name)"
+            guard path.hasPrefix(stem) else { continue }
+            // N.XXXXXX: the workload's index, and what mktemp added (another lab's name goes on with a dash).
+            let rest = path.dropFirst(stem.count).split(separator: ".", omittingEmptySubsequences: false)
+            guard rest.count == 2, !rest[0].isEmpty, rest[0].allSatisfy(\.isNumber), rest[1].count == 6 else { continue }
             var st = stat()
-            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == 0, (st.st_mode & 0o777) == 0o700 else { continue }
-            guard let inner = opendir(path) else { continue }
-            var files: [String] = []
-            var onlyFiles = true
-            while let e = readdir(inner) {
-                let f = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if f == "." || f == ".." { continue }
-                var fs = stat()
-                if lstat("\(path)/\(f)", &fs) == 0, (fs.st_mode & S_IFMT) == S_IFREG { files.append(f) } else { onlyFiles = false }
-            }
-            closedir(inner)
-            guard onlyFiles else { continue }
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == 0, (st.st_mode & 0o777) == 0o700,
+                  let files = Directory.names(in: path) else { continue }
+            let regular = files.allSatisfy { f in var fs = stat(); return lstat("\(path)/\(f)", &fs) == 0 && (fs.st_mode & S_IFMT) == S_IFREG }
+            guard regular else { continue }
             for f in files { unlink("\(path)/\(f)") }
             rmdir(path)
         }

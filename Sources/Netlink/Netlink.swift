@@ -33,6 +33,21 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
     ]
 }
 
+/// A directory's entries.
+public enum Directory {
+    /// The names in the directory at `path` (without `.` and `..`), or nil when it cannot be read.
+    public static func names(in path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
 /// Network namespaces bound under /run/netns, as `ip netns` makes them.
 public enum NetworkNamespace {
     /// A name `ip netns` can hold: one path component under /run/netns.
@@ -81,16 +96,7 @@ public enum NetworkNamespace {
     }
 
     /// Names under /run/netns.
-    public static func list() -> [String] {
-        guard let dir = opendir("/run/netns") else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
+    public static func list() -> [String] { (Directory.names(in: "/run/netns") ?? []).sorted() }
 
     /// Processes whose network namespace is `name` (as `ip netns pids` finds them).
     public static func pids(_ name: String) -> [pid_t] { pids(in: [name]) }
@@ -103,11 +109,9 @@ public enum NetworkNamespace {
             var st = stat()
             if isValidName(name), stat("/run/netns/\(name)", &st) == 0 { wanted.insert(Key(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))) }
         }
-        guard !wanted.isEmpty, let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
+        guard !wanted.isEmpty else { return [] }
         var out: [pid_t] = []
-        while let entry = readdir(dir) {
-            let pidText = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for pidText in Directory.names(in: "/proc") ?? [] {
             guard let pid = pid_t(pidText) else { continue }
             var ps = stat()
             if stat("/proc/\(pid)/ns/net", &ps) == 0, wanted.contains(Key(dev: UInt64(ps.st_dev), ino: UInt64(ps.st_ino))) { out.append(pid) }

@@ -459,7 +459,7 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
         guard !sizes.isEmpty else { throw LabError("workloads[\(i)] (\(w.name)): a transfer needs `with: {sizes: [...]}`", fix: "e.g. `with: {sizes: [16kB, 1MB, 50MB], repeat: 3}`") }
         self.sizes = sizes
         if case let .number(n)? = w.options.flatMap({ if case let .object(o) = $0 { return o["repeat"] } else { return nil } }) { repeats = max(1, min(Int(n), 10_000)) } else { repeats = 1 }
-        directoryPrefix = Self.directoryPrefix(lab: t.name, index: i)
+        directoryPrefix = Self.directoryStem(lab: t.name) + String(i)
     }
 
     /// `16kB`, `1MB`, `50MB`, `1GiB`, `1000` (bytes): kB and MB are powers of 1000, KiB and MiB of 1024.
@@ -475,8 +475,9 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
 
     func file(_ size: UInt64) -> String { "f\(size)" }
 
-    /// `/tmp/pathbed-transfer-LAB-N`; `mktemp` adds `.XXXXXX`, and `down` removes what a killed run left.
-    static func directoryPrefix(lab: String, index: Int) -> String { "/tmp/pathbed-transfer-\(lab)-\(index)" }
+    /// `/tmp/pathbed-transfer-LAB-` and the workload's index; `mktemp` adds `.XXXXXX`, and `down`
+    /// removes what a killed run left (`TransferLeftovers`).
+    static func directoryStem(lab: String) -> String { "/tmp/pathbed-transfer-\(lab)-" }
 
     func prepare(_ env: RunEnvironment) throws {
         // Sparse files: no memory or disk taken, however large (nothing on the way compresses).
@@ -484,7 +485,8 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
         let (code, out) = try env.check(server, ["sh", "-c", make], timeout: 120)
         let made = out.trimmingCharacters(in: .whitespacesAndNewlines)
         guard code == 0, made.hasPrefix(directoryPrefix + "."), !made.contains("\n") else {
-            throw LabError("workload \(workload.name): cannot write the files to serve in \(directoryPrefix).* on \(env.host(of: server))")
+            throw LabError("workload \(workload.name): cannot write the files to serve in \(directoryPrefix).* on \(env.host(of: server))",
+                           fix: "check that /tmp on \(env.host(of: server)) is writable and has room, and that mktemp and truncate (coreutils) are installed")
         }
         directory = made
         let argv = (workload.mptcp ? ["mptcpize", "run"] : []) + ["python3", "-m", "http.server", String(port), "--bind", target.description, "--directory", directory]
