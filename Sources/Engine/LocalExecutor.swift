@@ -489,7 +489,8 @@ public enum KernelSettle {
         defer { close(fd) }
         // Done when three probes in a row are as quick as the quickest seen (within 50 % + 1 ms).
         var quickest = Double.infinity, quick = 0, samples: [Double] = []
-        while quick < 3 {
+        // Ctrl-C ends the wait (when the command catches signals): the probe namespace goes with it.
+        while quick < 3, Interrupts.signal == 0 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             if (try? h.createLink(.veth(LinkAttributes(name: "s0"), nsfd: fd, peer: LinkAttributes(name: "s1"), peerNsfd: fd))) != nil {
                 try? h.deleteLink("s0")

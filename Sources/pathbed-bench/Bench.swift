@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Netlink
 import TopologyModel
 
 @main
@@ -25,6 +26,13 @@ func peakRSSMiB() -> Double {
 }
 
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+/// Between measurements of a benchmark that catches signals: Ctrl-C ends it there (each step
+/// has already removed what it made: `up` rolls back, the floor deletes its namespaces).
+func stopIfInterrupted() throws {
+    let signal = Interrupts.signal
+    if signal != 0 { print("interrupted (signal \(signal)); everything the benchmark made is removed"); throw ExitCode(128 + signal) }
+}
 
 /// Validating and planning generated labs: the cost of `pathbed validate` and `pathbed plan`.
 struct Model: ParsableCommand {
@@ -76,6 +84,7 @@ struct Lab: ParsableCommand {
 
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("the lab benchmark builds real labs: run it as root") }
+        Interrupts.catchSignals()
         let mn = !noMininet && FileManager.default.isExecutableFile(atPath: "/usr/bin/mn")
         if !noMininet && !mn { print("(mininet not installed: apt-get install mininet; its columns are left out)") }
         print("Part 1: one up and down per size, on a rested kernel (seconds)")
@@ -85,9 +94,9 @@ struct Lab: ParsableCommand {
             let plan = Planner.plan(t)
             let floor = FloorBatch(plan)
             _ = KernelSettle.wait()
-            let floorUp = try floor.create()
-            _ = try floor.delete()
+            let floorUp = try floor.cycle().create
             _ = KernelSettle.wait()
+            try stopIfInterrupted()
             let controller = LabController.forLab(t)
             _ = try? controller.down(t.name)
             let local = controller.executors["local"] as? LocalExecutor
@@ -103,6 +112,7 @@ struct Lab: ParsableCommand {
                 _ = try? controller.down(t.name)
                 throw error
             }
+            try stopIfInterrupted()
             var mnText = ""
             if mn && n <= mininetMax, let m = mininet(n, cycles: 1).first {
                 mnText = String(format: "   %13.2f   %12.2f", m.0, m.1)
@@ -135,7 +145,7 @@ struct Lab: ParsableCommand {
         let floor = FloorBatch(Planner.plan(t))
         _ = KernelSettle.wait()
         var floorCycles: [Double] = []
-        for _ in 0..<cycles { floorCycles.append(try floor.create() + floor.delete()) }
+        for _ in 0..<cycles { let c = try floor.cycle(); floorCycles.append(c.create + c.delete); try stopIfInterrupted() }
         _ = KernelSettle.wait()
         let controller = LabController.forLab(t)
         _ = try? controller.down(t.name)
@@ -145,6 +155,7 @@ struct Lab: ParsableCommand {
                 let up = try seconds { _ = try controller.up(t) }
                 let down = try seconds { _ = try controller.down(t.name) }
                 pb.append((up, down))
+                try stopIfInterrupted()
             }
         } catch {
             _ = try? controller.down(t.name)
@@ -157,6 +168,7 @@ struct Lab: ParsableCommand {
         print(String(format: "  pathbed / floor     %.2fx", median(pbCycles) / median(floorCycles)))
         guard !noMininet, mininetCycles > 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/mn") else { return }
         _ = KernelSettle.wait()
+        try stopIfInterrupted()
         let m = mininet(n, cycles: mininetCycles).map { $0.0 + $0.1 }
         if m.isEmpty {
             print("  mininet             (its LinearTopo failed; see `mn --topo linear,\(n) --switch lxbr --controller none`, and `mn -c` removes what it left)")
@@ -234,41 +246,47 @@ struct FloorBatch {
         }
     }
 
+    /// Makes the objects; when that fails, removes what it made before saying so.
     func create() throws -> Double {
-        try seconds {
-            try Self.ip([], root)
-            if let ns = bridgeNamespace {
-                // IPv6 off in the bridge namespace, as Pathbed does (else its ports flood DAD/MLD).
-                let keys = sysctls.filter { $0.0 == ns }.map { "\($0.1)=\($0.2)" }
-                if !keys.isEmpty { try Self.run(["ip", "netns", "exec", ns, "sysctl", "-qw"] + keys) }
-                try Self.ip(["-n", ns], bridges)
+        do {
+            return try seconds {
+                try Self.run(["ip", "-batch", "-"], input: root)
+                if let ns = bridgeNamespace {
+                    // IPv6 off in the bridge namespace, as Pathbed does (else its ports flood DAD/MLD).
+                    let keys = sysctls.filter { $0.0 == ns }.map { "\($0.1)=\($0.2)" }
+                    if !keys.isEmpty { try Self.run(["ip", "netns", "exec", ns, "sysctl", "-qw"] + keys) }
+                    try Self.run(["ip", "-n", ns, "-batch", "-"], input: bridges)
+                }
             }
+        } catch {
+            _ = try? delete()
+            throw ValidationError("the floor's ip -batch failed (\(error)); if a lab named like the benchmark's is up, `pathbed down` it first")
         }
     }
 
-    func delete() throws -> Double {
-        try seconds { try Self.ip([], namespaces.sorted { $0.count > $1.count }.map { "netns del \($0)" }) }
+    /// Makes and removes the objects; whatever stops it midway (Ctrl-C kills `ip`) removes them.
+    func cycle() throws -> (create: Double, delete: Double) {
+        let c = try create()
+        do { return (c, try delete()) } catch { _ = try? delete(); throw error }
     }
 
-    static func run(_ argv: [String]) throws {
+    /// Removes every namespace it makes (`-force`: past any that is not there).
+    func delete() throws -> Double {
+        try seconds { try Self.run(["ip", "-force", "-batch", "-"], input: namespaces.sorted { $0.count > $1.count }.map { "netns del \($0)" }) }
+    }
+
+    static func run(_ argv: [String], input lines: [String]? = nil) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = argv
+        let pipe = Pipe()
+        if lines != nil { p.standardInput = pipe }
         try p.run()
+        if let lines {
+            pipe.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            try pipe.fileHandleForWriting.close()
+        }
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw ValidationError("\(argv.joined(separator: " ")) failed (exit \(p.terminationStatus))") }
-    }
-
-    static func ip(_ options: [String], _ lines: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["ip"] + options + ["-batch", "-"]
-        let input = Pipe()
-        p.standardInput = input
-        try p.run()
-        input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw ValidationError("ip -batch failed (exit \(p.terminationStatus)); is a lab named like the benchmark's still up?") }
+        guard p.terminationStatus == 0 else { throw ValidationError("`\(argv.joined(separator: " "))` exited with \(p.terminationStatus)") }
     }
 }

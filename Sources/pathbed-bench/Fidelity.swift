@@ -19,10 +19,12 @@ struct Fidelity: ParsableCommand {
 
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("the fidelity benchmark builds real labs: run it as root") }
+        Interrupts.catchSignals()
         let caps = CapabilityProbe.run()
         print("rate Mbit/s   delay ms   goodput Mbit/s   of rate   of ceiling (\(String(format: "%.1f", Self.ceiling * 100)) %)   runs: of rate, min-max")
         for rate in rates.split(separator: ",").compactMap({ Double($0) }) {
             for delay in delays.split(separator: ",").compactMap({ Double($0) }) {
+                try stopIfInterrupted()
                 let cell = String(format: "%10g   %8g", rate, delay)
                 if delay > 0 && !caps.has("netem") { print("\(cell)   (needs netem; this kernel has none)"); continue }
                 let yaml = """

@@ -79,6 +79,8 @@ struct Down: ParsableCommand {
         do {
             let name = try labName(lab)
             try LabController.requireRoot("removing a lab", "down \(lab)")
+            // With --wait, Ctrl-C ends the wait for the kernel and still removes its probe.
+            if wait { Interrupts.catchSignals() }
             let r = try LabController.forJournal(name).down(name, waitForKernel: wait)
             for m in r.restoredMTUs { print("  restored \(m)") }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }
