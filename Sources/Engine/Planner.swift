@@ -166,7 +166,7 @@ public enum Planner {
         for link in t.links where link.joinsBridges && link.merge && !link.crossesHosts
             && link.forwardProfile == nil && link.reverseProfile == nil && !faulted.contains(link.index) {
             guard let a = link.endpoints[0].bridgeName, let b = link.endpoints[1].bridgeName,
-                  !stp.contains(a), !stp.contains(b), order[a] != nil, order[b] != nil else { continue }
+                  !stp.contains(a), !stp.contains(b), sets.contains(a), sets.contains(b) else { continue }
             out.links.insert(link.index)
             // The root is the bridge that comes first in the file.
             sets.union(a, b) { ra, rb in order[ra, default: 0] < order[rb, default: 0] ? ra : rb }

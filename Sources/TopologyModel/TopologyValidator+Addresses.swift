@@ -17,7 +17,6 @@ extension TopologyValidator {
     func segments() -> [Segment] {
         // Union-find over bridges joined by bridge-bridge links.
         var sets = DisjointSets(topology.bridges.map(\.name))
-        func find(_ b: String) -> String { sets.find(b) }
         for link in topology.links where link.endpoints.count == 2 {
             if case let .bridge(a) = link.endpoints[0], case let .bridge(b) = link.endpoints[1], sets.contains(a), sets.contains(b) {
                 sets.union(a, b)
@@ -26,13 +25,13 @@ extension TopologyValidator {
         var byRoot: [String: Int] = [:]
         var result: [Segment] = []
         for b in topology.bridges {
-            let r = find(b.name)
+            let r = sets.find(b.name)
             if byRoot[r] == nil { byRoot[r] = result.count; result.append(Segment()) }
             result[byRoot[r]!].bridges.append(b.name)
         }
         for link in topology.links where link.endpoints.count == 2 {
             let bridgeEnd = link.endpoints.firstIndex { $0.bridgeName.map { sets.contains($0) } ?? false }
-            if let be = bridgeEnd, let seg = byRoot[find(link.endpoints[be].bridgeName!)] {
+            if let be = bridgeEnd, let seg = byRoot[sets.find(link.endpoints[be].bridgeName!)] {
                 result[seg].links.append(link.index)
                 for (e, ep) in link.endpoints.enumerated() where ep.nodeName != nil { result[seg].members.append((link.index, e)) }
             } else if link.endpoints.allSatisfy({ $0.nodeName != nil }) {
