@@ -1,5 +1,6 @@
 import Foundation
-import Netlink
+import Hosts
+import Planning
 import TopologyModel
 
 /// up / down / status of labs, over one executor per host.
@@ -43,10 +44,7 @@ public struct LabController {
 
     static func make(access: [String: HostAccess], store: StateStore) -> LabController {
         var executors: [String: HostExecutor] = [:]
-        let control = store.directory + "/ssh"
-        for (name, a) in access {
-            executors[name] = a.isLocal ? LocalExecutor(host: name) : RemoteExecutor(access: a, controlDirectory: control)
-        }
+        for (name, a) in access { executors[name] = a.executor(controlDirectory: store.sshControlDirectory) }
         var c = LabController(store: store, executors: executors)
         c.access = access
         return c
@@ -83,7 +81,8 @@ public struct LabController {
         return String(h, radix: 16)
     }
 
-    func executor(_ host: String) throws(LabError) -> HostExecutor {
+    /// The main connection to `host`.
+    public func executor(_ host: String) throws(LabError) -> HostExecutor {
         guard let e = executors[host] else { throw LabError("lab host '\(host)' has no way to reach it here", fix: "`pathbed plan` shows each host; multi-host labs need the agent") }
         return e
     }
@@ -98,9 +97,9 @@ public struct LabController {
         let lock = try store.lock(t.name)
         defer { lock.release() }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        RemoteExecutor.connectAll(Array(executors.values))
-        for case let r as RemoteExecutor in executors.values.sorted(by: { $0.host < $1.host }) {
-            if let info = r.remoteInfo {
+        HostConnections.connectAll(Array(executors.values))
+        for r in executors.values.sorted(by: { $0.host < $1.host }) {
+            if let info = r.connectedInfo {
                 progress("\(r.host): agent of Pathbed \(info.version) on \(info.hostname), Linux \(info.kernel); connected in \(String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)) s")
             }
         }
@@ -239,184 +238,5 @@ public struct LabController {
         guard case var .ok(j) = store.load(lab) else { return }
         j.activeFaults = faults.isEmpty ? nil : faults
         try? store.save(j)
-    }
-
-    /// Refuses, before any change, what a host's kernel cannot do.
-    func checkCapabilities(_ t: Topology, _ plan: LabPlan, progress: (String) -> Void = { _ in }) throws {
-        var problems: [String] = []
-        // Every host's kernel is tried at once (under software emulation each takes seconds).
-        let found = CapabilitiesBox(count: plan.hosts.count)
-        found.executors = try plan.hosts.map { try executor($0.host) }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.concurrentPerform(iterations: plan.hosts.count) { [plan] i in
-            found.set(i, found.executors[i].capabilities(sysctls: plan.hosts[i].sysctlKeys))
-        }
-        progress("\(plan.hosts.map(\.host).joined(separator: ", ")): kernels checked in \(String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)) s")
-        for (i, h) in plan.hosts.enumerated() {
-            let caps = found.get(i)
-            problems += caps.missing(for: h).map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
-            // In a lab of several hosts, a host declared MPTCP must have it (its role), whether or
-            // not this lab's nodes there use it.
-            if t.hosts.count > 1, t.host(named: h.host)?.mptcp ?? false, !caps.isBlind, !caps.has("mptcp"), !caps.missing(for: h).contains(where: { $0.name == "mptcp" }) {
-                problems.append("    - \(h.host): declared `mptcp: true`, but its kernel has no MPTCP; boot a kernel with CONFIG_MPTCP (Linux 5.6+), or declare the host `mptcp: false`")
-            }
-        }
-        if !problems.isEmpty {
-            throw LabError("lab '\(t.name)' needs what the kernel lacks:\n" + problems.joined(separator: "\n"),
-                           fix: "`pathbed doctor \(t.file)` shows every check; nothing was changed")
-        }
-    }
-
-    /// The hosts' parallel builds: each executor is used by one thread; what they report is
-    /// gathered under a lock. Lives only while they run.
-    final class ApplyBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var times: [Double]
-        private var errors: [(Int, any Error)] = []
-        let executors: [HostExecutor]
-        private let progress: (String) -> Void
-        private let signal: () -> Int32
-        init(executors: [HostExecutor], progress: @escaping (String) -> Void, interrupted: @escaping () -> Int32) {
-            self.executors = executors; self.progress = progress; signal = interrupted
-            times = Array(repeating: 0, count: executors.count)
-        }
-        func say(_ s: String) { lock.withLock { progress(s) } }
-        /// A signal, or another host's failure: every host stops and rolls back.
-        func interrupted() -> Int32 { let s = lock.withLock { signal() }; return s != 0 ? s : failed ? SIGTERM : 0 }
-        func finish(_ i: Int, seconds: Double) { lock.withLock { times[i] = seconds } }
-        func fail(_ i: Int, _ e: any Error) { lock.withLock { errors.append((i, e)) } }
-        var failed: Bool { lock.withLock { !errors.isEmpty } }
-        /// The first host's error that is not only the others' stop.
-        var firstError: (any Error)? {
-            lock.withLock { (errors.first { !($0.1 is Interrupted) } ?? errors.first)?.1 }
-        }
-        func seconds(at i: Int) -> Double { lock.withLock { times[i] } }
-    }
-
-    final class CapabilitiesBox: @unchecked Sendable {
-        private var items: [Capabilities?]
-        /// Each one is used by one thread only.
-        var executors: [HostExecutor] = []
-        private let lock = NSLock()
-        init(count: Int) { items = Array(repeating: nil, count: count) }
-        func set(_ i: Int, _ c: Capabilities) { lock.withLock { items[i] = c } }
-        func get(_ i: Int) -> Capabilities { lock.withLock { items[i] } ?? Capabilities(checks: []) }
-    }
-
-    /// Refuses gretap keys that another tunnel on one of the hosts already uses: two labs
-    /// between the same hosts must never share a key (their traffic would mix).
-    func checkTunnelKeys(_ t: Topology, _ plan: LabPlan) throws {
-        var clashes: [String] = []
-        for h in plan.hosts {
-            let wanted = h.operations.compactMap { op -> (UInt32, InterfaceRef)? in
-                if case let .createGretap(r, _, _, key, _, _) = op { return (key, r) } else { return nil }
-            }
-            guard !wanted.isEmpty else { continue }
-            let inUse = try executor(h.host).tunnelKeys()
-            for (key, r) in wanted {
-                guard let user = inUse[key] else { continue }
-                // This lab's own tunnels (a reconcile, or leftovers being rebuilt) are not a clash.
-                if let ns = user.components(separatedBy: " in ").last, Ownership.isNamed(ns, lab: t.name) { continue }
-                clashes.append("    - \(h.host): key \(key) for \(r) is already used by \(user)")
-            }
-        }
-        if !clashes.isEmpty {
-            throw LabError("gretap keys of lab '\(t.name)' are already in use:\n" + clashes.joined(separator: "\n"),
-                           fix: "keys come from the lab's name and the link's position: rename the lab, or take down the lab that uses them")
-        }
-    }
-
-    // MARK: Down
-
-    public struct DownResult: Sendable {
-        public var removed: Int
-        public var foreign: [String]
-        public var stoppedProcesses: Int
-        public var seconds: Double
-        public var kernelFreeSeconds: Double?
-        public var restoredMTUs: [String] = []
-    }
-
-    /// Removes everything lab `lab` created on every host: the namespaces named and tagged as its
-    /// own, also after an interrupted `up`. Namespaces named like the lab's but untagged are left alone.
-    public func down(_ lab: String, waitForKernel: Bool = false) throws -> DownResult {
-        if let problem = LabName.problem(lab) { throw LabError(problem, fix: "give the lab's name (see `pathbed status`) or its topology file") }
-        let lock = try store.lock(lab)
-        defer { lock.release() }
-        if case let .ok(j) = store.load(lab), j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
-            throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
-        }
-        RemoteExecutor.connectAll(Array(executors.values))
-        var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
-        var failures: [String] = []
-        let mtus = store.load(lab).journal?.changedMTUs ?? [:]
-        for e in executors.values.sorted(by: { $0.host < $1.host }) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let r = e.removeLab(lab, waitForKernel: waitForKernel)
-            result.seconds = max(result.seconds, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 - (r.kernelFreeSeconds ?? 0))
-            result.removed += r.removed.count
-            result.foreign += r.foreign
-            result.stoppedProcesses += r.stoppedProcesses
-            failures += r.failures
-            if let changed = mtus[e.host], !changed.isEmpty {
-                let f = e.restoreMTUs(changed)
-                failures += f
-                if f.isEmpty { result.restoredMTUs += changed.map { "\(e.host): \($0.interface) back to MTU \($0.mtu)" } }
-            }
-            if let k = r.kernelFreeSeconds { result.kernelFreeSeconds = max(result.kernelFreeSeconds ?? 0, k) }
-        }
-        if !failures.isEmpty {
-            throw LabError("could not remove everything of lab '\(lab)':\n    " + failures.joined(separator: "\n    "),
-                           fix: "the journal is kept: run `pathbed down \(lab)` again; `pathbed status \(lab)` shows what is left")
-        }
-        store.remove(lab)
-        return result
-    }
-
-    // MARK: Status
-
-    /// Labs known here: from journals and from namespaces named like a lab's.
-    public func labs() -> [String] {
-        var names = Set(store.labs())
-        for ns in NetworkNamespace.list() { if let lab = Ownership.lab(ofNamespace: ns), LabName.problem(lab) == nil { names.insert(lab) } }
-        return names.sorted()
-    }
-
-    /// The lab, host and namespace of `node`, from the journals (any host) and this machine's
-    /// namespaces; looks through every lab that is up when `lab` is nil.
-    public static func locate(node: String, lab: String?, store: StateStore = StateStore()) throws -> (lab: String, host: String, namespace: String) {
-        if let lab, let problem = LabName.problem(lab) { throw LabError(problem) }
-        var found: [(String, String, String)] = []
-        let local = Set(NetworkNamespace.list())
-        let labs = lab.map { [$0] } ?? forThisMachine(store: store).labs()
-        for l in labs {
-            let ns = "pb.\(l).\(node)"
-            if let plan = store.load(l).journal?.plan, let h = plan.hosts.first(where: { $0.namespaces.contains(ns) }) {
-                found.append((l, h.host, ns))
-            } else if local.contains(ns) {
-                found.append((l, "local", ns))
-            }
-        }
-        if found.count == 1 { return found[0] }
-        if found.isEmpty {
-            let up = forThisMachine(store: store).labs()
-            throw LabError(lab.map { "lab '\($0)' has no node '\(node)' up" } ?? "no lab that is up has a node '\(node)'",
-                           fix: up.isEmpty ? "start a lab with `pathbed up FILE`" : "labs up: \(up.joined(separator: ", ")); see `pathbed status`")
-        }
-        throw LabError("node '\(node)' exists in several labs: \(found.map(\.0).joined(separator: ", "))", fix: "name one with --lab")
-    }
-
-    /// The namespace of `node`, looking through the labs that are up when `lab` is nil.
-    public func namespace(node: String, lab: String?) throws -> String {
-        if let lab, let problem = LabName.problem(lab) { throw LabError(problem) }
-        let all = NetworkNamespace.list()
-        let candidates = (lab.map { [$0] } ?? labs()).filter { all.contains("pb.\($0).\(node)") }
-        if candidates.count == 1 { return "pb.\(candidates[0]).\(node)" }
-        if candidates.isEmpty {
-            let up = labs()
-            throw LabError(lab.map { "lab '\($0)' has no node '\(node)' up" } ?? "no lab that is up has a node '\(node)'",
-                           fix: up.isEmpty ? "start a lab with `pathbed up FILE`" : "labs up: \(up.joined(separator: ", ")); see `pathbed status`")
-        }
-        throw LabError("node '\(node)' exists in several labs: \(candidates.joined(separator: ", "))", fix: "name one with --lab")
     }
 }

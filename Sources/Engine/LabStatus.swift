@@ -1,4 +1,6 @@
 import Foundation
+import Hosts
+import Planning
 import TopologyModel
 
 /// A lab as the journal and the kernel describe it together, with every disagreement named.

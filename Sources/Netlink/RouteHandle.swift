@@ -1,5 +1,6 @@
 import CNetlink
 import CShims
+import NetlinkTypes
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,14 +2,44 @@ import Foundation
 
 /// A time series: seconds since the run's start, and a value.
 public struct Series: Codable, Sendable, Equatable {
+    /// What a series measures: what the report does with it (recovery times are computed on
+    /// throughput, RTT goes on the RTT plot) follows from this, never from its name or unit.
+    public enum Quantity: String, Codable, Sendable, CaseIterable {
+        /// Bits a workload moved per second (iperf3's intervals), or an interface's received rate.
+        case throughput
+        /// Round-trip time of echoes (ping).
+        case rtt
+        /// Time of each transfer (the transfer workload).
+        case transferTime = "transfer-time"
+        /// Goodput of each transfer.
+        case transferGoodput = "transfer-goodput"
+        /// A metric a plugin reports, in its own unit.
+        case pluginMetric = "plugin-metric"
+    }
+
     public var name: String
     /// What the values are, e.g. "Mbit/s" or "ms".
     public var unit: String
+    public var quantity: Quantity
     public var times: [Double]
     public var values: [Double]
 
-    public init(name: String, unit: String, times: [Double] = [], values: [Double] = []) {
-        self.name = name; self.unit = unit; self.times = times; self.values = values
+    public init(name: String, unit: String, quantity: Quantity, times: [Double] = [], values: [Double] = []) {
+        self.name = name; self.unit = unit; self.quantity = quantity; self.times = times; self.values = values
+    }
+
+    enum CodingKeys: String, CodingKey { case name, unit, quantity, times, values }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        unit = try c.decode(String.self, forKey: .unit)
+        times = try c.decode([Double].self, forKey: .times)
+        values = try c.decode([Double].self, forKey: .values)
+        // Results written before series said what they measure (format 1 without `quantity`).
+        quantity = try c.decodeIfPresent(Quantity.self, forKey: .quantity)
+            ?? (unit == "Mbit/s" ? .throughput : unit == "ms" ? .rtt : unit == "s" ? .transferTime
+                : unit == "Mbit/s per transfer" ? .transferGoodput : .pluginMetric)
     }
 
     public var isEmpty: Bool { times.isEmpty }
@@ -18,7 +48,7 @@ public struct Series: Codable, Sendable, Equatable {
     /// `minimumSeconds` apart (a sample that came late and the next one that came early would
     /// otherwise make a spike of a few bytes over almost no time).
     public static func rate(name: String, times: [Double], bytes: [UInt64], minimumSeconds: Double = 0.05) -> Series {
-        var s = Series(name: name, unit: "Mbit/s")
+        var s = Series(name: name, unit: "Mbit/s", quantity: .throughput)
         guard times.count == bytes.count, times.count > 1 else { return s }
         var base = 0
         for i in 1..<times.count {
@@ -53,7 +83,7 @@ public struct Series: Codable, Sendable, Equatable {
 
     /// A moving mean over `window` seconds ending at each sample.
     public func smoothed(window: Double) -> Series {
-        var s = Series(name: name, unit: unit)
+        var s = Series(name: name, unit: unit, quantity: quantity)
         var start = 0, sum = 0.0
         for i in times.indices {
             sum += values[i]

@@ -192,11 +192,9 @@ public enum Shapes {
         Field("with", .any, "Plugin-specific options, passed on as they are."),
     ])
 
-    static let faultKinds = ["link-down", "link-flap", "profile", "loss-burst", "partition", "trace", "plugin"]
-
     public static let fault = ObjectShape("fault", "A fault injected during the run. Every fault is reverted after `for`.", [
         Field("at", .duration, required: true, "When it starts, from the run's start."),
-        Field("fault", .enumeration(faultKinds), required: true, "What happens."),
+        Field("fault", .enumeration(FaultEvent.Name.allCases.map(\.rawValue)), required: true, "What happens."),
         Field("link", .string(pattern: nil), "The link: its name or one of its ends as `node:interface`."),
         Field("nodes", .list(.name, minItems: 1, maxItems: nil), "For `partition`: the nodes cut off from the rest."),
         Field("for", .duration, "How long the fault lasts before it is reverted."),

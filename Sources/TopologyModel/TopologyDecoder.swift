@@ -11,7 +11,7 @@ struct TopologyDecoder {
 
     init(reader: YAMLReader) { self.reader = reader }
 
-    private mutating func at(_ path: String, _ node: Yams.Node) { locations[path] = reader.location(node) }
+    mutating func at(_ path: String, _ node: Yams.Node) { locations[path] = reader.location(node) }
 
     /// The file as written; `TopologyValidator` resolves it.
     mutating func decode(_ root: Yams.Node) -> WrittenTopology {
@@ -57,7 +57,7 @@ struct TopologyDecoder {
         }
         if let (n, p) = obj["workloads"] {
             for (i, item) in (reader.sequence(n, p, expected: "a list of workloads") ?? []).enumerated() {
-                if let w = decodeWorkload(item, "workloads[\(i)]") { topology.workloads.append(WrittenWorkload(index: i, workload: w)) }
+                if let w = decodeWorkload(i, item, "workloads[\(i)]") { topology.workloads.append(w) }
             }
         }
         if let (n, p) = obj["schedule"] {
@@ -381,53 +381,6 @@ struct TopologyDecoder {
             return nil
         }
         return .interface(node: nodeName, name: iface, address: address)
-    }
-
-    private mutating func decodeWorkload(_ node: Yams.Node, _ path: String) -> Workload? {
-        at(path, node)
-        guard let o = ObjectReader(reader, node, path: path, shape: Shapes.workload) else { return nil }
-        var w = Workload(name: "", location: reader.location(node), plugin: "", mptcp: false, start: .zero)
-        if let (n, p) = o["name"] { at(p, n); w.name = reader.name(n, p) ?? "" }
-        if let (n, p) = o["plugin"] { at(p, n); w.plugin = reader.string(n, p, pattern: "^[A-Za-z0-9_./-]+$", what: "a plugin name or path") ?? "" }
-        if let (n, p) = o["client"] { at(p, n); w.client = reader.name(n, p) }
-        if let (n, p) = o["server"] { at(p, n); w.server = reader.name(n, p) }
-        if let (n, p) = o["target"] { at(p, n); w.target = reader.address(n, p) }
-        if let (n, p) = o["node"] { at(p, n); w.node = reader.name(n, p) }
-        if let (n, p) = o["mptcp"] { w.mptcp = reader.bool(n, p) ?? false }
-        if let (n, p) = o["at"] { at(p, n); w.start = reader.duration(n, p) ?? .zero }
-        if let (n, p) = o["duration"] { at(p, n); w.duration = reader.duration(n, p) }
-        if let (n, p) = o["with"] { w.options = reader.json(n, p) }
-        return w
-    }
-
-    private mutating func decodeFault(_ index: Int, _ node: Yams.Node, _ path: String) -> WrittenFault? {
-        at(path, node)
-        guard let o = ObjectReader(reader, node, path: path, shape: Shapes.fault) else { return nil }
-        var f = FaultEvent(location: reader.location(node), at: .zero, kind: .linkDown, link: nil, nodes: [], count: 1)
-        var linkText: String?
-        var ok = true
-        if let (n, p) = o["at"] { at(p, n); if let d = reader.duration(n, p) { f.at = d } else { ok = false } }
-        if let (n, p) = o["fault"] {
-            at(p, n)
-            if let k = reader.choice(n, p, Shapes.faultKinds).flatMap(FaultEvent.Kind.init) { f.kind = k } else { ok = false }
-        } else { ok = false }
-        if let (n, p) = o["link"] { at(p, n); linkText = reader.scalar(n, p, expected: "a link name or node:interface") }
-        if let (n, p) = o["nodes"] {
-            at(p, n)
-            for (i, item) in (reader.sequence(n, p, expected: "a list of node names") ?? []).enumerated() {
-                at("\(p)[\(i)]", item)
-                if let s = reader.name(item, "\(p)[\(i)]") { f.nodes.append(s) }
-            }
-        }
-        if let (n, p) = o["for"] { at(p, n); f.duration = reader.duration(n, p) }
-        if let (n, p) = o["every"] { at(p, n); f.every = reader.duration(n, p) }
-        if let (n, p) = o["count"] { at(p, n); f.count = reader.integer(n, p, min: 1, max: 100_000) ?? 1 }
-        if let (n, p) = o["random"] { at(p, n); f.random = reader.choice(n, p, ["exponential", "uniform"]) }
-        if let (n, p) = o["profile"] { at(p, n); f.profile = reader.name(n, p, what: "a profile name") }
-        if let (n, p) = o["loss"] { at(p, n); f.loss = reader.percent(n, p) }
-        if let (n, p) = o["plugin"] { at(p, n); f.plugin = reader.string(n, p, pattern: "^[A-Za-z0-9_./-]+$", what: "a plugin name or path") }
-        if let (n, p) = o["with"] { f.options = reader.json(n, p) }
-        return ok ? WrittenFault(index: index, event: f, link: linkText) : nil
     }
 }
 

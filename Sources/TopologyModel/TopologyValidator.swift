@@ -31,7 +31,7 @@ struct TopologyValidator {
                 Link(index: $0.index, name: $0.name ?? "", location: $0.location, endpoints: $0.endpoints, forwardProfile: $0.forwardProfile,
                      reverseProfile: $0.reverseProfile, subnet: $0.subnet, mtu: $0.mtu ?? 1500, hosts: [], tunnelKey: nil, merge: $0.merge ?? true)
             },
-            workloads: written.workloads.map(\.workload), schedule: written.schedule.map(\.event), run: written.run)
+            workloads: [], schedule: [], run: written.run)
         self.topology = topology; self.written = written; self.reader = reader
         func index(_ names: [String]) -> [String: Int] { Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }) }
         nodeIndex = index(topology.nodes.map(\.name))

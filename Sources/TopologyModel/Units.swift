@@ -62,8 +62,16 @@ public struct Duration: Hashable, Comparable, Sendable, CustomStringConvertible 
     public static func ms(_ v: Double) -> Duration { Duration(nanoseconds: Int64(v * 1e6)) }
     public static func seconds(_ v: Double) -> Duration { Duration(nanoseconds: Int64(v * 1e9)) }
     public static func < (a: Duration, b: Duration) -> Bool { a.nanoseconds < b.nanoseconds }
-    public static func + (a: Duration, b: Duration) -> Duration { Duration(nanoseconds: a.nanoseconds + b.nanoseconds) }
-    public static func * (a: Duration, k: Int64) -> Duration { Duration(nanoseconds: a.nanoseconds * k) }
+    /// Sums and products saturate at the largest duration instead of trapping: a schedule written
+    /// to run for longer than that is refused by validation, never a crash.
+    public static func + (a: Duration, b: Duration) -> Duration {
+        let (v, overflow) = a.nanoseconds.addingReportingOverflow(b.nanoseconds)
+        return Duration(nanoseconds: overflow ? (b.nanoseconds > 0 ? .max : .min) : v)
+    }
+    public static func * (a: Duration, k: Int64) -> Duration {
+        let (v, overflow) = a.nanoseconds.multipliedReportingOverflow(by: k)
+        return Duration(nanoseconds: overflow ? ((a.nanoseconds > 0) == (k > 0) ? .max : .min) : v)
+    }
 
     public var microseconds: Int64 { nanoseconds / 1_000 }
     public var seconds: Double { Double(nanoseconds) / 1e9 }

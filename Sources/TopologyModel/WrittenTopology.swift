@@ -79,13 +79,35 @@ struct WrittenLink {
 struct WrittenWorkload {
     /// Position in the file's `workloads:` list, from 0.
     var index: Int
-    var workload: Workload
+    var name: String
+    var location: SourceLocation
+    var plugin: String
+    var client: String?
+    var server: String?
+    var target: IPAddress?
+    var node: String?
+    var mptcp = false
+    var start = Duration.zero
+    var duration: Duration?
+    var options: JSONValue?
 }
 
-/// A fault as written: its link as the text the file gave (a link's name or `node:interface`).
+/// A fault as written: its link as the text the file gave (a link's name or `node:interface`),
+/// its options as raw values.
 struct WrittenFault {
     /// Position in the file's `schedule:` list, from 0.
     var index: Int
-    var event: FaultEvent
+    var location: SourceLocation
+    var at = Duration.zero
+    var kind: FaultEvent.Name
     var link: String?
+    var nodes: [String] = []
+    var duration: Duration?
+    var every: Duration?
+    var count = 1
+    var random: FaultEvent.Spacing?
+    var profile: String?
+    var loss: Percent?
+    var plugin: String?
+    var options: JSONValue?
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
+import Planning
 import TopologyModel
 
 @main
@@ -97,10 +98,10 @@ struct Lab: ParsableCommand {
             let floorUp = try floor.cycle().create
             _ = KernelSettle.wait()
             try stopIfInterrupted()
-            let controller = LabController.forLab(t)
+            var controller = LabController.forLab(t)
             _ = try? controller.down(t.name)
-            let local = controller.executors["local"] as? LocalExecutor
-            local?.recordTimings = breakdown
+            let timing = TimingExecutor(LocalExecutor())
+            if breakdown { controller.executors["local"] = timing }
             var upS = 0.0, downS = 0.0, freeS = 0.0
             do {
                 upS = try seconds { _ = try controller.up(t) }
@@ -120,8 +121,8 @@ struct Lab: ParsableCommand {
                 mnText = "   (above --mininet-max)"
             }
             print(String(format: "%5d   %7d   %8.3f   %10.3f   %9.1fx   %12.3f   %25.2f", n, floor.devices, floorUp, upS, upS / floorUp, downS, freeS) + mnText)
-            if breakdown, let timings = local?.timings {
-                for (kind, v) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            if breakdown {
+                for (kind, v) in timing.timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
                     print(String(format: "         %-22@ %6d ops   %7.3f s   %6.1f us each", kind as NSString, v.count, v.seconds, v.seconds / Double(v.count) * 1e6))
                 }
             }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
+import Runs
 import TopologyModel
 
 /// How close a profile's rate is to what TCP gets through it: a two-node lab per rate and
@@ -20,7 +21,7 @@ struct Fidelity: ParsableCommand {
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("the fidelity benchmark builds real labs: run it as root") }
         Interrupts.catchSignals()
-        let caps = CapabilityProbe.run()
+        let caps = LocalExecutor().capabilities(sysctls: [])
         print("rate Mbit/s   delay ms   goodput Mbit/s   of rate   of ceiling (\(String(format: "%.1f", Self.ceiling * 100)) %)   runs: of rate, min-max")
         for rate in rates.split(separator: ",").compactMap({ Double($0) }) {
             for delay in delays.split(separator: ",").compactMap({ Double($0) }) {
@@ -38,34 +39,19 @@ struct Fidelity: ParsableCommand {
                 _ = try? controller.down(t.name)
                 defer { _ = try? controller.down(t.name) }
                 _ = try controller.up(t)
+                // Each run has a port of its own, so that a server still ending from the run before
+                // is never the one a client reaches (a run once measured 0).
+                let host = try controller.executor("local")
+                let (server, client) = (t.namespace(of: "b"), t.namespace(of: "a"))
+                guard let target = t.links[0].endpoints[1].address?.address.description else { throw ValidationError("the fidelity lab has no address") }
                 var all: [Double] = []
-                for k in 0..<max(1, runs) { all.append(try iperf(server: "pb.fidelity.b", client: "pb.fidelity.a", target: "10.99.0.2", port: 5201 + k)) }
+                for k in 0..<max(1, runs) {
+                    all.append(try Iperf3Measurement.goodput(on: host, server: server, client: client, target: target, port: 5201 + k, seconds: seconds))
+                }
                 let mbps = median(all)
                 print(cell + String(format: "   %14.2f   %6.1f %%   %6.1f %%        %d: %.1f-%.1f %%", mbps, mbps / rate * 100, mbps / rate / Self.ceiling * 100,
                                     all.count, all.min()! / rate * 100, all.max()! / rate * 100))
             }
         }
-    }
-
-    /// One iperf3 run; each run of a cell has a port of its own, so that a server still ending
-    /// from the run before is never the one a client reaches (a run once measured 0).
-    func iperf(server: String, client: String, target: String, port: Int) throws -> Double {
-        let sfd = try NetworkNamespace.open(server)
-        let spid = NetworkNamespace.spawn(sfd, ["iperf3", "-s", "-1", "-D", "-p", "\(port)", "--logfile", "/dev/null"])
-        close(sfd)
-        var st: Int32 = 0
-        waitpid(spid, &st, 0)
-        usleep(300_000)
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-fidelity-\(getpid()).json").path
-        defer { unlink(out) }
-        let cfd = try NetworkNamespace.open(client)
-        let cpid = NetworkNamespace.spawn(cfd, ["sh", "-c", "iperf3 -c \(target) -p \(port) -t \(seconds) -O 1 -J > \(out)"])
-        close(cfd)
-        waitpid(cpid, &st, 0)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
-        if let error = json?["error"] as? String { throw ValidationError("iperf3 failed in \(client): \(error)") }
-        let end = json?["end"] as? [String: Any], sum = end?["sum_received"] as? [String: Any]
-        guard let bps = sum?["bits_per_second"] as? Double else { throw ValidationError("iperf3 in \(client) reported no received rate") }
-        return bps / 1e6
     }
 }

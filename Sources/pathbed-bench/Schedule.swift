@@ -1,7 +1,9 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
+import Report
+import Runs
 import TopologyModel
 
 /// How well a run keeps the times of its schedule: a lab of two nodes whose link flaps every
@@ -22,17 +24,28 @@ struct Schedule: ParsableCommand {
         guard geteuid() == 0 else { throw ValidationError("the schedule benchmark builds a real lab: run it as root") }
         Interrupts.catchSignals()
         defer { Interrupts.restoreDefaults() }
-        let hosts = vms ? """
-            hosts:
-              mptcp-vm: { ssh: vagrant@192.168.56.10, underlay: 192.168.56.10, mtu: 5000, mptcp: true }
-              plain-vm: { ssh: vagrant@192.168.56.11, underlay: 192.168.56.11, mtu: 5000, mptcp: false }
-            """ : ""
+        var inventory: Inventory?
+        var pair: VMPair?
+        var wasUp = true
+        var machines: [VMPair.Machine] = []
+        if vms {
+            let p = VMPair()
+            wasUp = p.load() != nil
+            machines = try p.up { print("  \($0)") }.machines
+            inventory = try Inventory.read(p.inventoryPath)
+            pair = p
+        }
+        defer { if let pair, !wasUp { _ = pair.down(); print("  the VM pair is stopped") } }
+        // With --vms, node a in the pair's first VM and b in its second, the underlay as the pair has it.
+        let hosts = machines.isEmpty ? "" : "hosts:\n" + machines.map {
+            "  \($0.name): { ssh: root@\($0.underlay), underlay: \($0.underlay), mtu: 5000, mptcp: \($0.mptcp) }"
+        }.joined(separator: "\n")
         let yaml = """
             name: bench-schedule
             \(hosts)
             nodes:
-              a: { \(vms ? "host: mptcp-vm" : "") }
-              b: { \(vms ? "host: plain-vm" : "") }
+              a: { \(machines.first.map { "host: \($0.name)" } ?? "") }
+              b: { \(machines.last.map { "host: \($0.name)" } ?? "") }
             links:
               - { name: ab, endpoints: [a:eth0, b:eth0], subnet: 10.77.0.0/30 }
             workloads:
@@ -41,18 +54,8 @@ struct Schedule: ParsableCommand {
               - { at: 1s, fault: link-flap, link: ab, for: 0.25s, every: 0.5s, count: \(count) }
             """
         let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "bench-schedule.yaml")
-        var inventory: Inventory?
-        var pair: VMPair?
-        var wasUp = true
-        if vms {
-            let p = VMPair()
-            wasUp = p.load() != nil
-            _ = try p.up { print("  \($0)") }
-            inventory = try Inventory.read(p.inventoryPath)
-            pair = p
-        }
-        defer { if let pair, !wasUp { _ = pair.down(); print("  the VM pair is stopped") } }
         let lab = LabController.forLab(t, inventory: inventory)
+        defer { for e in lab.executors.values { e.close() } }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pathbed-bench-schedule-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         let outcome = try RunController(lab: lab, topology: t, options: .init(outDirectory: out)).run { _ in }
@@ -60,8 +63,8 @@ struct Schedule: ParsableCommand {
         print("\(count) flaps \(where_):" + RunStatistics.timing([outcome.results]))
         // A host's times come to this machine's clock through the offset its agent's handshake
         // measured: known to within half the quickest round trip.
-        for case let r as RemoteExecutor in lab.executors.values.sorted(by: { $0.host < $1.host }) {
-            print(String(format: "%@: clock offset known to within ±%.2f ms (half the quickest of its round trips)", r.host, Double(r.handshakeRoundTripNanoseconds) / 2e6))
+        for e in lab.executors.values.sorted(by: { $0.host < $1.host }) where e.clockUncertaintyNanoseconds > 0 {
+            print(String(format: "%@: clock offset known to within ±%.2f ms (half the quickest of its round trips)", e.host, Double(e.clockUncertaintyNanoseconds) / 1e6))
         }
     }
 }

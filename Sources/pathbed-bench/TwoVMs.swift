@@ -1,34 +1,35 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
+import Report
+import Runs
 import TopologyModel
 
 /// The origin's testbed B, for real: topologies/thesis-two-vms.yaml on the built-in VM pair, a
-/// proxy on the MPTCP VM in front of a plain server on the other, and iperf3 downloads over
-/// WLAN alone, LTE alone and MPTCP over both, printed next to the origin's figures.
+/// proxy on the MPTCP VM in front of a plain server on the other, and downloads over WLAN alone,
+/// LTE alone and MPTCP over both, printed next to the origin's figures. It is a `pathbed run` of
+/// that lab with the benchmark's own workloads in place of the file's.
 struct TwoVMs: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "two-vms",
         abstract: "Run the origin's two-VM testbed on the built-in VM pair and print its figures next to the origin's.",
         discussion: """
-            Boots the pair unless it is up (and stops it again afterwards unless --keep-vms), builds the lab, \
-            starts iperf3 -s on the plain server and an MPTCP proxy (socat under mptcpize) on the proxy node, \
-            then measures downloads (iperf3 -R) from the client: TCP bound to the WLAN address, TCP bound to \
-            the LTE address, MPTCP over both; and ping RTTs over each path. Software emulation adds jitter: \
-            the RTT spread is printed with it.
+            Boots the pair unless it is up (and stops it again afterwards unless --keep-vms), then runs the lab \
+            with these workloads, one after the other: an MPTCP proxy (socat under mptcpize) on the proxy node in \
+            front of iperf3 servers on the plain server; downloads (iperf3 -R) from the client bound to its WLAN \
+            address, bound to its LTE address, and MPTCP over both, with a ping over WLAN under that load; then \
+            pings over each path. Software emulation adds jitter: the RTT spread is printed with it.
             """
     )
 
-    @Option(help: "The topology (the origin's testbed B).") var file = "topologies/thesis-two-vms.yaml"
-    @Option(help: "Seconds per iperf3 run (after 2 s of slow start left out).") var seconds = 10
+    @Option(help: "The topology (the origin's testbed B): nodes client, proxy and server, links wlan and lte.") var file = "topologies/thesis-two-vms.yaml"
+    @Option(help: "Seconds per download (after 2 s of slow start left out).") var seconds = 10
     @Flag(name: .customLong("keep-vms"), help: "Leave the VM pair running afterwards.") var keepVMs = false
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
+    @Option(help: "Keep the run's directory (results.json, plots) here; by default it is removed.") var out: String?
 
     struct Figures: Codable {
-        var upSeconds: Double
-        var hostSeconds: [String: Double]
-        var probes: Int
         var wlanMbps: Double
         var lteMbps: Double
         var mptcpMbps: Double
@@ -42,7 +43,65 @@ struct TwoVMs: ParsableCommand {
         var kernels: [String: String]
     }
 
-    struct RTT: Codable { var min: Double; var avg: Double; var max: Double; var mdev: Double }
+    struct RTT: Codable {
+        var min: Double, avg: Double, max: Double, mdev: Double
+        /// ping's own summary figures, from a run's RTT series.
+        init?(_ s: Series?) {
+            guard let v = s?.values, !v.isEmpty else { return nil }
+            let mean = v.reduce(0, +) / Double(v.count)
+            min = v.min()!; avg = mean; max = v.max()!
+            mdev = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
+        }
+    }
+
+    /// The benchmark's workloads on the lab of `t`, laid out one after the other.
+    func workloads(_ t: Topology) throws -> (workloads: [Workload], length: Duration) {
+        func address(_ node: String, on link: String) throws -> IPAddress {
+            guard let l = t.links.first(where: { $0.name == link }), let a = l.endpoints.first(where: { $0.nodeName == node })?.address?.address else {
+                throw ValidationError("\(file) has no addressed end of \(node) on link \(link)")
+            }
+            return a
+        }
+        func firstAddress(_ node: String) throws -> IPAddress {
+            guard let a = t.links.lazy.flatMap(\.endpoints).first(where: { $0.nodeName == node && $0.address != nil })?.address?.address else {
+                throw ValidationError("\(file) has no node \(node) with an address")
+            }
+            return a
+        }
+        let (wlan, lte, proxy, server) = (try address("client", on: "wlan"), try address("client", on: "lte"), try firstAddress("proxy"), try firstAddress("server"))
+        let here = SourceLocation(file: "pathbed-bench two-vms", line: 0, column: 0)
+        let download = Duration.seconds(Double(seconds + 2))
+        let gap = Duration.seconds(1)
+        var list: [Workload] = []
+        var at = Duration.seconds(1)
+        // iperf3 workload K listens on port 5201 + K in the server: the proxy forwards each.
+        let ports = (1...3).map { 5201 + $0 }
+        let forward = ports.map { "socat TCP-LISTEN:\($0),fork,reuseaddr TCP:\(server):\($0) &" }.joined(separator: " ") + " wait"
+        func add(_ name: String, _ kind: Workload.Kind, mptcp: Bool, length: Duration) {
+            list.append(Workload(name: name, location: here, plugin: name.hasPrefix("rtt") ? "ping" : "iperf3", mptcp: mptcp, mptcpServer: false,
+                                 start: at, duration: length, kind: kind))
+        }
+        for (name, bind, mptcp) in [("tcp-wlan", wlan as IPAddress?, false), ("tcp-lte", lte, false), ("mptcp", nil, true)] {
+            add(name, .iperf3(.init(client: "client", server: "server", target: proxy, reverse: true, bind: bind)), mptcp: mptcp, length: download)
+            if mptcp {
+                // RTT over WLAN under the MPTCP download, after its slow start.
+                let started = at
+                at = at + .seconds(3)
+                add("rtt-under-load", .ping(.init(client: "client", target: proxy, interval: .ms(250), bind: wlan)), mptcp: false, length: .seconds(Double(seconds - 2)))
+                at = started
+            }
+            at = at + download + gap
+        }
+        for (name, bind) in [("rtt-wlan", wlan), ("rtt-lte", lte)] {
+            add(name, .ping(.init(client: "client", target: proxy, interval: .ms(200), bind: bind)), mptcp: false, length: .seconds(4))
+            at = at + .seconds(5)
+        }
+        let length = at
+        // The proxy is a server side: started, and listening on every port, before the run starts.
+        list.insert(Workload(name: "proxy", location: here, plugin: "command", mptcp: false, mptcpServer: true, start: .zero, duration: length,
+                             kind: .command(.init(node: "proxy", argv: ["true"], server: "proxy", serverArgv: ["sh", "-c", forward], serverPorts: ports))), at: 0)
+        return (list, length)
+    }
 
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("this benchmark boots VMs and builds a lab: run it as root") }
@@ -53,81 +112,43 @@ struct TwoVMs: ParsableCommand {
         defer { if !keepVMs && !wasUp { _ = pair.down(); print("  the VM pair is stopped") } }
         if !wasUp { print("VM pair booted in \(String(format: "%.0f", state.bootSeconds ?? 0)) s") }
 
-        let t = try TopologyLoader.load(path: file)
-        let inventory = try Inventory.read(pair.inventoryPath)
-        let controller = LabController.forLab(t, inventory: inventory)
-        _ = try? controller.down(t.name)
-        let up = try controller.up(t) { print("  \($0)") }
-        print("lab \(t.name) up in \(String(format: "%.2f", up.seconds)) s (" + up.hostSeconds.map { "\($0.host) \(String(format: "%.2f", $0.seconds)) s" }.joined(separator: ", ") + "), \(up.probes) tunnel probes passed")
-        defer { _ = try? controller.down(t.name); print("  lab \(t.name) is down") }
+        var t = try TopologyLoader.load(path: file)
+        let (list, length) = try workloads(t)
+        t.workloads = list
+        t.schedule = []
+        t.run.duration = length + .seconds(1)
+        let lab = LabController.forLab(t, inventory: try Inventory.read(pair.inventoryPath))
+        defer { for e in lab.executors.values { e.close() } }
+        _ = try? lab.down(t.name)
+        let dir = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("pathbed-bench-two-vms-\(getpid())").path
+        defer { if out == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        print("measuring: \(seconds) s per download, one after the other (\(Int(length.seconds)) s)...")
+        var o = RunController.Options(outDirectory: dir)
+        o.directory = dir
+        let r = try RunController(lab: lab, topology: t, options: o).run { print("  \($0)") }.results
 
-        guard let server = controller.executors["plain-vm"], let client = controller.executors["mptcp-vm"] else {
-            throw ValidationError("\(file) must have hosts mptcp-vm and plain-vm")
+        func workload(_ name: String) throws -> RunResults.WorkloadResult {
+            guard let w = r.workloads.first(where: { $0.name == name }) else { throw ValidationError("the run has no workload \(name)") }
+            if let e = w.error { throw ValidationError("\(name) failed: \(e)") }
+            return w
         }
-        let serverIP = "10.0.3.3", proxyIP = "10.0.3.2", wlanIP = "10.0.1.2", lteIP = "10.0.2.2"
-        // Long-lived programs, each over a connection of its own; stopped (their process groups
-        // killed by the agent) when this command ends, however it ends.
-        let servers = [
-            Background(access: controller.access["plain-vm"]!, argv: ["iperf3", "-s"], namespace: "pb.thesis.server"),
-            Background(access: controller.access["mptcp-vm"]!, argv: ["mptcpize", "run", "socat", "TCP-LISTEN:5201,fork,reuseaddr", "TCP:\(serverIP):5201"], namespace: "pb.thesis.proxy"),
-        ]
-        defer { for s in servers { s.stop() } }
-        for (e, ns) in [(server, "pb.thesis.server"), (client, "pb.thesis.proxy")] {
-            let wait = "for i in $(seq 300); do ss -Hltn 'sport = :5201' | grep -q . && exit 0; sleep 0.1; done; exit 1"
-            guard try e.run(["sh", "-c", wait], in: ns, timeout: 60, output: { _, _ in }) == 0 else {
-                throw ValidationError("nothing listens on port 5201 in \(ns) after 30 s (iperf3 -s, or the proxy, did not start)")
-            }
+        /// Mean throughput after the first 2 s (slow start), as iperf3 -O 2 leaves it out.
+        func mbps(_ name: String) throws -> Double {
+            let w = try workload(name)
+            guard let s = w.series.first, let m = s.mean(from: w.started + 2, to: .infinity) else { throw ValidationError("\(name) measured nothing") }
+            return m
         }
-
-        func iperf(_ extra: [String], mptcp: Bool) throws -> Double {
-            let argv = (mptcp ? ["mptcpize", "run"] : []) + ["iperf3", "-c", proxyIP, "-R", "-J", "-t", String(seconds), "-O", "2"] + extra
-            var out = Data()
-            let code = try client.run(argv, in: "pb.thesis.client", timeout: Double(seconds + 30)) { s, d in if s == .stdout { out.append(d) } }
-            guard code == 0, let obj = try JSONSerialization.jsonObject(with: out) as? [String: Any],
-                  let end = obj["end"] as? [String: Any], let rx = end["sum_received"] as? [String: Any], let bps = rx["bits_per_second"] as? Double else {
-                throw ValidationError("iperf3 \(argv.joined(separator: " ")) failed (exit \(code)): \(String(decoding: out.prefix(300), as: UTF8.self))")
-            }
-            return bps / 1e6
+        func rtt(_ name: String) throws -> RTT {
+            guard let v = RTT(try workload(name).series.first) else { throw ValidationError("\(name): no replies") }
+            return v
         }
-        func ping(from source: String, count: Int = 20) throws -> RTT {
-            var out = Data()
-            _ = try client.run(["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-I", source, proxyIP], in: "pb.thesis.client", timeout: 60) { s, d in if s == .stdout { out.append(d) } }
-            return try Self.parseRTT(String(decoding: out, as: UTF8.self))
-        }
-
-        print("measuring (\(seconds) s per run)...")
-        let wlan = try iperf(["-B", wlanIP], mptcp: false)
-        print(String(format: "  TCP over WLAN   %6.2f Mbit/s", wlan))
-        let lte = try iperf(["-B", lteIP], mptcp: false)
-        print(String(format: "  TCP over LTE    %6.2f Mbit/s", lte))
-        // RTT under MPTCP load: ping over WLAN while the MPTCP download runs.
-        let loadedBox = Box<RTT>()
-        let clientAccess = controller.access["mptcp-vm"]!
-        let count = max(5, (seconds - 2) * 4)
-        let pinger = Thread {
-            Thread.sleep(forTimeInterval: 3)
-            var out = Data()
-            let e = RemoteExecutor(access: clientAccess, controlDirectory: StateStore().directory + "/ssh")
-            _ = try? e.run(["ping", "-n", "-q", "-c", String(count), "-i", "0.25", "-I", wlanIP, proxyIP], in: "pb.thesis.client", timeout: Double(count) / 4 + 20) { s, d in if s == .stdout { out.append(d) } }
-            loadedBox.value = try? Self.parseRTT(String(decoding: out, as: UTF8.self))
-            e.close()
-        }
-        pinger.start()
-        let mptcp = try iperf([], mptcp: true)
-        print(String(format: "  MPTCP over both %6.2f Mbit/s", mptcp))
-        while pinger.isExecuting { Thread.sleep(forTimeInterval: 0.1) }
-        let loaded = loadedBox.value
-        let wlanRTT = try ping(from: wlanIP), lteRTT = try ping(from: lteIP)
-
-        var counters = Data()
-        _ = try client.run(["cat", "/proc/net/netstat"], in: "pb.thesis.proxy", timeout: 20) { s, d in if s == .stdout { counters.append(d) } }
-        let mib = MPTCPWatch.parseMPTcpExt(String(decoding: counters, as: UTF8.self))
-
-        var kernels: [String: String] = [:]
-        for (h, e) in controller.executors { kernels[h] = (try? e.info())?.kernel ?? "?" }
-        let f = Figures(upSeconds: up.seconds, hostSeconds: Dictionary(uniqueKeysWithValues: up.hostSeconds.map { ($0.host, $0.seconds) }),
-                        probes: up.probes, wlanMbps: wlan, lteMbps: lte, mptcpMbps: mptcp, wlanRTT: wlanRTT, lteRTT: lteRTT,
-                        mptcpRTTUnderLoad: loaded, proxyMPCapableSYNs: mib["MPCapableSYNTX"] ?? 0, proxyFallbacks: mib["MPCapableFallbackSYNACK"] ?? 0,
+        let wlan = try mbps("tcp-wlan"), lte = try mbps("tcp-lte"), mptcp = try mbps("mptcp")
+        let (wlanRTT, lteRTT) = (try rtt("rtt-wlan"), try rtt("rtt-lte"))
+        let loaded = RTT(r.workloads.first { $0.name == "rtt-under-load" }?.series.first)
+        let proxy = r.mptcpCounters["proxy"] ?? [:]
+        let kernels = r.hosts.mapValues(\.kernel)
+        let f = Figures(wlanMbps: wlan, lteMbps: lte, mptcpMbps: mptcp, wlanRTT: wlanRTT, lteRTT: lteRTT, mptcpRTTUnderLoad: loaded,
+                        proxyMPCapableSYNs: proxy["MPCapableSYNTX"] ?? 0, proxyFallbacks: proxy["MPCapableFallbackSYNACK"] ?? 0,
                         bootSeconds: wasUp ? nil : state.bootSeconds, kernels: kernels)
         print("""
 
@@ -147,50 +168,5 @@ struct TwoVMs: ParsableCommand {
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
             try e.encode(f).write(to: URL(fileURLWithPath: json))
         }
-    }
-
-    static func parseRTT(_ text: String) throws -> RTT {
-        // rtt min/avg/max/mdev = 21.0/28.0/40.1/4.2 ms
-        guard let line = text.split(separator: "\n").first(where: { $0.contains("min/avg/max") }),
-              let values = line.split(separator: "=").last?.trimmingCharacters(in: .whitespaces).split(separator: " ").first else {
-            throw ValidationError("ping printed no RTT summary: \(text.suffix(200))")
-        }
-        let v = values.split(separator: "/").compactMap { Double($0) }
-        guard v.count == 4 else { throw ValidationError("cannot read ping's summary: \(line)") }
-        return RTT(min: v[0], avg: v[1], max: v[2], mdev: v[3])
-    }
-}
-
-final class Box<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T?
-    var value: T? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
-    }
-}
-
-/// A long-lived program on a lab host, over an agent connection of its own.
-final class Background: @unchecked Sendable {
-    private var stopped = false
-    private let lock = NSLock()
-    private let thread: Thread
-    private let done = DispatchSemaphore(value: 0)
-
-    init(access: HostAccess, argv: [String], namespace: String) {
-        var flag: (() -> Bool)!
-        let executor = RemoteExecutor(access: access, controlDirectory: StateStore().directory + "/ssh", interrupted: { flag() ? SIGTERM : 0 })
-        thread = Thread { [done] in
-            _ = try? executor.run(argv, in: namespace, timeout: nil) { _, _ in }
-            executor.close()
-            done.signal()
-        }
-        flag = { [unowned self] in lock.withLock { stopped } || Interrupts.signal != 0 }
-        thread.start()
-    }
-
-    func stop() {
-        lock.withLock { stopped = true }
-        _ = done.wait(timeout: .now() + 10)
     }
 }

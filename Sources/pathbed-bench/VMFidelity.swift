@@ -1,7 +1,8 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
+import Runs
 import TopologyModel
 
 /// Link fidelity inside a VM: for each rate, one link shaped by Pathbed (a profile of that rate
@@ -18,6 +19,9 @@ struct VMFidelity: ParsableCommand {
     @Option(help: "Seconds per iperf3 run (after 2 s of slow start left out).") var seconds = 8
     @Flag(name: .customLong("keep-vms"), help: "Leave the VM pair running afterwards.") var keepVMs = false
 
+    /// The VM of the built-in pair it measures in.
+    static let host = "mptcp-vm"
+
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("this benchmark boots VMs and builds labs: run it as root") }
         Interrupts.catchSignals()
@@ -26,19 +30,12 @@ struct VMFidelity: ParsableCommand {
         _ = try pair.up { print("  \($0)") }
         defer { if !keepVMs && !wasUp { _ = pair.down() } }
         let inventory = try Inventory.read(pair.inventoryPath)
-        let vm = RemoteExecutor(access: inventory.hosts["mptcp-vm"]!, controlDirectory: StateStore().directory + "/ssh")
+        guard let access = inventory.hosts[Self.host] else { throw ValidationError("the VM pair's inventory has no \(Self.host)") }
+        let vm = access.executor()
         defer { vm.close() }
 
         func iperfMbps(client: String, server: String, target: String) throws -> Double {
-            _ = try vm.run(["iperf3", "-s", "-1", "-D"], in: server, timeout: 20) { _, _ in }
-            Thread.sleep(forTimeInterval: 0.5)
-            var out = Data()
-            let code = try vm.run(["iperf3", "-c", target, "-t", String(seconds), "-O", "2", "-J"], in: client, timeout: Double(seconds + 30)) { s, d in if s == .stdout { out.append(d) } }
-            guard code == 0, let o = try JSONSerialization.jsonObject(with: out) as? [String: Any], let end = o["end"] as? [String: Any],
-                  let rx = end["sum_received"] as? [String: Any], let bps = rx["bits_per_second"] as? Double else {
-                throw ValidationError("iperf3 failed in \(client): \(String(decoding: out.prefix(300), as: UTF8.self))")
-            }
-            return bps / 1e6
+            try Iperf3Measurement.goodput(on: vm, server: server, client: client, target: target, port: 5201, seconds: seconds, omit: 2)
         }
 
         print("inside mptcp-vm (Linux \((try? vm.info())?.kernel ?? "?"), software emulation); one link, \(delay) ms each way; iperf3 \(seconds) s")
@@ -71,7 +68,7 @@ struct VMFidelity: ParsableCommand {
             _ = try? controller.down(t.name)
             defer { _ = try? controller.down(t.name) }
             _ = try controller.up(t)
-            let pathbed = try iperfMbps(client: "pb.vmfidelity.a", server: "pb.vmfidelity.b", target: "10.98.0.2")
+            let pathbed = try iperfMbps(client: t.namespace(of: "a"), server: t.namespace(of: "b"), target: "10.98.0.2")
             _ = try controller.down(t.name)
             print(String(format: "%11d   %23.2f   %14.2f   %12.1f %%", rate, reference, pathbed, pathbed / reference * 100))
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
 
 struct Agent: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,7 +16,8 @@ struct Agent: ParsableCommand {
     func run() throws {
         Interrupts.catchSignals()
         signal(SIGPIPE, SIG_IGN)
-        let server = AgentServer.standard(executor: LocalExecutor(host: ProcessInfo.processInfo.hostName))
+        let server = AgentServer.standard(executor: LocalExecutor(host: ProcessInfo.processInfo.hostName),
+                                          onControllerGone: { LocalExecutor.faultGuard.revertAll() })
         throw ExitCode(server.serve())
     }
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Engine
 import Foundation
-import Netlink
+import Hosts
+import Planning
 import TopologyModel
 
 func fail(_ error: Error) -> ExitCode {
@@ -145,24 +146,13 @@ struct Exec: ParsableCommand {
         do {
             let (labName, host, ns) = try LabController.locate(node: node, lab: lab)
             let controller = LabController.forJournal(labName)
-            if let access = controller.access[host], !access.isLocal, let e = controller.executors[host] {
-                Interrupts.catchSignals()
-                defer { Interrupts.restoreDefaults() }
-                let code = try e.run(command, in: ns, timeout: nil) { stream, data in
-                    data.withUnsafeBytes { _ = write(stream == .stdout ? 1 : 2, $0.baseAddress, $0.count) }
-                }
-                if code == 127 { printError("error: \(command[0]): command not found in \(ns) on \(host)") }
-                throw ExitCode(code)
-            }
-            try LabController.requireRoot("entering a lab's namespace", "exec \(node) -- ...")
-            let fd = try NetworkNamespace.open(ns)
-            let pid = NetworkNamespace.spawn(fd, command)
-            close(fd)
-            guard pid > 0 else { throw LabError("cannot start \(command[0]): \(String(cString: strerror(-pid)))") }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            if code == 127 { printError("error: \(command[0]): command not found in \(ns)") }
+            guard let e = controller.executors[host] else { throw LabError("lab '\(labName)' has no way to reach host '\(host)' here") }
+            if controller.access[host]?.isLocal ?? true { try LabController.requireRoot("entering a lab's namespace", "exec \(node) -- ...") }
+            // A remote command is stopped with this one (Ctrl-C); a local one gets the terminal and its signals.
+            if !(controller.access[host]?.isLocal ?? true) { Interrupts.catchSignals() }
+            defer { Interrupts.restoreDefaults() }
+            let code = try e.runAttached(command, in: ns)
+            if code == 127 { printError("error: \(command[0]): command not found in \(ns)\(controller.spansHosts ? " on \(host)" : "")") }
             throw ExitCode(code)
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
@@ -181,9 +171,8 @@ struct Doctor: ParsableCommand {
     @OptionGroup var hosts: HostOptions
 
     func run() throws {
-        let topology = try file.map(loadTopology)
-        guard let t = topology else {
-            let caps = CapabilityProbe.run()
+        guard let file else {
+            let caps = LocalExecutor().capabilities(sysctls: [])
             Self.show(caps)
             if caps.isBlind {
                 printError("\nerror: not root, so nothing could be tried\n    fix: run as root (sudo pathbed doctor)")
@@ -191,36 +180,28 @@ struct Doctor: ParsableCommand {
             }
             return
         }
-        let plan = Planner.plan(t)
+        let t = try loadTopology(file)
         let controller: LabController
         do { controller = try hosts.controller(for: t, quiet: false) } catch { throw fail(error) }
         var failed = false
-        for h in plan.hosts {
-            let declared = t.host(named: h.host)
-            let access = controller.access[h.host]
-            print("host \(h.host) (\(access?.label ?? "this machine")), declared \(declared?.mptcp ?? true ? "MPTCP" : "plain (MPTCP off in its lab namespaces)")")
-            guard let e = controller.executors[h.host] else { continue }
-            do {
-                let info = try e.info()
-                print("  kernel \(info.kernel) on \(info.hostname), Pathbed \(info.version)")
-            } catch {
-                printError("  error: \(error)")
+        for h in controller.doctor(t) {
+            print("host \(h.host) (\(h.reach)), declared \(h.declaredMPTCP ? "MPTCP" : "plain (MPTCP off in its lab namespaces)")")
+            switch h.info {
+            case let .success(info): print("  kernel \(info.kernel) on \(info.hostname), Pathbed \(info.version)")
+            case let .failure(e):
+                printError("  \(e)")
                 failed = true
                 continue
             }
-            let caps = e.capabilities(sysctls: h.sysctlKeys)
+            guard let caps = h.capabilities else { continue }
             Self.show(caps, indent: "  ")
-            var missing = caps.missing(for: h)
-            if t.hosts.count > 1, declared?.mptcp ?? false, !caps.has("mptcp"), !missing.contains(where: { $0.name == "mptcp" }) {
-                missing.append(.init(name: "mptcp", ok: false, detail: "declared `mptcp: true` but the kernel has none", fix: "boot a kernel with CONFIG_MPTCP, or declare the host `mptcp: false`"))
-            }
             if caps.isBlind {
                 printError("  error: not root there, so nothing could be tried")
                 failed = true
-            } else if missing.isEmpty {
+            } else if h.missing.isEmpty {
                 print("  lab \(t.name): everything it needs on \(h.host) is here\n")
             } else {
-                printError("  lab \(t.name) needs what is missing on \(h.host):\n" + missing.map { "    - \($0.name): \($0.detail); \($0.fix)" }.joined(separator: "\n"))
+                printError("  lab \(t.name) needs what is missing on \(h.host):\n" + h.missing.map { "    - \($0.name): \($0.detail); \($0.fix)" }.joined(separator: "\n"))
                 failed = true
             }
         }
@@ -243,25 +224,6 @@ struct HostOptions: ParsableArguments {
     var inventory: String?
 
     func controller(for t: Topology, quiet: Bool) throws -> LabController {
-        let remote = t.hosts.filter { !$0.isLocal }.map(\.name)
-        var inv: Inventory?
-        if let path = inventory ?? ProcessInfo.processInfo.environment["PATHBED_INVENTORY"] {
-            inv = try Inventory.read(path)
-        } else if !remote.isEmpty {
-            let pair = VMPair()
-            if pair.load() != nil, FileManager.default.fileExists(atPath: pair.inventoryPath), let i = try? Inventory.read(pair.inventoryPath),
-               remote.allSatisfy({ i.hosts[$0] != nil }) {
-                inv = i
-                if !quiet { printError("  hosts \(remote.joined(separator: ", ")): the built-in VM pair (`pathbed vm status`); --inventory chooses others") }
-            }
-        }
-        if let inv {
-            let unknown = inv.hosts.keys.filter { name in !t.hosts.contains { $0.name == name } }
-            if unknown.count == inv.hosts.count, !inv.hosts.isEmpty {
-                throw LabError("inventory \(inv.file ?? "") names none of the lab's hosts (it has \(inv.hosts.keys.sorted().joined(separator: ", ")); the lab has \(t.hosts.map(\.name).joined(separator: ", ")))",
-                               fix: "name the topology's hosts in the inventory")
-            }
-        }
-        return LabController.forLab(t, inventory: inv)
+        try HostBinding.controller(for: t, inventory: inventory) { if !quiet { printError("  \($0)") } }
     }
 }

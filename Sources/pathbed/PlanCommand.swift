@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Planning
 import Foundation
 import TopologyModel
 

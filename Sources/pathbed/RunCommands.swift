@@ -1,7 +1,10 @@
 import ArgumentParser
 import Engine
+import Planning
+import Report
+import Runs
 import Foundation
-import Netlink
+import Hosts
 import TopologyModel
 
 struct RunCommand: ParsableCommand {

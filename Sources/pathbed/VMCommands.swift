@@ -1,7 +1,8 @@
 import ArgumentParser
 import Engine
+import Planning
 import Foundation
-import Netlink
+import Hosts
 
 struct VM: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,7 +8,7 @@ import Testing
 @Suite struct ReportTests {
     /// 20 Mbit/s, a fault from 10 to 15 s down to 5 Mbit/s, back to 20 from 17.3 s on: 100 ms samples.
     static func faulted(recoverAt: Double = 17.3) -> Series {
-        var s = Series(name: "bulk", unit: "Mbit/s")
+        var s = Series(name: "bulk", unit: "Mbit/s", quantity: .throughput)
         for i in 1...300 {
             let t = Double(i) / 10
             s.times.append(t)
@@ -37,8 +37,8 @@ import Testing
     }
 
     @Test func csvPutsEverySeriesOnOneGrid() {
-        let a = Series(name: "a, quoted", unit: "Mbit/s", times: [0.1, 0.2], values: [1, 2])
-        let b = Series(name: "b", unit: "ms", times: [0.2], values: [30])
+        let a = Series(name: "a, quoted", unit: "Mbit/s", quantity: .throughput, times: [0.1, 0.2], values: [1, 2])
+        let b = Series(name: "b", unit: "ms", quantity: .rtt, times: [0.2], values: [30])
         let lines = Render.csv([a, b], step: 0.1, end: 0.2).split(separator: "\n")
         #expect(lines[0] == "time_s,\"a, quoted\" (Mbit/s),b (ms)")
         #expect(lines[1] == "0.000,,")

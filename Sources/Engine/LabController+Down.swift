@@ -1,0 +1,53 @@
+import Foundation
+import Hosts
+import Planning
+import TopologyModel
+
+extension LabController {
+    // MARK: Down
+
+    public struct DownResult: Sendable {
+        public var removed: Int
+        public var foreign: [String]
+        public var stoppedProcesses: Int
+        public var seconds: Double
+        public var kernelFreeSeconds: Double?
+        public var restoredMTUs: [String] = []
+    }
+
+    /// Removes everything lab `lab` created on every host: the namespaces named and tagged as its
+    /// own, also after an interrupted `up`. Namespaces named like the lab's but untagged are left alone.
+    public func down(_ lab: String, waitForKernel: Bool = false) throws -> DownResult {
+        if let problem = LabName.problem(lab) { throw LabError(problem, fix: "give the lab's name (see `pathbed status`) or its topology file") }
+        let lock = try store.lock(lab)
+        defer { lock.release() }
+        if case let .ok(j) = store.load(lab), j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
+            throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
+        }
+        HostConnections.connectAll(Array(executors.values))
+        var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
+        var failures: [String] = []
+        let mtus = store.load(lab).journal?.changedMTUs ?? [:]
+        for e in executors.values.sorted(by: { $0.host < $1.host }) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let r = e.removeLab(lab, waitForKernel: waitForKernel)
+            result.seconds = max(result.seconds, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 - (r.kernelFreeSeconds ?? 0))
+            result.removed += r.removed.count
+            result.foreign += r.foreign
+            result.stoppedProcesses += r.stoppedProcesses
+            failures += r.failures
+            if let changed = mtus[e.host], !changed.isEmpty {
+                let f = e.restoreMTUs(changed)
+                failures += f
+                if f.isEmpty { result.restoredMTUs += changed.map { "\(e.host): \($0.interface) back to MTU \($0.mtu)" } }
+            }
+            if let k = r.kernelFreeSeconds { result.kernelFreeSeconds = max(result.kernelFreeSeconds ?? 0, k) }
+        }
+        if !failures.isEmpty {
+            throw LabError("could not remove everything of lab '\(lab)':\n    " + failures.joined(separator: "\n    "),
+                           fix: "the journal is kept: run `pathbed down \(lab)` again; `pathbed status \(lab)` shows what is left")
+        }
+        store.remove(lab)
+        return result
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Planning
+import Netlink
+
+/// Which of a command's outputs a chunk came from.
+public enum StandardStream: String, Codable, Sendable { case stdout, stderr }
+
+/// Runs programs inside a lab's namespaces (or the host's own) as child processes that enter the
+/// namespace before `execve`, each in a process group of its own, with their output read through
+/// pipes and handed over chunk by chunk: never mixed into this process's own output.
+/// What a running command reads on its stdin, written as it comes: an external plugin's
+/// messages from Pathbed. `close()` ends its stdin (the plugin sees end of file).
+public final class StdinFeed: @unchecked Sendable {
+    private var pending = Data()
+    private var closed = false
+    private let lock = NSLock()
+    public init(_ initial: Data = Data()) { pending = initial }
+    public func write(_ d: Data) { lock.withLock { if !closed { pending.append(d) } } }
+    public func writeLine(_ s: String) { write(Data((s + "\n").utf8)) }
+    public func close() { lock.withLock { closed = true } }
+    /// What is to be written now, and whether stdin is to be closed after it.
+    public func take() -> (Data, Bool) { lock.withLock { let d = pending; pending = Data(); return (d, closed) } }
+}
+
+public enum CommandRunner {
+    /// Process groups of the commands running now, so that they can all be stopped at once
+    /// (the agent does so when its controller goes away).
+    nonisolated(unsafe) private static var groups = Set<pid_t>()
+    private static let lock = NSLock()
+
+    /// Runs `argv` in `namespace` (nil: the host's) to its end and returns its exit code
+    /// (128 + N when killed by signal N; 124 when `timeout` seconds passed; 127 when not found).
+    /// `stop` is asked every 100 ms; when it says true, the command's group gets SIGTERM, then SIGKILL.
+    public static func run(_ argv: [String], in namespace: String?, timeout: Double? = nil, stop: () -> Bool = { false },
+                           input: StdinFeed? = nil, output: (StandardStream, Data) -> Void) throws(LabError) -> Int32 {
+        guard !argv.isEmpty else { throw LabError("no command to run") }
+        var nsfd: Int32 = -1
+        if let namespace {
+            do { nsfd = try NetworkNamespace.open(namespace) } catch { throw LabError("\(error)", fix: "`pathbed status` shows the lab's namespaces") }
+        }
+        defer { if nsfd >= 0 { close(nsfd) } }
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        func pipeCloexec(_ p: inout [Int32]) -> Bool {
+            guard pipe(&p) == 0 else { return false }
+            _ = fcntl(p[0], F_SETFD, FD_CLOEXEC); _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
+            return true
+        }
+        guard pipeCloexec(&outPipe) else { throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))") }
+        guard pipeCloexec(&errPipe) else {
+            close(outPipe[0]); close(outPipe[1])
+            throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        // stdin: /dev/null, or a pipe that `input` fills.
+        var inPipe: [Int32] = [-1, -1]
+        if input != nil {
+            signal(SIGPIPE, SIG_IGN)  // a command that exits early must not take this process with it
+            guard pipeCloexec(&inPipe) else {
+                close(outPipe[0]); close(outPipe[1]); close(errPipe[0]); close(errPipe[1])
+                throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))")
+            }
+            _ = fcntl(inPipe[1], F_SETFL, fcntl(inPipe[1], F_GETFL) | O_NONBLOCK)
+        }
+        let stdinFD = input != nil ? inPipe[0] : open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let pid = NetworkNamespace.spawnInGroup(nsfd, argv, stdin: stdinFD, stdout: outPipe[1], stderr: errPipe[1])
+        close(stdinFD); close(outPipe[1]); close(errPipe[1])
+        var stdinWriter = inPipe[1]
+        var unwritten = Data()
+        defer { if stdinWriter >= 0 { close(stdinWriter) } }
+        guard pid > 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw LabError("cannot start \(argv[0]): \(String(cString: strerror(-pid)))")
+        }
+        lock.withLock { _ = groups.insert(pid) }
+        defer { lock.withLock { _ = groups.remove(pid) } }
+
+        let start = DispatchTime.now().uptimeNanoseconds
+        var open = [outPipe[0]: StandardStream.stdout, errPipe[0]: .stderr]
+        var killedAt: UInt64?
+        var timedOut = false
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            if let input, stdinWriter >= 0 {
+                let (more, closing) = input.take()
+                unwritten.append(more)
+                while !unwritten.isEmpty {
+                    let n = unwritten.withUnsafeBytes { Glibc.write(stdinWriter, $0.baseAddress, $0.count) }
+                    if n > 0 { unwritten.removeFirst(n) } else { if n < 0 && errno == EPIPE { unwritten.removeAll() }; break }
+                }
+                if closing && unwritten.isEmpty { close(stdinWriter); stdinWriter = -1 }
+            }
+            var fds = open.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let n = poll(&fds, nfds_t(fds.count), input != nil ? 20 : 100)
+            if n > 0 {
+                for p in fds where p.revents != 0 {
+                    let got = read(p.fd, &buffer, buffer.count)
+                    if got > 0 { output(open[p.fd]!, Data(buffer[0..<got])) } else if got == 0 || errno != EINTR && errno != EAGAIN {
+                        close(p.fd); open[p.fd] = nil
+                    }
+                }
+            }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if killedAt == nil {
+                let expired = timeout.map { Double(now - start) / 1e9 > $0 } ?? false
+                if expired || stop() {
+                    timedOut = expired
+                    kill(-pid, SIGTERM); killedAt = now
+                }
+            } else if let k = killedAt, now - k > 2_000_000_000 {
+                kill(-pid, SIGKILL)
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if killedAt != nil { kill(-pid, SIGKILL) }  // what it left in its group
+        if timedOut { return 124 }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Stops every command `run` has running now: SIGTERM to their groups, SIGKILL after 2 s.
+    public static func stopAll() {
+        let all = lock.withLock { Array(groups) }
+        for g in all { kill(-g, SIGTERM) }
+        let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
+        while DispatchTime.now().uptimeNanoseconds < deadline, all.contains(where: { kill(-$0, 0) == 0 }) { usleep(50_000) }
+        for g in all { kill(-g, SIGKILL) }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import Planning
+
+/// One of a lab's namespaces as a host sees it.
+public struct NamespaceState: Sendable, Hashable, Codable {
+    public var name: String
+    /// True when its loopback carries the lab's tag; false for a namespace named like the lab's that the lab did not make.
+    public var tagged: Bool
+    /// A name with no namespace bound to it (a creation killed midway): no kernel object, removed by `down`.
+    public var placeholder = false
+    public init(name: String, tagged: Bool, placeholder: Bool = false) { self.name = name; self.tagged = tagged; self.placeholder = placeholder }
+}
+
+/// One interface of a lab as the kernel reports it.
+public struct InterfaceState: Sendable, Hashable, Codable {
+    public var name: String
+    public var kind: String
+    public var isUp: Bool
+    public var mtu: UInt32
+    public var group: UInt32
+    /// Root qdisc kind and its parameters, e.g. `tbf 20mbit`, `htb 20mbit / netem 10ms`.
+    public var shaping: String
+    public init(name: String, kind: String, isUp: Bool, mtu: UInt32, group: UInt32, shaping: String) {
+        self.name = name; self.kind = kind; self.isUp = isUp; self.mtu = mtu; self.group = group; self.shaping = shaping
+    }
+}
+
+/// A host interface whose MTU a lab changed, and the MTU it had before (restored by `down`).
+public struct MTUChange: Sendable, Hashable, Codable {
+    public var interface: String
+    public var mtu: UInt32
+    public init(interface: String, mtu: UInt32) { self.interface = interface; self.mtu = mtu }
+}
+
+/// What a host is: its kernel, and its monotonic clock when asked (the agent's handshake).
+public struct HostInfo: Sendable, Codable {
+    public var hostname: String
+    public var kernel: String
+    /// CLOCK_MONOTONIC of the host, in nanoseconds, when it answered.
+    public var clockNanoseconds: UInt64
+    /// The Pathbed version running there.
+    public var version: String
+    public init(hostname: String, kernel: String, clockNanoseconds: UInt64, version: String) {
+        self.hostname = hostname; self.kernel = kernel; self.clockNanoseconds = clockNanoseconds; self.version = version
+    }
+    public static func here() -> HostInfo {
+        var u = utsname()
+        uname(&u)
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Sleeps until CLOCK_MONOTONIC reaches `deadline` (to within a scheduler tick), or a signal arrives.
+public func sleepUntilMonotonic(_ deadline: UInt64) {
+    while Interrupts.signal == 0 {
+        let now = monotonicNanoseconds()
+        guard now < deadline else { return }
+        let left = deadline - now
+        if left > 2_000_000 { usleep(UInt32(min(left - 1_000_000, 1_000_000_000) / 1000)) } else { sched_yield() }
+    }
+}
+
+/// What removing a lab did on one host.
+public struct RemovalReport: Sendable, Codable {
+    public var removed: [String] = []
+    /// Named like the lab's, but not tagged as its own: left alone.
+    public var foreign: [String] = []
+    public var failures: [String] = []
+    public var stoppedProcesses = 0
+    /// Seconds until the kernel had freed the removed namespaces' devices (measured when asked to wait).
+    public var kernelFreeSeconds: Double?
+    public init() {}
+}
+
+/// A gretap tunnel already on a host: its device and the namespace it is in (nil: the host's own).
+public struct TunnelUse: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var device: String
+    public var namespace: String?
+    public init(device: String, namespace: String?) { self.device = device; self.namespace = namespace }
+    public var description: String { "\(device) in \(namespace ?? "the host's namespace")" }
+}
+
+/// Where a lab's operations run: this machine through netlink, a remote host through the agent,
+/// or a recording fake in tests. Everything `up`, `down`, `status`, reconcile and runs do to a
+/// host goes through one of these, one per host, and no caller ever asks which kind it has.
+public protocol HostExecutor: AnyObject {
+    /// The host's name in the topology.
+    var host: String { get }
+
+    // The connection.
+    /// Opens the connection (an agent's handshake); a no-op where there is nothing to open.
+    /// Requests open it by themselves; this opens it early, or reports why it cannot.
+    func connect() throws
+    /// Ends the connection and what runs through it.
+    func close()
+    /// The host as it answered the connection's handshake (nil: this machine, or not connected).
+    var connectedInfo: HostInfo? { get }
+    /// The host's monotonic clock minus this machine's, in nanoseconds (0 for this machine).
+    var clockOffsetNanoseconds: Int64 { get }
+    /// How well that offset is known: half the quickest round trip to the host (0 for this machine).
+    var clockUncertaintyNanoseconds: UInt64 { get }
+    /// A second connection to the same host, for work that runs beside this one (samplers,
+    /// workloads, plugins); `stop` ends what runs through it when it says true.
+    func sideConnection(stop: @escaping @Sendable () -> Bool) -> HostExecutor
+
+    /// What this host's kernel and tools support, tried for real; `sysctls` are keys the lab will write.
+    func capabilities(sysctls: [String]) -> Capabilities
+    /// Applies operations in order; before each, asks `interrupted` and stops with `Interrupted`
+    /// when it returns a signal. `progress` gets the count done so far.
+    func apply(_ operations: [LabOperation], progress: (Int) -> Void, interrupted: () -> Int32) throws
+    /// Removes what this executor's `apply` calls created, newest first; returns what could not be removed.
+    func rollBack() -> [String]
+    /// Every network namespace on this host, by name.
+    func namespaceNames() throws -> [String]
+    /// The namespaces on this host named like `lab`'s, and whether each carries its tag.
+    func namespaces(of lab: String) throws -> [NamespaceState]
+    /// Interfaces of one of the lab's namespaces, with their shaping.
+    func interfaces(in namespace: String) throws -> [InterfaceState]
+    /// Stops processes in the lab's tagged namespaces and removes them. Untagged ones are reported, not touched.
+    func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport
+
+    // Changes to a running lab (reconcile; faults later).
+    /// Removes namespaces of the lab (their devices go with them).
+    func removeNamespaces(_ names: [String]) throws
+    /// Deletes one link the lab made (a veth's peer goes with it).
+    func deleteLink(_ link: InterfaceRef) throws
+    /// Changes an interface's shaping in place: `change` for the same qdisc kinds, an atomic
+    /// `replace` for new kinds, a delete for none. Traffic is never left unshaped in between.
+    func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws
+
+    // The host itself.
+    /// Its kernel, name and clock.
+    func info() throws -> HostInfo
+    /// Host interfaces whose MTU `apply` changed, with the MTU each had (kept in the journal).
+    var changedMTUs: [MTUChange] { get }
+    /// Puts host interfaces back to the MTUs they had; returns what could not be restored.
+    func restoreMTUs(_ changes: [MTUChange]) -> [String]
+    /// Runs a command in a namespace (nil: the host's own) to its end, streaming its output;
+    /// returns its exit code (124 after `timeout` seconds, 127 when not found). When `stop` says
+    /// true (asked every 100 ms), its process group is ended: SIGTERM, then SIGKILL.
+    func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
+             output: @escaping (StandardStream, Data) -> Void) throws -> Int32
+    /// Runs a command for a person at a terminal (`pathbed exec`): on this machine it gets the
+    /// terminal itself; elsewhere its output is streamed to this process's stdout and stderr.
+    func runAttached(_ argv: [String], in namespace: String) throws -> Int32
+    /// Gretap tunnel keys in use on this host (any namespace), with the device that uses each.
+    func tunnelKeys() throws -> [UInt32: TunnelUse]
+
+    // Faults and measurements (runs).
+    /// Makes (`inject`) or undoes fault changes, all at `at` (the controller's CLOCK_MONOTONIC in
+    /// nanoseconds; nil: now): the host waits for that moment itself, so that the time a request
+    /// takes to reach it does not move the change. With `revertAfter`, the host reverts each change
+    /// that many seconds after making it, and also when its controller goes away: a fault never
+    /// outlives its run. Undoing what is already undone is no error. Returns when the host began
+    /// and finished, on the controller's clock.
+    func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming
+    /// Samples the byte counters of every interface of `namespaces` every `interval` seconds for
+    /// `duration` seconds (or until the run stops it), handing each round to `onSample`.
+    func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws
+}
+
+/// When a host began and finished a change, on the controller's CLOCK_MONOTONIC (nanoseconds).
+public struct ChangeTiming: Sendable, Codable, Equatable {
+    public var began: UInt64
+    public var finished: UInt64
+    public init(began: UInt64, finished: UInt64) { self.began = began; self.finished = finished }
+}
+
+extension HostExecutor {
+    /// Makes one fault change now.
+    public func inject(_ action: FaultAction, revertAfter: Double?) throws { _ = try change([action], inject: true, at: nil, revertAfter: revertAfter) }
+    /// Undoes one fault change now.
+    public func revert(_ action: FaultAction) throws { _ = try change([action], inject: false, at: nil, revertAfter: nil) }
+}
+
+/// One round of interface byte counters on one host.
+public struct CounterSample: Sendable, Codable {
+    /// The host's CLOCK_MONOTONIC, nanoseconds.
+    public var clock: UInt64
+    public var counters: [InterfaceCounters]
+    public init(clock: UInt64, counters: [InterfaceCounters]) { self.clock = clock; self.counters = counters }
+}
+
+public struct InterfaceCounters: Sendable, Codable, Hashable {
+    public var namespace: String
+    public var interface: String
+    public var rxBytes: UInt64
+    public var txBytes: UInt64
+    public init(namespace: String, interface: String, rxBytes: UInt64, txBytes: UInt64) {
+        self.namespace = namespace; self.interface = interface; self.rxBytes = rxBytes; self.txBytes = txBytes
+    }
+}
+
+extension HostExecutor {
+    /// Runs a command with its stdin on /dev/null.
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
+        try run(argv, in: namespace, timeout: timeout, input: nil, stop: { false }, output: output)
+    }
+
+    /// Runs a command with a stdin that `input` fills.
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
+        try run(argv, in: namespace, timeout: timeout, input: input, stop: { false }, output: output)
+    }
+
+    public func apply(_ operations: [LabOperation]) throws { try apply(operations, progress: { _ in }, interrupted: { 0 }) }
+}
+
+public enum HostConnections {
+    /// Opens the connections of several hosts at once (ssh handshakes and agent starts overlap);
+    /// a failure is kept and reported by that host's first request.
+    public static func connectAll(_ executors: [HostExecutor]) {
+        guard executors.count > 1 else { return }
+        let box = ExecutorList(executors)
+        DispatchQueue.concurrentPerform(iterations: executors.count) { i in try? box.items[i].connect() }
+    }
+}
+
+/// Executors handed to the threads of `concurrentPerform`, each used by one thread.
+final class ExecutorList: @unchecked Sendable {
+    let items: [HostExecutor]
+    init(_ items: [HostExecutor]) { self.items = items }
+}

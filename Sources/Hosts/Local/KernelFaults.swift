@@ -1,0 +1,90 @@
+import Foundation
+import Netlink
+import NetlinkTypes
+import Planning
+import TopologyModel
+
+extension LocalExecutor {
+    /// This process's guard of armed faults: each reverted by a connection of its own when its
+    /// deadline passes, or all at once when the agent's controller goes away.
+    public static let faultGuard = FaultGuard { action in try LocalExecutor(host: "guard").revert(one: action) }
+
+    public func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
+        // A change on time matters more than anything else this host runs: the waiting thread
+        // runs real-time (SCHED_FIFO) while it waits and changes, when it may.
+        var policy: Int32 = 0
+        var saved = sched_param()
+        let thread = pthread_self()
+        pthread_getschedparam(thread, &policy, &saved)
+        var fifo = sched_param(sched_priority: 10)
+        let raised = at != nil && pthread_setschedparam(thread, SCHED_FIFO, &fifo) == 0
+        defer { if raised { pthread_setschedparam(thread, policy, &saved) } }
+        if let at {
+            sleepUntilMonotonic(at)
+            // Interrupted while it waited: the change is not made (the run is being undone).
+            if Interrupts.signal != 0 { throw Interrupted(signal: Interrupts.signal) }
+        }
+        let began = monotonicNanoseconds()
+        for a in actions { if inject { try self.inject(one: a, revertAfter: revertAfter) } else { try revert(one: a) } }
+        return ChangeTiming(began: began, finished: monotonicNanoseconds())
+    }
+
+    /// Makes the change. A second action with the same key (a trace's next row) replaces the first
+    /// in the host's guard.
+    func inject(one a: FaultAction, revertAfter: Double?) throws {
+        switch a {
+        case let .linkDown(l, _, _):
+            try route(l.namespace).setDown(l.name)
+        case let .profile(l, _, from, to):
+            try setProfile(l, from: from, to: to)
+        case let .partition(ns, destinations):
+            let h = try route(ns)
+            for d in destinations {
+                do { try h.addBlackholeRule(to: Self.netlink(d), priority: FaultAction.partitionPriority) } catch {
+                    if error.errno != EEXIST { throw error }
+                }
+            }
+        }
+        if let revertAfter { Self.faultGuard.arm(a, after: revertAfter) }
+    }
+
+    /// Undoes the change; undoing what is already undone (or gone with its lab) does nothing.
+    func revert(one a: FaultAction) throws {
+        Self.faultGuard.disarm(a)
+        guard NetworkNamespace.list().contains(a.namespace) else { return }
+        switch a {
+        case let .linkDown(l, routes, reannounce):
+            try Self.bringUp(l, routes: routes, handle: try route(l.namespace))
+            if reannounce?.isEmpty == false {
+                // The kernel turns a link that comes up on after its link watch runs (up to 1 s
+                // later); until then it drops what is sent: a subflow's SYN sent earlier waits 1 s
+                // for its retransmission.
+                let h = try route(l.namespace)
+                let deadline = monotonicNanoseconds() + 2_000_000_000
+                while monotonicNanoseconds() < deadline, !((try? h.links().first { $0.name == l.name }?.isRunning) ?? false) { usleep(5_000) }
+            }
+            for e in reannounce ?? [] {
+                let m = try mptcp(l.namespace)
+                try m.deleteEndpoint(id: e.id)
+                try m.addEndpoint(address: e.address.bytes, ifindex: try route(l.namespace).ifindex(l.name), id: e.id,
+                                  flags: .init(names: e.flags.map(\.rawValue)), label: "\(e.address) dev \(l.name) id \(e.id)")
+            }
+        case let .profile(l, original, _, _):
+            // Whatever is on the link now (a trace may have stopped between rows) is replaced.
+            try setProfile(l, from: nil, to: original, replace: true)
+        case let .partition(ns, destinations):
+            let h = try route(ns)
+            for d in destinations { try h.deleteBlackholeRule(to: Self.netlink(d), priority: FaultAction.partitionPriority) }
+        }
+    }
+
+    /// Sets the link up and adds its routes back (those still there are left as they are).
+    static func bringUp(_ link: InterfaceRef, routes: [RouteSpec], handle h: RouteHandle) throws {
+        try h.setUp(link.name)
+        for r in routes {
+            do { try h.addRoute(LocalExecutor.netlink(r)) } catch {
+                if error.errno != EEXIST { throw error }
+            }
+        }
+    }
+}

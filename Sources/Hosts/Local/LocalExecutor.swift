@@ -1,0 +1,362 @@
+import Foundation
+import Netlink
+import NetlinkTypes
+import Planning
+import TopologyModel
+
+/// Applies a host's operations to this machine's kernel through netlink.
+///
+/// One netlink socket per namespace, opened once; no thread ever runs Swift code inside a lab
+/// namespace. Qdiscs are read back after they are set and compared with what was asked.
+public final class LocalExecutor: HostExecutor {
+    public let host: String
+    private var fds: [String: Int32] = [:]
+    private var routeHandles: [String: RouteHandle] = [:]
+    private var mptcpHandles: [String: MPTCPHandle] = [:]
+    private var rootHandle: RouteHandle?
+    /// Namespaces this executor created, in order (rolled back in reverse on failure).
+    public private(set) var createdNamespaces: [String] = []
+    /// Host interfaces whose MTU `apply` raised, with the MTU they had.
+    public private(set) var changedMTUs: [MTUChange] = []
+    /// Qdiscs set but not yet read back, by namespace.
+    private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
+
+    /// Also stops the commands `run` runs (besides a signal), e.g. at the end of a run.
+    let stopWhen: @Sendable () -> Bool
+
+    public init(host: String = "local", stopWhen: @escaping @Sendable () -> Bool = { false }) { self.host = host; self.stopWhen = stopWhen }
+
+    // MARK: The connection: this machine, in process
+
+    public func connect() {}
+    public func close() { closeAll() }
+    public var connectedInfo: HostInfo? { nil }
+    public var clockOffsetNanoseconds: Int64 { 0 }
+    public var clockUncertaintyNanoseconds: UInt64 { 0 }
+    public func sideConnection(stop: @escaping @Sendable () -> Bool) -> HostExecutor { LocalExecutor(host: host, stopWhen: stop) }
+
+    deinit { closeAll() }
+
+    func closeAll() {
+        routeHandles.removeAll(); mptcpHandles.removeAll(); rootHandle = nil
+        for fd in fds.values { Glibc.close(fd) }
+        fds.removeAll()
+    }
+
+    func root() throws(NetlinkError) -> RouteHandle {
+        if let h = rootHandle { return h }
+        let h = try RouteHandle(nsfd: -1, namespace: "the host")
+        rootHandle = h
+        return h
+    }
+
+    func fd(_ ns: String) throws(NetlinkError) -> Int32 {
+        if let fd = fds[ns] { return fd }
+        let fd = try NetworkNamespace.open(ns)
+        fds[ns] = fd
+        return fd
+    }
+
+    func route(_ ns: String) throws(NetlinkError) -> RouteHandle {
+        if let h = routeHandles[ns] { return h }
+        let h = try RouteHandle(nsfd: try fd(ns), namespace: ns)
+        routeHandles[ns] = h
+        return h
+    }
+
+    func mptcp(_ ns: String) throws(NetlinkError) -> MPTCPHandle {
+        if let h = mptcpHandles[ns] { return h }
+        let h = try MPTCPHandle(nsfd: try fd(ns), namespace: ns)
+        mptcpHandles[ns] = h
+        return h
+    }
+
+    public func capabilities(sysctls: [String]) -> Capabilities { CapabilityProbe.run(sysctls: sysctls) }
+
+    // MARK: Apply
+
+    public func apply(_ operations: [LabOperation], progress: (Int) -> Void, interrupted: () -> Int32) throws {
+        for (i, op) in operations.enumerated() {
+            let signal = interrupted()
+            if signal != 0 { throw Interrupted(signal: signal) }
+            try apply(op)
+            if i % 200 == 199 { progress(i + 1) }
+        }
+        try verifyQdiscs()
+        progress(operations.count)
+    }
+
+    public func apply(_ op: LabOperation) throws(NetlinkError) {
+        switch op {
+        case let .createNamespace(name, lab):
+            // Tagged before it is named: a namespace without the tag is never removed by `down`.
+            try NetworkNamespace.create(name, tag: Ownership.namespaceTag(lab: lab))
+            createdNamespaces.append(name)
+        case let .setSysctl(ns, key, value):
+            try NetworkNamespace.writeSysctl(try fd(ns), namespace: ns, key, value)
+        case let .disableMPTCP(ns):
+            let f = try fd(ns)
+            if NetworkNamespace.readSysctl(f, "net.mptcp.enabled") != nil { try NetworkNamespace.writeSysctl(f, namespace: ns, "net.mptcp.enabled", "0") }
+        case let .createBridge(r, stp, group):
+            try route(r.namespace).createLink(.bridge(LinkAttributes(name: r.name, group: group), stp: stp))
+        case let .createVeth(a, b, mtu, group):
+            // Made from inside a's namespace: kernels before 6.2 look a new link's name up in the
+            // namespace of the socket that asks, so asking from the host's would clash with its eth0.
+            try route(a.namespace).createLink(.veth(LinkAttributes(name: a.name, mtu: mtu, group: group), nsfd: -1,
+                                                    peer: LinkAttributes(name: b.name, mtu: mtu, group: group), peerNsfd: try fd(b.namespace)))
+        case let .createGretap(r, local, remote, key, mtu, group):
+            // A tunnel's underlay is the namespace it is made in: it is made in the host's under a
+            // name of the lab's own (and its group), then moved into its namespace and renamed.
+            let temporary = Self.temporaryTunnelName(key)
+            let h = try root()
+            try h.createLink(.gretap(LinkAttributes(name: temporary, mtu: mtu, group: group), nsfd: -1,
+                                     local: Self.netlink(local), remote: Self.netlink(remote), key: key))
+            do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
+                try? h.deleteLink(temporary)
+                throw error
+            }
+        case let .enslave(r, bridge):
+            try route(r.namespace).enslave(r.name, to: bridge)
+        case let .addAddress(r, address):
+            try route(r.namespace).addAddress(Self.netlink(address), to: r.name)
+        case let .setUp(r):
+            try route(r.namespace).setUp(r.name)
+        case let .setQdisc(r, q):
+            try setQdisc(r, q, mode: .add)
+        case let .addRoute(ns, r):
+            try route(ns).addRoute(Self.netlink(r))
+        case let .addRule(ns, from, table, priority):
+            try route(ns).addRule(from: Self.netlink(from), table: table, priority: priority)
+        case let .setMPTCPLimits(ns, subflows, addAddr):
+            try mptcp(ns).setLimits(subflows: subflows, addAddrAccepted: addAddr)
+        case let .addMPTCPEndpoint(ns, address, device, id, flags):
+            let index = try route(ns).ifindex(device)
+            try mptcp(ns).addEndpoint(address: address.bytes, ifindex: index, id: id, flags: .init(names: flags.map(\.rawValue)),
+                                      label: "\(address) dev \(device) id \(id)")
+        case let .setUnderlayMTU(interface, address, mtu):
+            guard let name = interface ?? address.flatMap(Self.interface(holding:)) else {
+                throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EADDRNOTAVAIL,
+                                   hint: address.map { "no interface of this host has the underlay address \($0); give the host's real address as `underlay:`, or name the interface with `interface:`" }
+                                       ?? "name the underlay interface with `interface:` under the host")
+            }
+            let h = try root()
+            guard let before = try h.links().first(where: { $0.name == name }) else {
+                throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: ENODEV)
+            }
+            if before.mtu != mtu {
+                try h.setMTU(name, mtu)
+                changedMTUs.append(MTUChange(interface: name, mtu: before.mtu))
+            }
+        }
+    }
+
+    /// The host interface that has `address` (from getifaddrs, in this namespace).
+    static func interface(holding address: IPAddress) -> String? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var p = list
+        while let a = p {
+            defer { p = a.pointee.ifa_next }
+            guard let sa = a.pointee.ifa_addr else { continue }
+            var bytes: [UInt8] = []
+            if sa.pointee.sa_family == UInt16(AF_INET) {
+                bytes = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { s in withUnsafeBytes(of: s.pointee.sin_addr) { Array($0) } }
+            } else if sa.pointee.sa_family == UInt16(AF_INET6) {
+                bytes = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { s in withUnsafeBytes(of: s.pointee.sin6_addr) { Array($0) } }
+            }
+            if bytes == address.bytes { return String(cString: a.pointee.ifa_name) }
+        }
+        return nil
+    }
+
+    static let fallbackDevices: Set<String> = ["gre0", "gretap0", "erspan0", "ip6gre0", "ip6tnl0", "sit0", "tunl0", "ip_vti0", "ip6_vti0"]
+
+    /// The name a lab's tunnel has in the host's namespace for the moment between its creation
+    /// and its move; `down` removes any left there (by name and the lab's group).
+    static func temporaryTunnelName(_ key: UInt32) -> String { String(format: "pbgt%08x", key) }
+
+    static func netlink(_ a: IPAddress) -> NetlinkAddress { NetlinkAddress(bytes: a.bytes, prefixLength: a.bitWidth) }
+    static func netlink(_ n: IPNetwork) -> NetlinkAddress { NetlinkAddress(bytes: n.address.bytes, prefixLength: n.prefixLength) }
+    static func netlink(_ r: RouteSpec) -> NetlinkRoute {
+        NetlinkRoute(family: r.family == .ipv6 ? AF_INET6 : AF_INET, destination: r.destination.map(netlink), via: r.via.map(netlink),
+                     device: r.device, source: r.source.map(netlink), metric: r.metric, table: r.table, scopeLink: r.scopeLink)
+    }
+
+    /// Sets, changes in place or replaces a profile's qdiscs, and queues them for read-back.
+    public func setQdisc(_ r: InterfaceRef, _ q: QdiscSpec, mode: QdiscMode) throws(NetlinkError) {
+        try route(r.namespace).setShaping(r.name, q.shaping, mode: mode)
+        toVerify[r.namespace, default: []].append((r, q))
+    }
+
+    /// Removes a profile's qdiscs: the interface goes back to the kernel's default queue.
+    public func clearQdisc(_ r: InterfaceRef) throws(NetlinkError) {
+        try route(r.namespace).deleteShaping(r.name)
+    }
+
+    /// Reads the qdiscs back from the kernel and compares them with what was asked.
+    public func verifyQdiscs() throws(NetlinkError) {
+        for (ns, items) in toVerify.sorted(by: { $0.key < $1.key }) {
+            let h = try route(ns)
+            let all = try h.qdiscs()
+            for (r, q) in items { try readBack(r, q, h, all) }
+        }
+        toVerify.removeAll()
+    }
+
+    /// Compares one interface's qdiscs (from a dump of its namespace) with every field the spec sets.
+    func readBack(_ r: InterfaceRef, _ q: QdiscSpec, _ h: RouteHandle, _ all: [QdiscInfo]) throws(NetlinkError) {
+        let index = try h.ifindex(r.name)
+        let here = all.filter { $0.interfaceIndex == index }
+        func fail(_ what: String) -> NetlinkError {
+            NetlinkError("read back qdisc", "on \(r.name) (profile \(q.profile))", namespace: r.namespace, errno: EIO,
+                         hint: "the kernel reports \(what); please report this")
+        }
+        guard let rootQdisc = here.first(where: { $0.parent == 0xFFFF_FFFF }) else { throw fail("no root qdisc") }
+        let expectedRoot = q.shaping.rootKind.rawValue
+        guard rootQdisc.kind == expectedRoot else { throw fail("root qdisc \(rootQdisc.kind), not \(expectedRoot)") }
+        switch q.shaping {
+        case let .tbf(rateBytes, _, limitBytes):
+            if let got = rootQdisc.rateBytesPerSecond, got != rateBytes { throw fail("rate \(got * 8) bit/s, not \(rateBytes * 8)") }
+            if let got = rootQdisc.limit, got != limitBytes { throw fail("tbf limit \(got) bytes, not \(limitBytes)") }
+        case let .htb(rateBytes, _, _):
+            if let got = try h.htbRate(r.name), got != rateBytes { throw fail("htb rate \(got * 8) bit/s, not \(rateBytes * 8)") }
+        case .netem:
+            break
+        }
+        if let n = q.netem {
+            guard let netem = here.first(where: { $0.kind == "netem" }) else { throw fail("no netem qdisc") }
+            // The kernel keeps times in its clock's ticks: allow one microsecond of rounding.
+            if let d = netem.delayMicroseconds, abs(Int64(d) - Int64(n.delayMicroseconds)) > 1 { throw fail("netem delay \(d)us, not \(n.delayMicroseconds)us") }
+            if let j = netem.jitterMicroseconds, abs(Int64(j) - Int64(n.jitterMicroseconds)) > 1 { throw fail("netem jitter \(j)us, not \(n.jitterMicroseconds)us") }
+            if let l = netem.lossPercent, abs(l - (n.loss ?? 0)) > 0.0001 { throw fail("netem loss \(l)%, not \(n.loss ?? 0)%") }
+            if let limit = netem.limit, limit != n.limitPackets { throw fail("netem limit \(limit), not \(n.limitPackets)") }
+        }
+    }
+
+    /// Deletes what this executor created, newest first. Everything else lived inside those namespaces.
+    public func rollBack() -> [String] {
+        var failures: [String] = []
+        toVerify.removeAll()
+        if let h = try? root() {
+            for c in changedMTUs.reversed() {
+                do { try h.setMTU(c.interface, c.mtu) } catch { failures.append("\(error)") }
+            }
+        }
+        changedMTUs.removeAll()
+        closeAll()
+        for ns in createdNamespaces.reversed() {
+            do { try NetworkNamespace.delete(ns) } catch { failures.append("\(error)") }
+        }
+        createdNamespaces.removeAll()
+        return failures
+    }
+
+    // MARK: Changes to a running lab
+
+    public func removeNamespaces(_ names: [String]) throws {
+        closeAll()
+        _ = ProcessStopper.stop(in: names)
+        for ns in names { try NetworkNamespace.delete(ns) }
+    }
+
+    public func deleteLink(_ link: InterfaceRef) throws {
+        try route(link.namespace).deleteLink(link.name)
+    }
+
+    public func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws {
+        try setProfile(link, from: old, to: new, replace: false)
+    }
+
+    /// Switches `link` from `old` to `new` shaping (nil: unshaped). With `replace`, whatever is on
+    /// the link now is replaced (`old` is not trusted: a trace may have stopped between rows).
+    func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?, replace: Bool) throws {
+        guard let new else {
+            if replace {
+                do { try clearQdisc(link) } catch { if error.errno != ENOENT && error.errno != EINVAL { throw error } }
+            } else if old != nil { try clearQdisc(link) }
+            return
+        }
+        let mode: QdiscMode = replace ? .replace : old == nil ? .add : old?.kinds == new.kinds ? .change : .replace
+        try setQdisc(link, new, mode: mode)
+        try verifyQdiscs()
+    }
+
+    // MARK: The host
+
+    public func info() -> HostInfo { HostInfo.here() }
+
+    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+        var failures: [String] = []
+        for c in changes.reversed() {
+            do {
+                let h = try root()
+                guard let now = try h.links().first(where: { $0.name == c.interface }) else { continue }  // gone: nothing to restore
+                if now.mtu != c.mtu { try h.setMTU(c.interface, c.mtu) }
+            } catch { failures.append("\(error)") }
+        }
+        return failures
+    }
+
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
+                    output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
+        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() || stop() }, input: input, output: output)
+    }
+
+    public func runAttached(_ argv: [String], in namespace: String) throws -> Int32 {
+        let fd = try NetworkNamespace.open(namespace)
+        let pid = NetworkNamespace.spawn(fd, argv)
+        Glibc.close(fd)
+        guard pid > 0 else { throw LabError("cannot start \(argv[0]): \(String(cString: strerror(-pid)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    public func namespaceNames() -> [String] { NetworkNamespace.list() }
+
+    public func tunnelKeys() -> [UInt32: TunnelUse] {
+        var keys: [UInt32: TunnelUse] = [:]
+        func scan(_ h: RouteHandle?, _ namespace: String?) {
+            for l in (try? h?.links()) ?? [] { if let k = l.greKey { keys[k] = TunnelUse(device: l.name, namespace: namespace) } }
+        }
+        scan(try? root(), nil)
+        for ns in NetworkNamespace.list() where !NetworkNamespace.isPlaceholder(ns) {
+            guard let fd = try? NetworkNamespace.open(ns) else { continue }
+            scan(try? RouteHandle(nsfd: fd, namespace: ns), ns)
+            Glibc.close(fd)
+        }
+        return keys
+    }
+
+    // MARK: Faults and measurements
+
+    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+                               onSample: @escaping (CounterSample) -> Void) throws {
+        // Handles of its own: sampling runs beside other work on this host.
+        var handles: [(String, RouteHandle, Int32)] = []
+        defer { for (_, _, fd) in handles { Glibc.close(fd) } }
+        for ns in namespaces {
+            let fd = try NetworkNamespace.open(ns)
+            handles.append((ns, try RouteHandle(nsfd: fd, namespace: ns), fd))
+        }
+        let step = UInt64(max(interval, 0.01) * 1e9)
+        let start = monotonicNanoseconds()
+        let end = start + UInt64(max(duration, 0) * 1e9)
+        var next = start
+        while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
+            // Stamped at the middle of the round (one dump per namespace).
+            let before = monotonicNanoseconds()
+            var counters: [InterfaceCounters] = []
+            for (ns, h, _) in handles {
+                for l in (try? h.links()) ?? [] where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
+                    counters.append(InterfaceCounters(namespace: ns, interface: l.name, rxBytes: l.rxBytes, txBytes: l.txBytes))
+                }
+            }
+            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters))
+            next += step
+            let now = monotonicNanoseconds()
+            if next > now { usleep(UInt32(min(next - now, 1_000_000_000) / 1000)) } else { next = now }
+        }
+    }
+}

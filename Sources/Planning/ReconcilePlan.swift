@@ -1,0 +1,163 @@
+import TopologyModel
+
+/// What `up` of a changed file does to a running lab, per host.
+///
+/// - A profile that changed on a link that stays is changed in place (`tc qdisc change`, or an
+///   atomic `replace` for a new kind): traffic is never unshaped in between.
+/// - A node whose other settings changed (addresses, routes, links, sysctls, MPTCP) is rebuilt:
+///   its namespace is removed and created again, and so are the nodes wired straight to it,
+///   whose routes and endpoints used the veths that go with it. Nodes on a bridge lose only a
+///   bridge port, which is re-created.
+/// - Added nodes are built; removed nodes are deleted; a namespace deleted by hand is rebuilt.
+public struct ReconcilePlan: Sendable {
+    public var host: String
+    /// Namespaces removed first (rebuilt ones included).
+    public var removeNamespaces: [String] = []
+    /// Links deleted in namespaces that stay (bridges that are gone or changed).
+    public var deleteLinks: [InterfaceRef] = []
+    /// Operations of the new plan to apply, in plan order.
+    public var operations: [LabOperation] = []
+    /// Shaping changed in place: interface, old spec, new spec (nil: unshaped).
+    public var profileChanges: [(InterfaceRef, QdiscSpec?, QdiscSpec?)] = []
+    public var rebuilt: [String] = []
+    public var added: [String] = []
+    public var removed: [String] = []
+    public var healed: [String] = []
+
+    public var isEmpty: Bool { removeNamespaces.isEmpty && deleteLinks.isEmpty && operations.isEmpty && profileChanges.isEmpty }
+
+    /// The changes as people read them.
+    public var summary: [String] {
+        var out: [String] = []
+        func names(_ list: [String]) -> String { list.sorted().joined(separator: ", ") }
+        if !added.isEmpty { out.append("\(host): add \(names(added))") }
+        if !removed.isEmpty { out.append("\(host): remove \(names(removed))") }
+        if !healed.isEmpty { out.append("\(host): rebuild \(names(healed)) (its namespace is gone)") }
+        if !rebuilt.isEmpty { out.append("\(host): rebuild \(names(rebuilt)) (settings changed, or wired to a node that did)") }
+        for l in deleteLinks { out.append("\(host): delete \(l)") }
+        for (r, old, new) in profileChanges {
+            out.append("\(host): change profile of \(r) in place: \(old?.profile ?? "unshaped") -> \(new?.profile ?? "unshaped")")
+        }
+        if !operations.isEmpty { out.append("\(host): \(operations.count) operations") }
+        return out
+    }
+
+    static func namespacesTouched(_ op: LabOperation) -> [String] {
+        if case let .createVeth(a, b, _, _) = op { return [a.namespace, b.namespace] }
+        return op.namespace.map { [$0] } ?? []
+    }
+
+    static func interface(_ op: LabOperation) -> InterfaceRef? {
+        switch op {
+        case let .enslave(r, _), let .addAddress(r, _), let .setUp(r), let .setQdisc(r, _), let .createBridge(r, _, _): return r
+        default: return nil
+        }
+    }
+
+    /// Computes the changes from `old` to `new` on one host, given the lab's namespaces there now.
+    public static func compute(host: String, lab: String, old: HostPlan?, new: HostPlan, present: Set<String>) -> ReconcilePlan {
+        var p = ReconcilePlan(host: host)
+        let O = old?.operations ?? [], N = new.operations
+        let oldNS = Set(old?.namespaces ?? []), newNS = Set(new.namespaces)
+        let bridgeNS = Ownership.namespacePrefix + lab
+        let kept = oldNS.intersection(newNS)
+        let lost = kept.subtracting(present)
+        func structure(_ ops: [LabOperation]) -> [String: Set<LabOperation>] {
+            var m: [String: Set<LabOperation>] = [:]
+            for op in ops {
+                if case .setQdisc = op { continue }
+                for ns in namespacesTouched(op) { m[ns, default: []].insert(op) }
+            }
+            return m
+        }
+        let so = structure(O), sn = structure(N)
+        var rebuild = lost
+        for ns in kept where ns != bridgeNS && so[ns] != sn[ns] { rebuild.insert(ns) }
+        // The bridge namespace: a bridge removed or changed is deleted; a new one is created.
+        func bridges(_ ops: [LabOperation]) -> [String: LabOperation] {
+            Dictionary(ops.compactMap { op in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
+        }
+        let oldBridges = bridges(O), newBridges = bridges(N)
+        var remadeBridges: Set<String> = []
+        if kept.contains(bridgeNS), !lost.contains(bridgeNS) {
+            for (name, op) in oldBridges where newBridges[name] != op {
+                p.deleteLinks.append(InterfaceRef(namespace: bridgeNS, name: name))
+                if newBridges[name] != nil { remadeBridges.insert(name) }
+            }
+            for name in newBridges.keys where oldBridges[name] == nil { remadeBridges.insert(name) }
+            // A veth pair between two bridges that the new plan does not make the same way (its
+            // link removed or changed, or its bridges now one kernel bridge) is deleted: nothing
+            // else would take it away, and it would keep joining the bridges.
+            let newOps = Set(N)
+            for op in O {
+                if case let .createVeth(a, b, _, _) = op, a.namespace == bridgeNS, b.namespace == bridgeNS, !newOps.contains(op) {
+                    p.deleteLinks.append(a)
+                }
+            }
+        }
+        // A node that loses a veth (its peer's namespace goes) gets the veth back, and the routes
+        // the kernel flushed with it (those through that device or its subnets). A node with an
+        // MPTCP endpoint on that device is rebuilt: the endpoint would keep the old device's index.
+        let oldVeths = O.compactMap { op -> (InterfaceRef, InterfaceRef)? in if case let .createVeth(a, b, _, _) = op { return (a, b) } else { return nil } }
+        var lostInterfaces: Set<InterfaceRef> = []
+        var changed = true
+        while changed {
+            changed = false
+            lostInterfaces = []
+            let gone = rebuild.union(oldNS.subtracting(newNS))
+            for (a, b) in oldVeths {
+                for (here, there) in [(a, b), (b, a)] where gone.contains(there.namespace) && !gone.contains(here.namespace) && newNS.contains(here.namespace) {
+                    let endpointOnIt = N.contains { if case let .addMPTCPEndpoint(ns, _, dev, _, _) = $0 { return ns == here.namespace && dev == here.name } else { return false } }
+                    if endpointOnIt && here.namespace != bridgeNS {
+                        rebuild.insert(here.namespace)
+                        changed = true
+                    } else {
+                        lostInterfaces.insert(here)
+                    }
+                }
+            }
+        }
+        var lostSubnets: [String: [(String, IPNetwork)]] = [:]
+        for op in O { if case let .addAddress(r, a) = op, lostInterfaces.contains(r) { lostSubnets[r.namespace, default: []].append((r.name, a)) } }
+        func flushedWith(_ op: LabOperation) -> Bool {
+            guard case let .addRoute(ns, r) = op, let lost = lostSubnets[ns] else { return false }
+            return lost.contains { name, net in r.device == name || r.via.map(net.contains) == true }
+        }
+        let removedNS = oldNS.subtracting(newNS)
+        let addedNS = newNS.subtracting(oldNS)
+        p.removeNamespaces = rebuild.union(removedNS).intersection(present).sorted { $0.count > $1.count }
+        p.rebuilt = rebuild.subtracting(lost).sorted()
+        p.healed = lost.sorted()
+        p.removed = removedNS.sorted()
+        p.added = addedNS.sorted()
+        let building = rebuild.union(addedNS)
+        // Interfaces re-created: ends of veths with an end in a namespace being built, and re-made bridges.
+        var remade: Set<InterfaceRef> = Set(remadeBridges.map { InterfaceRef(namespace: bridgeNS, name: $0) })
+        for op in N {
+            if case let .createVeth(a, b, _, _) = op, building.contains(a.namespace) || building.contains(b.namespace) { remade.insert(a); remade.insert(b) }
+        }
+        let oldSet = Set(O)
+        var oldQdisc: [InterfaceRef: QdiscSpec] = [:]
+        for op in O { if case let .setQdisc(r, q) = op { oldQdisc[r] = q } }
+        var newQdiscSeen: Set<InterfaceRef> = []
+        for op in N {
+            let touched = namespacesTouched(op)
+            if touched.contains(where: building.contains) { p.operations.append(op); continue }
+            if let r = interface(op), remade.contains(r) || lostInterfaces.contains(r) { p.operations.append(op); continue }
+            if flushedWith(op) { p.operations.append(op); continue }
+            if case let .enslave(_, bridge) = op, remadeBridges.contains(bridge) { p.operations.append(op); continue }
+            if case let .setQdisc(r, q) = op {
+                newQdiscSeen.insert(r)
+                if oldQdisc[r] != q { p.profileChanges.append((r, oldQdisc[r], q)) }
+                continue
+            }
+            if !oldSet.contains(op) { p.operations.append(op) }
+        }
+        // Profiles removed from links that stay: back to unshaped.
+        for (r, q) in oldQdisc where !newQdiscSeen.contains(r) && !building.contains(r.namespace) && !remade.contains(r) && !lostInterfaces.contains(r) && newNS.contains(r.namespace) {
+            p.profileChanges.append((r, q, nil))
+        }
+        p.profileChanges.sort { $0.0.description < $1.0.description }
+        return p
+    }
+}

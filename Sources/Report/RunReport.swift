@@ -1,0 +1,92 @@
+import Foundation
+
+public enum RunReport {
+    /// Writes results.json, one CSV of all series on the common grid, SVG plots and summary.txt.
+    public static func write(_ r: RunResults, to dir: String) throws {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; e.dateEncodingStrategy = .iso8601
+        try e.encode(r).write(to: URL(fileURLWithPath: "\(dir)/results.json"))
+        try render(r, to: dir)
+    }
+
+    public static func read(_ dir: String) throws -> RunResults {
+        let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/results.json")) } catch {
+            throw ReportError("\(dir) has no results.json: \(error.localizedDescription)", fix: "give the directory `pathbed run` wrote")
+        }
+        let r = try d.decode(RunResults.self, from: data)
+        guard r.format == "pathbed-results", r.version <= RunResults.formatVersion else {
+            throw ReportError("\(dir)/results.json is format \(r.format) version \(r.version); this Pathbed reads version \(RunResults.formatVersion)")
+        }
+        return r
+    }
+
+    /// CSV, SVG and summary.txt from results (`pathbed report DIR` renders them again).
+    public static func render(_ r: RunResults, to dir: String) throws {
+        let step = r.sampleIntervalSeconds
+        let busy = r.interfaces.filter { ($0.values.max() ?? 0) > 0.05 }
+        let throughput = r.workloads.flatMap(\.series).filter { $0.quantity == .throughput }
+        let rtt = r.workloads.flatMap(\.series).filter { $0.quantity == .rtt }
+        try Render.csv(throughput + rtt + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
+        let marks = r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
+            + r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }.map { Mark(label: "\($0.node) \($0.type) \($0.detail)", start: $0.t) }
+        try Render.svg(title: "\(r.lab): throughput per interface (received)", unit: "Mbit/s", series: busy, marks: marks, end: r.durationSeconds)
+            .write(toFile: "\(dir)/interfaces.svg", atomically: true, encoding: .utf8)
+        if !throughput.isEmpty {
+            try Render.svg(title: "\(r.lab): throughput per workload", unit: "Mbit/s", series: throughput, marks: marks, end: r.durationSeconds)
+                .write(toFile: "\(dir)/workloads.svg", atomically: true, encoding: .utf8)
+        }
+        if !rtt.isEmpty {
+            try Render.svg(title: "\(r.lab): RTT", unit: "ms", series: rtt, marks: marks, end: r.durationSeconds)
+                .write(toFile: "\(dir)/rtt.svg", atomically: true, encoding: .utf8)
+        }
+        try summary(r).write(toFile: "\(dir)/summary.txt", atomically: true, encoding: .utf8)
+    }
+
+    /// The table printed at the end of a run.
+    public static func summary(_ r: RunResults) -> String {
+        var out = "run of lab \(r.lab) (\(r.file)), \(String(format: "%.0f", r.durationSeconds)) s, "
+            + r.hosts.sorted { $0.key < $1.key }.map { "\($0.key): Linux \($0.value.kernel)" }.joined(separator: ", ") + "\n\n"
+        var rows: [[String]] = []
+        for w in r.workloads {
+            for s in w.series {
+                let v = s.values
+                let stats = Summary(v)
+                let metric = RunStatistics.metricName(s)
+                rows.append([w.name, metric,
+                             stats.map { String(format: "%.2f", $0.mean) } ?? "-", stats.map { String(format: "%.2f", $0.median) } ?? "-",
+                             stats.map { String(format: "%.2f", $0.standardDeviation) } ?? "-", s.unit, w.error ?? ""])
+            }
+        }
+        out += Render.table(["workload", "metric", "mean", "median", "sd", "unit", "note"], rows) + "\n"
+        let figures = r.workloads.flatMap { w in (w.metrics ?? [:]).sorted { $0.key < $1.key }.map { [w.name, $0.key, String(format: "%.4g", $0.value)] } }
+        if !figures.isEmpty { out += "\n" + Render.table(["workload", "figure", "value"], figures) + "\n" }
+        let use = r.workloads.compactMap { w in w.pathUse.map { u in [w.name, w.node, u.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f %%", $0.key, $0.value * 100) }.joined(separator: ", ")] } }
+        if !use.isEmpty { out += "\n" + Render.table(["workload", "node", "path use (share of its bytes per interface)"], use) + "\n" }
+        if !r.events.isEmpty {
+            out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
+                [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),
+                 $0.revertPlanned.map { String(format: "%.2f", $0) } ?? "-", $0.revertActual.map { String(format: "%.3f", $0) } ?? "-"]
+            }) + "\n"
+        }
+        out += RunStatistics.timing([r])
+        if !r.mptcpCounters.isEmpty {
+            out += "\n" + Render.table(["node", "MPTcpExt counters that grew during the run"], r.mptcpCounters.sorted { $0.key < $1.key }.map { node, c in
+                [node, c.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]
+            }) + "\n"
+        }
+        let subflowEvents = r.mptcpEvents.filter { $0.type.hasPrefix("SF_") || $0.type == "ANNOUNCED" || $0.type == "REMOVED" }
+        if !subflowEvents.isEmpty {
+            out += "\nMPTCP subflow events (ip mptcp monitor): " + subflowEvents.prefix(12).map { String(format: "%.1f s %@ %@", $0.t, $0.node, $0.type) }.joined(separator: "; ")
+                + (subflowEvents.count > 12 ? "; ... (\(subflowEvents.count) in all, in results.json)" : "") + "\n"
+        }
+        if !r.impacts.isEmpty {
+            out += "\n" + Render.table(["fault", "workload", "before Mbit/s", "during", "after", "recovery s"], r.impacts.map {
+                [$0.event, $0.impact.series, $0.impact.before.map { String(format: "%.2f", $0) } ?? "-", $0.impact.during.map { String(format: "%.2f", $0) } ?? "-",
+                 $0.impact.after.map { String(format: "%.2f", $0) } ?? "-", $0.impact.recoverySeconds.map { String(format: "%.1f", $0) } ?? "not recovered"]
+            }) + "\n"
+            out += "\nrecovery: from the fault's end (the link's return) until the throughput (1 s moving mean) is back to 95 % of its mean over the 5 s before the fault.\n"
+        }
+        return out
+    }
+}

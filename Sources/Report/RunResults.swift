@@ -1,0 +1,182 @@
+import Foundation
+
+/// Everything a run measured: results.json, documented in docs/results.md.
+public struct RunResults: Codable, Sendable {
+    public static let formatVersion = 1
+    public var format = "pathbed-results"
+    public var version = RunResults.formatVersion
+    /// The Pathbed release that wrote it.
+    public var pathbed: String
+    public var lab: String
+    public var file: String
+    public var started: Date
+    public var durationSeconds: Double
+    public var hosts: [String: HostInfo]
+    public var sampleIntervalSeconds: Double
+    /// Faults as planned and as they happened, in run seconds.
+    public var events: [Event]
+    /// Received throughput of every lab interface, from its byte counters.
+    public var interfaces: [Series] = []
+    public var workloads: [WorkloadResult] = []
+    public var impacts: [FaultImpact] = []
+    /// The counters as sampled (run seconds, per host).
+    public var rawCounters: [RawSample] = []
+    /// `ip mptcp monitor` events of every MPTCP node, stamped when they arrived.
+    public var mptcpEvents: [MPTCPEvent] = []
+    /// How much each MPTCP node's MPTcpExt counters (`/proc/net/netstat`) grew during the run (non-zero ones).
+    public var mptcpCounters: [String: [String: Int]] = [:]
+    /// Each lab namespace's sysctls and qdiscs before the workloads started and after they ended.
+    public var metadataBefore: [String: NamespaceMetadata]?
+    public var metadataAfter: [String: NamespaceMetadata]?
+    /// The seed of the schedule's random numbers (`run: {seed: N}`), when the file gives one.
+    public var seed: Int?
+
+    public struct MPTCPEvent: Codable, Sendable {
+        public var t: Double
+        public var node: String
+        /// CREATED, ESTABLISHED, CLOSED, ANNOUNCED, REMOVED, SF_ESTABLISHED, SF_CLOSED, ...
+        public var type: String
+        public var detail: String
+        public init(t: Double, node: String, type: String, detail: String) { self.t = t; self.node = node; self.type = type; self.detail = detail }
+    }
+
+    public struct HostInfo: Codable, Sendable {
+        public var kernel: String
+        public var hostname: String
+        public var version: String
+        /// The host's monotonic clock minus the controller's, as the agent's handshake estimated it.
+        public var clockOffsetSeconds: Double
+        public var reach: String
+        public init(kernel: String, hostname: String, version: String, clockOffsetSeconds: Double, reach: String) {
+            self.kernel = kernel; self.hostname = hostname; self.version = version; self.clockOffsetSeconds = clockOffsetSeconds; self.reach = reach
+        }
+    }
+
+    public struct Event: Codable, Sendable {
+        public var label: String
+        public var kind: String
+        public var planned: Double
+        public var actual: Double
+        /// When the change was done on every host it touched.
+        public var applied: Double
+        public var revertPlanned: Double?
+        public var revertActual: Double?
+        public init(label: String, kind: String, planned: Double, actual: Double, applied: Double, revertPlanned: Double?, revertActual: Double?) {
+            self.label = label; self.kind = kind; self.planned = planned; self.actual = actual; self.applied = applied
+            self.revertPlanned = revertPlanned; self.revertActual = revertActual
+        }
+    }
+
+    public struct WorkloadResult: Codable, Sendable {
+        public var name: String
+        public var plugin: String
+        public var node: String
+        public var target: String
+        public var mptcp: Bool
+        public var started: Double
+        public var exitCode: Int32
+        public var error: String?
+        public var series: [Series]
+        /// Figures the workload computed (a transfer's times per size, a plugin's `result`).
+        public var metrics: [String: Double]?
+        /// The end of a command's output.
+        public var output: String?
+        /// When it ended (run seconds).
+        public var ended: Double?
+        /// Path use: each interface's share of the bytes its node received and sent while it ran.
+        public var pathUse: [String: Double]?
+
+        public init(name: String, plugin: String, node: String, target: String, mptcp: Bool, started: Double, exitCode: Int32, error: String?,
+                    series: [Series], metrics: [String: Double]? = nil, output: String? = nil) {
+            self.name = name; self.plugin = plugin; self.node = node; self.target = target; self.mptcp = mptcp; self.started = started
+            self.exitCode = exitCode; self.error = error; self.series = series; self.metrics = metrics; self.output = output
+        }
+    }
+
+    public struct FaultImpact: Codable, Sendable {
+        public var event: String
+        public var impact: Impact
+    }
+
+    public struct RawSample: Codable, Sendable {
+        public var host: String
+        public var t: Double
+        public var counters: [CounterReading]
+        public init(host: String, t: Double, counters: [CounterReading]) { self.host = host; self.t = t; self.counters = counters }
+    }
+
+    /// An interface's byte counters as one sample read them.
+    public struct CounterReading: Codable, Sendable, Hashable {
+        public var namespace: String
+        public var interface: String
+        public var rxBytes: UInt64
+        public var txBytes: UInt64
+        public init(namespace: String, interface: String, rxBytes: UInt64, txBytes: UInt64) {
+            self.namespace = namespace; self.interface = interface; self.rxBytes = rxBytes; self.txBytes = txBytes
+        }
+    }
+
+    public init(pathbed: String, lab: String, file: String, started: Date, durationSeconds: Double, hosts: [String: HostInfo],
+                sampleIntervalSeconds: Double, events: [Event]) {
+        self.pathbed = pathbed
+        self.lab = lab; self.file = file; self.started = started; self.durationSeconds = durationSeconds
+        self.hosts = hosts; self.sampleIntervalSeconds = sampleIntervalSeconds; self.events = events
+    }
+
+    /// Each workload's path use, from the byte counters of its node's interfaces between its
+    /// start and its end.
+    public mutating func computePathUse() {
+        for i in workloads.indices {
+            let w = workloads[i]
+            guard let end = w.ended else { continue }
+            let ns = "pb.\(lab).\(w.node)"
+            func totals(at t: Double) -> [String: UInt64]? {
+                guard let s = rawCounters.last(where: { $0.t <= t && $0.counters.contains { $0.namespace == ns } })
+                    ?? rawCounters.first(where: { $0.counters.contains { $0.namespace == ns } }) else { return nil }
+                return Dictionary(s.counters.filter { $0.namespace == ns }.map { ($0.interface, $0.rxBytes &+ $0.txBytes) }, uniquingKeysWith: { a, _ in a })
+            }
+            guard let a = totals(at: w.started), let b = totals(at: end) else { continue }
+            var delta: [String: Double] = [:]
+            for (name, after) in b {
+                let before = a[name] ?? 0
+                if after > before { delta[name] = Double(after - before) }
+            }
+            let sum = delta.values.reduce(0, +)
+            guard sum > 0 else { continue }
+            workloads[i].pathUse = delta.mapValues { $0 / sum }
+        }
+    }
+
+    /// For each fault, its impact on every throughput workload (recovery per `Recovery`).
+    public mutating func computeImpacts() {
+        impacts = []
+        let throughput = workloads.flatMap(\.series).filter { $0.quantity == .throughput }
+        for (i, e) in events.enumerated() {
+            guard let back = e.revertActual else { continue }
+            let until = i + 1 < events.count ? events[i + 1].actual : durationSeconds
+            for s in throughput {
+                impacts.append(FaultImpact(event: e.label, impact: Recovery.impact(of: s, faultStart: e.actual, faultEnd: back, until: until)))
+            }
+        }
+    }
+}
+
+
+/// What a lab's namespace was set to, read from the kernel before and after a run: the sysctls
+/// that decide TCP and MPTCP behaviour, and every qdisc (`tc qdisc show`). Flent keeps the same
+/// so that a result says what it was measured on.
+public struct NamespaceMetadata: Codable, Sendable, Equatable {
+    public var host: String
+    public var sysctls: [String: String]
+    /// `tc qdisc show` lines.
+    public var qdiscs: [String]
+    public init(host: String, sysctls: [String: String] = [:], qdiscs: [String] = []) { self.host = host; self.sysctls = sysctls; self.qdiscs = qdiscs }
+}
+
+/// A results file or run directory that cannot be read, and what to do.
+public struct ReportError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var fix: String?
+    public init(_ message: String, fix: String? = nil) { self.message = message; self.fix = fix }
+    public var description: String { "error: \(message)" + (fix.map { "\n    fix: \($0)" } ?? "") }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Hosts
+import Report
+
+/// Counter samples as they arrive, per host, kept with the host's own clock: they are put on
+/// the run's clock when read, so that samples taken before the barrier come out negative.
+final class SampleStore: @unchecked Sendable {
+    private var rows: [(host: String, clock: UInt64, offset: Int64, c: [InterfaceCounters])] = []
+    private let lock = NSLock()
+    private let runClock: RunClock
+
+    init(clock: RunClock) { runClock = clock }
+
+    func add(host: String, hostClock: UInt64, offset: Int64, _ c: [InterfaceCounters]) {
+        lock.withLock { rows.append((host, hostClock, offset, c)) }
+    }
+
+    private func timed() -> [(host: String, t: Double, c: [InterfaceCounters])] {
+        lock.withLock { rows }.map { ($0.host, runClock.seconds(hostClock: $0.clock, offset: $0.offset), $0.c) }.sorted { $0.t < $1.t }
+    }
+
+    /// Received throughput per interface (node:interface, or the bridge port), Mbit/s.
+    func series(_ interval: Double) -> [Series] {
+        var byKey: [String: (times: [Double], bytes: [UInt64])] = [:]
+        for r in timed() where r.t >= -interval {
+            for c in r.c {
+                let node = c.namespace.split(separator: ".").count >= 3 ? String(c.namespace.split(separator: ".").last!) : "bridges"
+                let key = "\(node):\(c.interface) rx"
+                byKey[key, default: ([], [])].times.append(r.t)
+                byKey[key, default: ([], [])].bytes.append(c.rxBytes)
+            }
+        }
+        return byKey.keys.sorted().map { Series.rate(name: $0, times: byKey[$0]!.times, bytes: byKey[$0]!.bytes) }
+    }
+
+    func raw() -> [RunResults.RawSample] {
+        timed().map { r in
+            RunResults.RawSample(host: r.host, t: r.t, counters: r.c.map {
+                RunResults.CounterReading(namespace: $0.namespace, interface: $0.interface, rxBytes: $0.rxBytes, txBytes: $0.txBytes)
+            })
+        }
+    }
+
+    /// The busiest interface's rate over the last second, for the progress line.
+    func liveSummary() -> String {
+        let all = series(0.1)
+        // Over the last second of the samples (a series whose traffic stopped counts as idle).
+        let now = all.compactMap(\.times.last).max() ?? 0
+        let s = all.compactMap { x -> (String, Double)? in x.mean(from: now - 1, to: now + 0.01).map { (x.name, $0) } }
+        guard let top = s.max(by: { $0.1 < $1.1 }), top.1 > 0.01 else { return "" }
+        return String(format: "; busiest: %@ %.1f Mbit/s", top.0, top.1)
+    }
+}
+

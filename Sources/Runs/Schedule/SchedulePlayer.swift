@@ -1,0 +1,150 @@
+import Engine
+import Foundation
+import Hosts
+import Planning
+import Report
+import TopologyModel
+
+/// Plays a run's fault schedule on the run's clock. Built-in changes go to their hosts `lead`
+/// seconds early, and each host makes them at the planned moment by its own clock: the time a
+/// request takes to get there (a few hundred milliseconds into a VM under emulation) does not
+/// move them. What is in force is journaled until it is undone, so that a killed run's faults
+/// are undone by the next `up`.
+final class SchedulePlayer: @unchecked Sendable {
+    /// How long before its time a change is sent to its hosts.
+    static let lead = 0.5
+
+    let lab: LabController
+    let labName: String
+    let windows: [FaultWindow]
+    let clock: RunClock
+    let stop: StopFlag
+    let progress: (String) -> Void
+    let dispatcher = ChangeDispatcher()
+    let book: EventBook
+    private var playbook: Playbook
+    private let lock = NSLock()
+    /// Built-in changes in force, by window.
+    private var active: [Int: [HostAction]] = [:]
+    /// External fault plugins running, by window, and every one started.
+    private var running: [Int: ExternalPlugin.Process] = [:]
+    private var external: [ExternalPlugin.Process] = []
+
+    init(lab: LabController, labName: String, windows: [FaultWindow], clock: RunClock, stop: StopFlag, progress: @escaping (String) -> Void) {
+        self.lab = lab; self.labName = labName; self.windows = windows; self.clock = clock; self.stop = stop; self.progress = progress
+        playbook = Playbook(windows, lead: Self.lead)
+        book = EventBook(windows.map {
+            RunResults.Event(label: $0.label, kind: $0.kind.rawValue, planned: $0.start, actual: -1, applied: -1, revertPlanned: $0.end, revertActual: nil)
+        })
+    }
+
+    /// The next step's text for the progress line.
+    var upcoming: String {
+        playbook.upcoming.map { String(format: ", next: %@ %@ at %.0f s", windows[$0.window].label, $0.kind == .revert ? "revert" : "inject", $0.at) } ?? ""
+    }
+
+    /// Makes every step that is due now; false when none was.
+    func playDue() throws -> Bool {
+        if let failure = dispatcher.failure { throw failure }
+        guard let step = playbook.next(at: clock.now) else { return false }
+        let w = windows[step.window]
+        switch step.kind {
+        case let .change(k):
+            if let launch = w.external {
+                try startExternal(step.window, launch)
+            } else {
+                let actions = w.changes[k].actions
+                lock.withLock {
+                    active[step.window, default: []] = (active[step.window] ?? []).filter { a in !actions.contains { $0.host == a.host && $0.action.key == a.action.key } } + actions
+                }
+                journal()
+                try dispatch(step.window, actions, inject: true, at: step.at, first: k == 0)
+            }
+        case .revert:
+            if let p = lock.withLock({ running.removeValue(forKey: step.window) }) {
+                let actual = clock.now
+                p.finish()
+                if !p.said("reverted") { progress("fault \(w.label): the plugin ended without saying reverted: \(p.failure ?? "")") }
+                book.update(step.window) { $0.revertActual = actual }
+                progress(String(format: "%6.3f s  %@: reverted", actual, w.label))
+            } else {
+                try dispatch(step.window, w.lastActions, inject: false, at: step.at, first: false)
+                _ = lock.withLock { active.removeValue(forKey: step.window) }
+                journal()
+            }
+        }
+        return true
+    }
+
+    private func startExternal(_ window: Int, _ launch: ExternalPlugin.Launch) throws {
+        let w = windows[window]
+        let actual = clock.now
+        let p = ExternalPlugin.Process(launch, side: nil, clock: clock, stop: stop, onLog: progress)
+        lock.withLock { running[window] = p; external.append(p) }
+        try p.start(lab: lab)
+        guard p.wait(for: "injected") else {
+            p.stopHard()
+            throw LabError("fault \(w.label): the plugin did not say injected within \(Int(ExternalPlugin.answerSeconds)) s: \(p.failure ?? "no answer")",
+                           fix: "docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
+        }
+        book.update(window) { $0.actual = actual; $0.applied = clock.now }
+        progress(String(format: "%6.3f s  %@: injected", actual, w.label))
+    }
+
+    private func journal() {
+        let faults = lock.withLock { active.values.flatMap { $0 } }.map { ActiveFault(host: $0.host, action: $0.action) }
+        lab.recordFaults(labName, faults)
+    }
+
+    /// Sends a window's changes to each host, to be made at `at` (run seconds).
+    private func dispatch(_ wi: Int, _ actions: [HostAction], inject: Bool, at: Double, first: Bool) throws {
+        let w = windows[wi]
+        let byHost = Dictionary(grouping: actions, by: \.host)
+        let when = clock.nanoseconds(at)
+        let pending = PendingChange(hosts: byHost.count)
+        for (host, items) in byHost.sorted(by: { $0.key < $1.key }) {
+            let e = Unchecked(try lab.executor(host))
+            // The host keeps its own deadline, 2 s after the planned revert.
+            let revertAfter = inject ? w.end - at + 2 : nil
+            let (clock, book, progress) = (self.clock, self.book, self.progress)
+            dispatcher.send(host: host, label: w.label) {
+                let timing = try e.value.change(items.map(\.action), inject: inject, at: when, revertAfter: revertAfter)
+                guard let (began, finished) = pending.done(timing) else { return }
+                let b = clock.seconds(hostClock: began, offset: 0), f = clock.seconds(hostClock: finished, offset: 0)
+                if inject && first {
+                    book.update(wi) { $0.actual = b; $0.applied = f }
+                    progress(String(format: "%6.3f s  %@: injected (planned %.1f s)", b, w.label, at))
+                } else if !inject {
+                    book.update(wi) { $0.revertActual = b }
+                    progress(String(format: "%6.3f s  %@: reverted (planned %.1f s)", b, w.label, at))
+                }
+            }
+        }
+    }
+
+    /// Waits for the changes sent ahead; the first that failed is thrown.
+    func finish() throws {
+        dispatcher.waitUntilIdle()
+        if let failure = dispatcher.failure { throw failure }
+    }
+
+    /// Undoes everything still in force, however the run ends: external plugins are told to
+    /// revert (and killed after a grace), built-in changes are reverted by their hosts. Returns
+    /// what could not be undone.
+    @discardableResult
+    func revertEverything() -> [String] {
+        let plugins = lock.withLock { external }
+        for p in plugins where !p.hasEnded { p.finish(grace: 5) }
+        // Changes sent ahead are made (or given up) before everything is undone.
+        dispatcher.waitUntilIdle()
+        let left = lock.withLock { () -> [HostAction] in let a = active.values.flatMap { $0 }; active.removeAll(); return a }
+        var failures: [String] = []
+        for (host, items) in Dictionary(grouping: left, by: \.host).sorted(by: { $0.key < $1.key }) {
+            do { _ = try lab.executor(host).change(items.map(\.action), inject: false, at: nil, revertAfter: nil) } catch {
+                failures.append("\(host): \(error)")
+            }
+        }
+        if !left.isEmpty, failures.isEmpty { lab.recordFaults(labName, []) }
+        return failures
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Hosts
+import Planning
+import Report
+import TopologyModel
+
+/// ping: the RTT of one echo every 200 ms (`with: {interval: 100ms}` to change it).
+final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
+    let workload: Workload
+    let options: Workload.Ping
+    private var clientExecutor: Unchecked<HostExecutor>?
+    private let lock = NSLock()
+    private var result: RunResults.WorkloadResult?
+    private var latest: Double?
+
+    init(_ w: Workload, _ options: Workload.Ping) { workload = w; self.options = options }
+
+    var interval: Double { options.interval.seconds }
+
+    func prepare(_ env: RunEnvironment) throws { clientExecutor = try env.connection(to: options.client) }
+
+    func run(_ env: RunEnvironment) {
+        guard let e = clientExecutor?.value ?? (try? env.connection(to: options.client).value) else { return }
+        defer { e.close() }
+        var argv = ["ping", "-n", "-i", String(interval), "-w", String(Int(duration.rounded(.up)))]
+        if let bind = options.bind { argv += ["-I", bind.description] }
+        argv.append(options.target.description)
+        let startedAt = env.clock.now
+        // ping flushes each reply's line: stamped when it arrives, less its RTT, it is placed at
+        // the echo's send time (ping's own schedule drifts by milliseconds per echo).
+        let lines = StampedLines(clock: env.clock)
+        let code = (try? e.run(argv, in: env.namespace(of: options.client), timeout: duration + 30) { [self] s, d in
+            guard s == .stdout else { return }
+            lines.add(d)
+            if let ms = PingOutput.reply(Substring(String(decoding: d, as: UTF8.self)))?.milliseconds { lock.withLock { latest = ms } }
+        }) ?? -1
+        var series = Series(name: "\(workload.name) (ping RTT)", unit: "ms", quantity: .rtt)
+        for (t, line) in lines.all {
+            guard let (_, ms) = PingOutput.reply(Substring(line)) else { continue }
+            series.times.append(t - ms / 1000); series.values.append(ms)
+        }
+        let sent = Int((duration / interval).rounded(.down))
+        lock.withLock {
+            result = RunResults.WorkloadResult(name: workload.name, plugin: workload.plugin, node: options.client, target: options.target.description,
+                                               mptcp: false, started: startedAt, exitCode: code, error: series.isEmpty ? "no replies" : nil, series: [series],
+                                               metrics: ["replies": Double(series.values.count), "sent (planned)": Double(sent)])
+        }
+    }
+
+    func sample() -> (metric: String, value: Double, unit: String)? { lock.withLock { latest }.map { ("RTT", $0, "ms") } }
+
+    func collect() -> RunResults.WorkloadResult { lock.withLock { result } ?? notRun(node: options.client, target: options.target.description) }
+}

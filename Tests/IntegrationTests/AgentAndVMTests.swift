@@ -1,0 +1,202 @@
+import Foundation
+import Testing
+import TopologyModel
+
+/// Labs over several hosts, for real: a second host reached through `pathbed agent` (started
+/// as a plain command here: the stdio that ssh would give), and the built-in VM pair running
+/// the origin's two-VM testbed.
+extension LabTests {
+    static let twoHosts = """
+        name: agt
+        hosts:
+          here: {}
+          there: { ssh: nobody@remote.invalid }
+        nodes:
+          a1: { host: here }
+          a2: { host: here }
+          b1: { host: there }
+          b2: { host: there }
+        links:
+          - { endpoints: [a1:eth0, a2:eth0], subnet: 10.77.1.0/30 }
+          - { endpoints: [b1:eth0, b2:eth0], subnet: 10.77.2.0/30 }
+        """
+
+    func scratch() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("pb-agent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test func aLabSpansTwoHostsThroughTheAgent() throws {
+        let before = try hostSnapshot()
+        let d = try scratch()
+        defer { _ = try? pb("down", "agt"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("two.yaml").path, inv = d.appendingPathComponent("inv.json").path
+        try Self.twoHosts.write(toFile: file, atomically: true, encoding: .utf8)
+        try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
+
+        let up = try pb("up", file, "--inventory", inv)
+        #expect(up.status == 0, "\(up.err)")
+        #expect(up.out.contains("there (\(pathbed) agent)"), "per-host timings: \(up.out)")
+        let status = try pb("status", "agt")
+        #expect(status.status == 0 && status.out.contains("pb.agt.b1") && status.out.contains("pb.agt.a1"), "\(status.out)")
+        // exec on the remote host: output streamed back, exit code passed on.
+        let ping = try pb("exec", "b1", "--", "ping", "-c", "1", "-W", "2", "10.77.2.2")
+        #expect(ping.status == 0 && ping.out.contains("1 received"), "\(ping.out) \(ping.err)")
+        let code = try pb("exec", "b2", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+        #expect(code.status == 3 && code.out == "out\n" && code.err == "err\n")
+        let doctor = try pb("doctor", file, "--inventory", inv)
+        #expect(doctor.out.contains("host there (\(pathbed) agent)") && doctor.out.contains("kernel "), "\(doctor.out)")
+        let down = try pb("down", "agt")
+        #expect(down.status == 0 && down.out.contains("removed 4 namespaces"), "\(down.out) \(down.err)")
+        #expect(try hostSnapshot() == before)
+    }
+
+    @Test func anAgentOfAnotherProtocolIsRefusedBeforeAnyChange() throws {
+        let before = try hostSnapshot()
+        let d = try scratch()
+        defer { _ = try? pb("down", "agt"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("two.yaml").path, inv = d.appendingPathComponent("inv.json").path
+        try Self.twoHosts.write(toFile: file, atomically: true, encoding: .utf8)
+        // An agent from the future: answers the handshake with protocol 99.
+        let fake = #"read line; echo '{\"id\":0,\"clock\":1,\"protocol\":99,\"error\":{\"kind\":\"protocol\",\"message\":\"this agent speaks protocol 99\"}}'; sleep 2"#
+        try #"{"hosts": {"there": {"command": ["sh", "-c", "\#(fake)"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
+        let up = try pb("up", file, "--inventory", inv)
+        #expect(up.status == 1 && up.err.contains("protocol 99") && up.err.contains("same Pathbed"), "\(up.err)")
+        #expect(try hostSnapshot() == before, "nothing was built on either host")
+    }
+
+    @Test func theAgentStopsItsCommandsWhenItsControllerIsKilled() throws {
+        let d = try scratch()
+        defer { _ = try? pb("down", "agt"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("two.yaml").path, inv = d.appendingPathComponent("inv.json").path
+        try Self.twoHosts.write(toFile: file, atomically: true, encoding: .utf8)
+        try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
+        try #require(try pb("up", file, "--inventory", inv).status == 0)
+        let marker = "31337.\(getpid())"
+        let controller = try spawn([pathbed, "exec", "b1", "--", "sleep", marker])
+        let running = { (try? run(["pgrep", "-f", "sleep \(marker)"]).status) == 0 }
+        var waited = 0
+        while !running() && waited < 100 { usleep(100_000); waited += 1 }
+        try #require(running(), "the remote command started")
+        kill(controller, SIGKILL)
+        var st: Int32 = 0
+        waitpid(controller, &st, 0)
+        waited = 0
+        while running() && waited < 100 { usleep(100_000); waited += 1 }
+        #expect(!running(), "the agent saw its controller go and stopped what it ran")
+        #expect(try pb("status", "agt").status == 0, "the lab itself stays up")
+    }
+}
+
+/// The VM test: the built-in pair boots, topologies/thesis-two-vms.yaml goes up across it with
+/// the origin's full link profiles (netem inside the VMs), every tunnel is probed, and iperf3
+/// measures TCP over WLAN, TCP over LTE and MPTCP over both through the proxy.
+extension LabTests {
+    static let bench = root.appendingPathComponent(".build/debug/pathbed-bench").path
+    static let thesis = root.appendingPathComponent("topologies/thesis-two-vms.yaml").path
+
+    func pairProcesses() throws -> String { try run(["pgrep", "-af", "pathbed-(mptcp|plain)-vm"]).out }
+
+    @Test(.timeLimit(.minutes(20))) func theOriginsTwoVMTestbedRunsOnTheBuiltInPair() throws {
+        print("VM test: booting the built-in pair (software emulation: about a minute)")
+        let already = try pairProcesses()
+        try #require(already.isEmpty, "no VM pair may be running before the test: \(already)")
+        defer { _ = try? run([pathbed, "down", "thesis"], timeout: 120); _ = try? run([pathbed, "vm", "down"], timeout: 60) }
+        let boot = try run([pathbed, "vm", "up", "--timeout", "420"], timeout: 480)
+        try #require(boot.status == 0, "vm up: \(boot.out) \(boot.err)")
+        var vm = try run([pathbed, "vm", "status"], timeout: 60)
+        #expect(vm.status == 0 && vm.out.contains("mptcp-vm  running") && vm.out.contains("plain-vm  running"), "\(vm.out)")
+        #expect(vm.out.contains("role plain (net.mptcp.enabled=0)") && vm.out.contains("role MPTCP (net.mptcp.enabled=1)"), "\(vm.out)")
+        #expect(vm.out.components(separatedBy: "mtu 1500").count == 3, "the underlay starts at MTU 1500: \(vm.out)")
+
+        let up = try run([pathbed, "up", Self.thesis], timeout: 240)
+        try #require(up.status == 0, "up: \(up.out) \(up.err)")
+        #expect(up.out.contains("MTU plan proven: 2 don't-fragment probes"), "\(up.out)")
+        #expect(up.err.contains("probe: 1500-byte packets") && up.err.contains("server on plain-vm -> router"), "\(up.err)")
+        vm = try run([pathbed, "vm", "status"], timeout: 60)
+        #expect(vm.out.components(separatedBy: "mtu 5000").count == 3, "the lab raised both underlays to 5000: \(vm.out)")
+        let status = try run([pathbed, "status", "thesis"], timeout: 60)
+        #expect(status.status == 0 && status.out.contains("netem delay 50ms"), "netem inside the VMs: \(status.out)")
+        let down = try run([pathbed, "down", "thesis"], timeout: 120)
+        #expect(down.status == 0 && down.out.contains("back to MTU 1500"), "\(down.out) \(down.err)")
+
+        // The workloads: the benchmark the README's demo runs, on the pair that is up.
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("pb-twovms-\(UUID().uuidString).json").path
+        defer { unlink(json) }
+        let b = try run([Self.bench, "two-vms", "--file", Self.thesis, "--keep-vms", "--seconds", "6", "--json", json], timeout: 600)
+        try #require(b.status == 0, "two-vms: \(b.out.suffix(1500)) \(b.err.suffix(500))")
+        print(b.out)
+        let f = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        let wlan = f["wlanMbps"] as? Double ?? 0, lte = f["lteMbps"] as? Double ?? 0, mptcp = f["mptcpMbps"] as? Double ?? 0
+        #expect(wlan > 15 && wlan < 20.5, "TCP over the 20 Mbit/s WLAN path: \(wlan)")
+        // Through the proxy, iperf3 also counts what the proxy buffered before the server stopped:
+        // up to 11 % over the path's 9.56 Mbit/s goodput in 6 s runs (docs/benchmarks.md).
+        #expect(lte > 6 && lte < 11.5, "TCP over the 10 Mbit/s LTE path: \(lte)")
+        #expect(mptcp > max(wlan, lte) * 1.2, "MPTCP over both clearly beats the best single path: \(mptcp) vs \(wlan), \(lte)")
+        let syns = f["proxyMPCapableSYNs"] as? Int ?? 0, fallbacks = f["proxyFallbacks"] as? Int ?? -1
+        #expect(syns > 0 && fallbacks == syns, "every MPTCP connection from the proxy to the plain server fell back to TCP: \(fallbacks) of \(syns)")
+        let lteRTT = (f["lteRTT"] as? [String: Any])?["min"] as? Double ?? 0
+        #expect(lteRTT > 99 && lteRTT < 130, "LTE's RTT is its two 50 ms delays: \(lteRTT)")
+
+        // Every in-place fault across the pair (netem there): a loss burst and a profile switch on
+        // WLAN (htb + netem), a trace on LTE, the plain server cut off; every qdisc as before after.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pb-vmfaults-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try String(contentsOfFile: Self.thesis, encoding: .utf8)
+        let faults = String(base[..<(try #require(base.range(of: "\nworkloads:")).lowerBound)]) + """
+
+            workloads:
+              - { name: bulk, plugin: iperf3, client: client, server: proxy, mptcp: true, duration: 24s, with: { reverse: true } }
+              - { name: rtt, plugin: ping, client: client, server: server, duration: 24s, with: { interval: 0.1 } }
+            schedule:
+              - { at: 3s, fault: loss-burst, link: wlan, loss: 20%, for: 3s }
+              - { at: 8s, fault: profile, link: wlan, profile: lte, for: 3s }
+              - { at: 13s, fault: trace, link: lte, for: 4s, with: { file: fading.csv } }
+              - { at: 19s, fault: partition, nodes: [server], for: 2s }
+            """
+        try faults.write(to: dir.appendingPathComponent("faults.yaml"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("topologies/traces/path2-fading.csv").path, toPath: dir.appendingPathComponent("fading.csv").path)
+        let played = try run([pathbed, "run", dir.appendingPathComponent("faults.yaml").path, "--out", dir.path], timeout: 300)
+        #expect(played.status == 0, "\(played.out.suffix(1500)) \(played.err.suffix(1500))")
+        if played.status == 0 {
+            let runDir = dir.path + "/" + (try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasPrefix("thesis-") }))
+            let r = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/results.json"))) as? [String: Any])
+            let before = r["metadataBefore"] as? [String: [String: Any]] ?? [:], after = r["metadataAfter"] as? [String: [String: Any]] ?? [:]
+            #expect(!before.isEmpty && before.keys.allSatisfy { (before[$0]?["qdiscs"] as? [String]) == (after[$0]?["qdiscs"] as? [String]) }, "every qdisc is back as it was")
+            let impacts = (r["impacts"] as? [[String: Any]] ?? []).compactMap { $0["impact"] as? [String: Any] }
+            let burst = try #require(impacts.first)
+            #expect((burst["during"] as? Double ?? 99) < (burst["before"] as? Double ?? 0) * 0.6, "20 % loss on WLAN cut the download: \(burst)")
+            let rtt = ((r["workloads"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "rtt" }?["series"] as? [[String: Any]])?.first
+            let pingTimes = rtt?["times"] as? [Double] ?? []
+            #expect(!pingTimes.contains { $0 > 19.1 && $0 < 20.9 } && pingTimes.contains { $0 > 17 && $0 < 19 }, "no reply from the plain server while it was cut off")
+        }
+
+        // Nothing left in the VMs, then nothing left of them.
+        for name in ["mptcp-vm", "plain-vm"] {
+            let left = try run([pathbed, "vm", "ssh", name, "--", "ip netns list; ip -o link show type gretap | grep -v gretap0"], timeout: 60)
+            #expect(left.out.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(name) still has: \(left.out)")
+        }
+        let stop = try run([pathbed, "vm", "down"], timeout: 60)
+        #expect(stop.status == 0 && stop.out.contains("stopped mptcp-vm and plain-vm"), "\(stop.out)")
+        #expect(try pairProcesses().isEmpty, "no qemu or virtme-ng of the pair is left")
+        #expect(try run([pathbed, "vm", "status"]).status == 1)
+    }
+}
+
+/// vagrant/Vagrantfile is valid Vagrant (scripts/setup installs vagrant and vagrant-libvirt;
+/// VMs themselves cannot run here: no boxes without the internet), and its inventory binds the
+/// example topology's hosts.
+@Suite struct VagrantTests {
+    @Test func theVagrantfileValidates() throws {
+        let dir = root.appendingPathComponent("vagrant").path
+        let r = try run(["sh", "-c", "cd \"$1\" && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate", "sh", dir], timeout: 120)
+        #expect(r.status == 0 && r.out.contains("validated successfully"), "vagrant validate (is vagrant installed? scripts/setup installs it): \(r.out) \(r.err)")
+        let inv = try String(contentsOfFile: dir + "/inventory.json", encoding: .utf8)
+        let thesis = try TopologyLoader.load(path: root.appendingPathComponent("topologies/thesis-two-vms.yaml").path)
+        for h in thesis.hosts { #expect(inv.contains("\"\(h.name)\""), "vagrant/inventory.json binds \(h.name)") }
+        let vagrantfile = try String(contentsOfFile: dir + "/Vagrantfile", encoding: .utf8)
+        for h in thesis.hosts { #expect(vagrantfile.contains("\"\(h.name)\" => { ip: \"\(h.underlay!)\""), "the Vagrant VM \(h.name) has the topology's underlay address") }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+@testable import Runs
+import Testing
+
+/// What the tools print, read by the one parser each: iperf3's intervals and JSON report, ping's
+/// replies, `ip mptcp monitor`'s events and the kernel's MPTcpExt counters.
+@Suite struct OutputParserTests {
+    @Test func iperf3IntervalsAndOnlyIntervals() {
+        #expect(Iperf3Output.intervalMbps("[  5]   0.10-0.20   sec   245 KBytes  20.0 Mbits/sec", summed: false) == 20)
+        #expect(Iperf3Output.intervalMbps("[  5]   0.10-0.20   sec   245 KBytes  1.5 Gbits/sec    0   120 KBytes", summed: false) == 1500)
+        #expect(Iperf3Output.intervalMbps("[  5]   0.10-0.20   sec   2 KBytes  800 Kbits/sec", summed: false) == 0.8)
+        #expect(Iperf3Output.intervalMbps("[SUM]   0.10-0.20   sec   490 KBytes  40.1 Mbits/sec", summed: true) == 40.1)
+        #expect(Iperf3Output.intervalMbps("[SUM]   0.10-0.20   sec   490 KBytes  40.1 Mbits/sec", summed: false) == nil, "a sum is not a stream")
+        #expect(Iperf3Output.intervalMbps("[  5]   0.00-10.00  sec  23.8 MBytes  20.0 Mbits/sec  receiver", summed: false) == nil, "the summary is no interval")
+        #expect(Iperf3Output.intervalMbps("[  5]   0.10-0.20   sec   245 KBytes  nan Mbits/sec", summed: false) == nil)
+        #expect(Iperf3Output.intervalMbps("Connecting to host 10.0.3.2, port 5201", summed: false) == nil)
+        #expect(Iperf3Output.error(in: "x\niperf3: error - the server is busy running a test. try again later\n")?.contains("busy") == true)
+    }
+
+    @Test func iperf3sJSONReportGivesTheReceiversRate() throws {
+        #expect(try Iperf3Output.receivedMbps(json: Data(#"{"end": {"sum_received": {"bits_per_second": 19500000.0}}}"#.utf8)) == 19.5)
+        #expect(throws: Iperf3Output.Iperf3Error.self) { try Iperf3Output.receivedMbps(json: Data(#"{"error": "unable to connect"}"#.utf8)) }
+        #expect(throws: Iperf3Output.Iperf3Error.self) { try Iperf3Output.receivedMbps(json: Data("not json".utf8)) }
+        #expect(throws: Iperf3Output.Iperf3Error.self) { try Iperf3Output.receivedMbps(json: Data(#"{"end": {}}"#.utf8)) }
+    }
+
+    @Test func pingReplies() {
+        #expect(PingOutput.reply("64 bytes from 10.0.3.2: icmp_seq=7 ttl=63 time=21.4 ms")! == (7, 21.4))
+        #expect(PingOutput.reply("From 10.0.1.1 icmp_seq=3 Destination Host Unreachable") == nil)
+        #expect(PingOutput.reply("64 bytes from 10.0.3.2: icmp_seq=7 ttl=63 time=nan ms") == nil)
+        #expect(PingOutput.reply("rtt min/avg/max/mdev = 21.0/28.0/40.1/4.2 ms") == nil)
+    }
+
+    @Test func mptcpMonitorEventsAndCounters() throws {
+        let e = try #require(MPTCPWatch.parseEvent("[       SF_CLOSED] token=1a2b remid=1 locid=2 saddr4=10.0.2.2 daddr4=10.0.3.2 sport=5 dport=6", node: "client", t: 3.5))
+        #expect(e.type == "SF_CLOSED" && e.node == "client" && e.t == 3.5)
+        #expect(e.detail == "remid=1 locid=2 saddr4=10.0.2.2 daddr4=10.0.3.2")
+        #expect(MPTCPWatch.parseEvent("not an event", node: "c", t: 0) == nil)
+        let netstat = "TcpExt: A B\nTcpExt: 1 2\nMPTcpExt: MPCapableSYNTX Huge MPJoinSynRx\nMPTcpExt: 4 99999999999999999999 7\n"
+        let c = MPTCPWatch.parseMPTcpExt(netstat)
+        #expect(c["MPCapableSYNTX"] == 4 && c["MPJoinSynRx"] == 7 && c["Huge"] == nil, "a value past Int is left out, the rest stay paired: \(c)")
+        #expect(MPTCPWatch.growth(before: ["n": ["A": 5, "B": 1]], after: ["n": ["A": 9, "B": 1]]) == ["n": ["A": 4]])
+    }
+}
