@@ -193,6 +193,10 @@ pid_t pb_spawn_in(int nsfd, char *const argv[]) {
 }
 
 pid_t pb_spawn_in_group(int nsfd, char *const argv[], int in, int out, int err) {
+    return pb_spawn_in_group_env(nsfd, argv, NULL, in, out, err);
+}
+
+pid_t pb_spawn_in_group_env(int nsfd, char *const argv[], char *const envp[], int in, int out, int err) {
     pid_t pid = fork();
     if (pid != 0) return pid < 0 ? -errno : pid;
     setpgid(0, 0);
@@ -207,7 +211,7 @@ pid_t pb_spawn_in_group(int nsfd, char *const argv[], int in, int out, int err) 
     if (out >= 0 && dup2(out, 1) < 0) _exit(126);
     if (err >= 0 && dup2(err, 2) < 0) _exit(126);
     if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
-    execvp(argv[0], argv);
+    if (envp) execvpe(argv[0], argv, envp); else execvp(argv[0], argv);
     _exit(errno == ENOENT ? 127 : 126);
 }
 

@@ -13,22 +13,48 @@ extension LabController {
         public var seconds: Double
         public var kernelFreeSeconds: Double?
         public var restoredMTUs: [String] = []
+        /// Hosts that could not be reached and were forgotten, with why.
+        public var forgotten: [String] = []
     }
 
     /// Removes everything lab `lab` created on every host: the namespaces named and tagged as its
     /// own, also after an interrupted `up`. Namespaces named like the lab's but untagged are left alone.
-    public func down(_ lab: String, waitForKernel: Bool = false) throws -> DownResult {
+    ///
+    /// A host that cannot be reached is forgotten (its part of the lab is taken as gone with it)
+    /// when `forgetUnreachable` says so, or when it was a VM of the built-in pair that is no
+    /// longer running: a VM that is gone takes its namespaces with it, and cannot come back.
+    public func down(_ lab: String, waitForKernel: Bool = false, forgetUnreachable: Bool = false) throws -> DownResult {
         if let problem = LabName.problem(lab) { throw LabError(problem, fix: "give the lab's name (see `pathbed status`) or its topology file") }
         let lock = try store.lock(lab)
         defer { lock.release() }
-        if case let .ok(j) = store.load(lab), j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
-            throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
+        if case let .ok(j) = store.load(lab) {
+            if j.state == .building, j.pid != getpid(), kill(j.pid, 0) == 0, Self.isPathbed(j.pid) {
+                throw LabError("`up` of lab '\(lab)' is still running (pid \(j.pid))", fix: "wait for it, or stop it (kill \(j.pid)) and run down again")
+            }
+            if let holder = Self.liveRun(j), holder != getpid() {
+                throw LabError("a run of lab '\(lab)' is in progress (pid \(holder))",
+                               fix: "stop it (kill \(holder)): it reverts its faults, writes what it measured and removes the lab")
+            }
         }
         HostConnections.connectAll(Array(executors.values))
         var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
         var failures: [String] = []
         let mtus = store.load(lab).journal?.changedMTUs ?? [:]
+        var reachable: [HostExecutor] = []
         for e in executors.values.sorted(by: { $0.host < $1.host }) {
+            do { try e.connect(); reachable.append(e) } catch {
+                if forgetUnreachable || VMPair.isGone(access[e.host]) {
+                    result.forgotten.append("\(e.host) (\(error))")
+                } else {
+                    failures.append("\(e.host) cannot be reached: \(error)")
+                }
+            }
+        }
+        if !failures.isEmpty {
+            throw LabError("could not remove lab '\(lab)': a host cannot be reached:\n    " + failures.joined(separator: "\n    "),
+                           fix: "bring the host back and run `pathbed down \(lab)` again; if it is gone for good, `pathbed down \(lab) --forget-unreachable` removes the rest and forgets it")
+        }
+        for e in reachable {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let r = e.removeLab(lab, waitForKernel: waitForKernel)
             result.seconds = max(result.seconds, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 - (r.kernelFreeSeconds ?? 0))

@@ -5,7 +5,7 @@ import TopologyModel
 
 extension LabController {
     func reconcile(_ t: Topology, from oldPlan: LabPlan, to plan: LabPlan, digest: String, present: [String: [NamespaceState]],
-                   dryRun: Bool, progress: (String) -> Void, start: UInt64) throws -> UpResult {
+                   previous: LabJournal, dryRun: Bool, progress: (String) -> Void, start: UInt64) throws -> UpResult {
         let oldHosts = Set(oldPlan.hosts.map(\.host)), newHosts = Set(plan.hosts.map(\.host))
         guard oldHosts == newHosts else {
             throw LabError("lab '\(t.name)' is up on hosts \(oldHosts.sorted().joined(separator: ", ")); the file now names \(newHosts.sorted().joined(separator: ", "))",
@@ -22,8 +22,13 @@ extension LabController {
         if dryRun { return UpResult(outcome: .dryRun, operations: count, namespaces: namespaceCount, seconds: elapsed(), changes: changes) }
         try checkCapabilities(t, LabPlan(lab: plan.lab, hosts: plans.map { HostPlan(host: $0.host, reach: "", operations: $0.operations + $0.profileChanges.compactMap { c in c.2.map { .setQdisc(c.0, $0) } }) }))
         // From here the running lab differs from both files until the end: the journal says so.
-        var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: Self.namespacesByHost(plan),
-                                 plan: plan, pid: getpid(), started: Date())
+        var journal = previous
+        journal.state = .building
+        journal.pid = getpid()
+        journal.planDigest = digest
+        journal.namespaces = Self.namespacesByHost(plan)
+        journal.plan = plan
+        journal.file = t.file
         try store.save(journal)
         do {
             for p in plans where !p.isEmpty {
@@ -34,12 +39,33 @@ extension LabController {
                 for (r, old, new) in p.profileChanges { try e.setProfile(r, from: old, to: new) }
             }
         } catch {
-            // Half changed: the journal says `building`, so the next `up` rebuilds the lab from scratch.
-            throw LabError("changing lab '\(t.name)' in place stopped midway: \(error)",
-                           fix: "run `pathbed up \(t.file)` to build it again from scratch, or `pathbed down \(t.name)` to remove it")
+            throw restore(previous, after: error, progress: progress)
         }
         journal.state = .up
         try store.save(journal)
         return UpResult(outcome: .reconciled, operations: count, namespaces: namespaceCount, seconds: elapsed(), changes: changes)
+    }
+
+    /// A change that failed midway: the lab is built again as it was before the change (from the
+    /// plan the journal had), so that it is never left half changed. Returns the error to give.
+    func restore(_ previous: LabJournal, after error: any Error, progress: (String) -> Void) -> LabError {
+        guard let plan = previous.plan else { return LabError("changing lab '\(previous.lab)' in place failed: \(error)") }
+        progress("changing lab \(previous.lab) failed (\(error)); building it again as it was")
+        do {
+            for h in plan.hosts { _ = try executor(h.host).removeLab(previous.lab, waitForKernel: true) }
+            for h in plan.hosts { try executor(h.host).apply(h.operations, progress: { _ in }, interrupted: interrupted) }
+            var j = previous
+            j.state = .up
+            j.pid = getpid()
+            try store.save(j)
+            return LabError("changing lab '\(previous.lab)' in place failed: \(error); the lab was built again as it was before the change (\(previous.file))",
+                            fix: "fix what the error names and run `pathbed up` again")
+        } catch let again {
+            // Not even the lab as it was could be built: nothing is left half built.
+            for h in plan.hosts { _ = try? executor(h.host).removeLab(previous.lab, waitForKernel: false) }
+            store.remove(previous.lab)
+            return LabError("changing lab '\(previous.lab)' in place failed: \(error); building it again as it was failed too (\(again)), so it was removed",
+                            fix: "`pathbed up \(previous.file)` builds it from scratch")
+        }
     }
 }

@@ -89,7 +89,9 @@ public struct LabController {
 
     /// Builds the lab, finds it already built, or changes the running lab to match the file.
     /// Validates everything before the first change; on failure or interrupt, removes what it created.
-    public func up(_ t: Topology, dryRun: Bool = false, progress: (String) -> Void = { _ in }) throws -> UpResult {
+    /// With `asRun`, the lab is this process's run's until `releaseRun`: `down`, another `run`
+    /// and `up` of a changed file are refused meanwhile.
+    public func up(_ t: Topology, dryRun: Bool = false, asRun: Bool = false, progress: (String) -> Void = { _ in }) throws -> UpResult {
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let plan = Planner.plan(t)
@@ -138,27 +140,29 @@ public struct LabController {
             }
         }
 
-        if let previous {
+        if var previous {
             let wanted = Set(plan.hosts.flatMap(\.namespaces))
             let there = Set(present.values.flatMap { $0 }.map(\.name))
-            if previous.planDigest == digest, wanted.isSubset(of: there) {
-                var changes: [String] = []
-                if let faults = previous.activeFaults, !faults.isEmpty {
-                    // A run was killed mid-fault: its links come back up before anything else.
-                    changes = faults.map { "\($0.host): \($0.action) was left by a run that did not finish: \(dryRun ? "would undo it" : "undone")" }
-                    if !dryRun {
-                        for f in faults { try executor(f.host).revert(f.action) }
-                        var j = previous; j.activeFaults = nil
-                        try store.save(j)
-                    }
-                }
+            let unchanged = previous.planDigest == digest && wanted.isSubset(of: there)
+            if let holder = Self.liveRun(previous), holder != getpid(), !dryRun, asRun || !unchanged {
+                throw LabError("a run of lab '\(t.name)' is in progress (pid \(holder))",
+                               fix: "wait for it to end, or stop it (kill \(holder)): it reverts its faults and writes what it measured")
+            }
+            // A run that ended without cleaning up (killed): what it left running in the lab (its
+            // servers, its monitors) is stopped, and its faults undone, before anything else.
+            let changes = dryRun ? Self.leftoverNotes(previous) : try recoverFromDeadRun(&previous)
+            if unchanged {
+                if asRun && !dryRun { try claimRun(&previous) }
                 return UpResult(outcome: dryRun ? .dryRun : changes.isEmpty ? .unchanged : .reconciled, operations: 0, namespaces: wanted.count,
                                 seconds: elapsed(), changes: changes)
             }
             guard let oldPlan = previous.plan else {
                 throw LabError("lab '\(t.name)' was built by an older Pathbed whose journal has no plan", fix: "run `pathbed down \(t.name)`, then `up`")
             }
-            return try reconcile(t, from: oldPlan, to: plan, digest: digest, present: present, dryRun: dryRun, progress: progress, start: start)
+            var r = try reconcile(t, from: oldPlan, to: plan, digest: digest, present: present, previous: previous, dryRun: dryRun, progress: progress, start: start)
+            if asRun && !dryRun, case var .ok(j) = store.load(t.name) { try claimRun(&j) }
+            r.changes = changes + r.changes
+            return r
         }
 
         let namespaces = Self.namespacesByHost(plan)
@@ -170,6 +174,7 @@ public struct LabController {
         try checkTunnelKeys(t, plan)
         var journal = LabJournal(lab: t.name, file: t.file, state: .building, planDigest: digest, namespaces: namespaces,
                                  plan: plan, pid: getpid(), started: Date(), access: access.isEmpty ? nil : access)
+        if asRun { journal.runPID = getpid() }
         try store.save(journal)
         var done: [HostExecutor] = []
         var hostSeconds: [(host: String, seconds: Double)] = []
@@ -222,6 +227,58 @@ public struct LabController {
         try store.save(journal)
         return UpResult(outcome: .built, operations: plan.operationCount, namespaces: journal.allNamespaces.count, seconds: elapsed(), recovered: recovered,
                         hostSeconds: hostSeconds, probes: probes)
+    }
+
+    /// The pid of the run that holds the lab, when that run is alive.
+    static func liveRun(_ j: LabJournal) -> Int32? {
+        guard let pid = j.runPID, kill(pid, 0) == 0, isPathbed(pid) else { return nil }
+        return pid
+    }
+
+    /// What a dry run would undo of a run that did not end cleanly.
+    static func leftoverNotes(_ j: LabJournal) -> [String] {
+        guard j.runPID != nil, liveRun(j) == nil else { return [] }
+        return ["a run (pid \(j.runPID!)) did not end cleanly: would stop what it left running in the lab"]
+            + (j.activeFaults ?? []).map { "\($0.host): \($0.action) was left by it: would undo it" }
+    }
+
+    /// After a run that did not end cleanly (killed): its processes in the lab are stopped on
+    /// every host, its faults undone, its hold on the lab released. Returns what was done.
+    func recoverFromDeadRun(_ j: inout LabJournal) throws -> [String] {
+        var changes: [String] = []
+        var dirty = false
+        if let pid = j.runPID, Self.liveRun(j) == nil {
+            dirty = true
+            for host in (j.plan?.hosts.map(\.host) ?? Array(executors.keys)).sorted() {
+                let n = try executor(host).stopProcesses(inLab: j.lab)
+                if n > 0 { changes.append("\(host): stopped \(n) processes a run (pid \(pid)) that did not end cleanly left in the lab") }
+            }
+            j.runPID = nil
+        }
+        if let faults = j.activeFaults, !faults.isEmpty {
+            // A run was killed mid-fault: its links come back up before anything else.
+            for f in faults { try executor(f.host).revert(f.action) }
+            changes += faults.map { "\($0.host): \($0.action) was left by a run that did not finish: undone" }
+            j.activeFaults = nil
+            dirty = true
+        }
+        if dirty { try store.save(j) }
+        return changes
+    }
+
+    /// Records that this process's run holds the lab.
+    func claimRun(_ j: inout LabJournal) throws {
+        j.runPID = getpid()
+        try store.save(j)
+    }
+
+    /// Ends this process's hold on the lab (when it still has the lab and holds it).
+    public func releaseRun(_ lab: String) {
+        guard let lock = try? store.lock(lab) else { return }
+        defer { lock.release() }
+        guard case var .ok(j) = store.load(lab), j.runPID == getpid() else { return }
+        j.runPID = nil
+        try? store.save(j)
     }
 
     static func isPathbed(_ pid: Int32) -> Bool {

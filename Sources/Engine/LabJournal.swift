@@ -29,6 +29,10 @@ public struct LabJournal: Codable, Sendable {
     /// Links a run has taken down and not yet brought back (a run killed mid-fault): the next
     /// `up` brings them back with their routes.
     public var activeFaults: [ActiveFault]?
+    /// The run (`pathbed run`) that holds the lab now: `down`, another run and `up` of a changed
+    /// file are refused while it lives; when it died without ending cleanly, the next `up`
+    /// stops what it left running.
+    public var runPID: Int32?
 
     public var allNamespaces: [String] { namespaces.values.flatMap { $0 } }
 }

@@ -27,7 +27,7 @@ extension LabController {
         for e in executors.values.sorted(by: { $0.host < $1.host }) {
             do { present[e.host] = try e.namespaces(of: lab) } catch {
                 unreachable.append(e.host)
-                s.problems.append("host \(e.host) cannot be read: \(error)")
+                s.problems.append("host \(e.host) cannot be read: \(error); if it is gone for good, `pathbed down \(lab) --forget-unreachable` removes the rest of the lab and forgets it")
             }
         }
         let all = present.values.flatMap { $0 }

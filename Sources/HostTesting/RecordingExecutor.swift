@@ -25,7 +25,9 @@ public final class RecordingExecutor: HostExecutor {
 
     // MARK: The connection: nothing to open
 
-    public func connect() {}
+    /// When set, the fake host cannot be reached: `connect` throws it.
+    public var unreachable: LabError?
+    public func connect() throws { if let unreachable { throw unreachable } }
     public func close() {}
     public var connectedInfo: HostInfo? { nil }
     public var clockOffsetNanoseconds: Int64 = 0
@@ -106,6 +108,10 @@ public final class RecordingExecutor: HostExecutor {
             InterfaceState(name: $0.key.name, kind: "veth", isUp: true, mtu: 1500, group: 0, shaping: $0.value.shaping.rootKind.rawValue)
         }
     }
+
+    /// Processes "stopped" per lab, as a kernel would count them.
+    public var processesInLab: [String: Int] = [:]
+    public func stopProcesses(inLab lab: String) -> Int { processesInLab.removeValue(forKey: lab) ?? 0 }
 
     public func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport {
         var report = RemovalReport()

@@ -60,13 +60,14 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// Sleeps until CLOCK_MONOTONIC reaches `deadline` (to within a scheduler tick), or a signal arrives.
-public func sleepUntilMonotonic(_ deadline: UInt64) {
-    while Interrupts.signal == 0 {
+/// Sleeps until CLOCK_MONOTONIC reaches `deadline` (to within a scheduler tick), a signal
+/// arrives, or `giveUp` says true (asked at least every 100 ms).
+public func sleepUntilMonotonic(_ deadline: UInt64, giveUp: () -> Bool = { false }) {
+    while Interrupts.signal == 0, !giveUp() {
         let now = monotonicNanoseconds()
         guard now < deadline else { return }
         let left = deadline - now
-        if left > 2_000_000 { usleep(UInt32(min(left - 1_000_000, 1_000_000_000) / 1000)) } else { sched_yield() }
+        if left > 2_000_000 { usleep(UInt32(min(left - 1_000_000, 100_000_000) / 1000)) } else { sched_yield() }
     }
 }
 
@@ -128,6 +129,8 @@ public protocol HostExecutor: AnyObject {
     func interfaces(in namespace: String) throws -> [InterfaceState]
     /// Stops processes in the lab's tagged namespaces and removes them. Untagged ones are reported, not touched.
     func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport
+    /// Stops every process in the lab's tagged namespaces (what a killed run left running); returns how many.
+    func stopProcesses(inLab lab: String) throws -> Int
 
     // Changes to a running lab (reconcile; faults later).
     /// Removes namespaces of the lab (their devices go with them).

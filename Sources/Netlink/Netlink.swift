@@ -162,10 +162,15 @@ public enum NetworkNamespace {
 
     /// Starts a program inside the namespace (-1: this one) in a process group of its own, with
     /// the given stdin, stdout and stderr (-1: inherited). Returns its pid, or a negative errno.
-    public static func spawnInGroup(_ nsfd: Int32, _ argv: [String], stdin: Int32, stdout: Int32, stderr: Int32) -> pid_t {
+    public static func spawnInGroup(_ nsfd: Int32, _ argv: [String], stdin: Int32, stdout: Int32, stderr: Int32,
+                                    environment: [String: String]? = nil) -> pid_t {
         var cargs = argv.map { strdup($0) }
         cargs.append(nil)
         defer { for p in cargs { free(p) } }
-        return pb_spawn_in_group(nsfd, &cargs, stdin, stdout, stderr)
+        guard let environment else { return pb_spawn_in_group(nsfd, &cargs, stdin, stdout, stderr) }
+        var cenv = environment.map { strdup("\($0.key)=\($0.value)") }
+        cenv.append(nil)
+        defer { for p in cenv { free(p) } }
+        return pb_spawn_in_group_env(nsfd, &cargs, &cenv, stdin, stdout, stderr)
     }
 }

@@ -10,9 +10,12 @@ import Glibc
 /// Faults and reconcile change a running profile with `.change` (or `.replace` when the kind
 /// changes): delete-and-add would leave traffic unshaped for a moment.
 extension RouteHandle {
-    static let rootHandle: UInt32 = 0x1_0000
-    static let htbClass: UInt32 = 0x1_0001
-    static let netemBelowHTB: UInt32 = 0x10_0000
+    // The tree's handles, by its major number: 1 (root 1:, class 1:1, netem 10:) or 2 (root 2:,
+    // class 2:1, netem 20:). A change of kind grafts a new root of the other major in one step:
+    // the kernel will not turn a root of one kind into another at the same handle (EOPNOTSUPP).
+    static func rootHandle(_ major: UInt32) -> UInt32 { major << 16 }
+    static func htbClass(_ major: UInt32) -> UInt32 { major << 16 | 1 }
+    static func netemBelowHTB(_ major: UInt32) -> UInt32 { (major * 0x10) << 16 }
 
     /// libnl takes probabilities as fractions of 2^32 - 1, as the kernel does.
     static func probability(_ percent: Double) -> Int32 {
@@ -25,9 +28,14 @@ extension RouteHandle {
     /// Sets the shaping of `name`'s egress.
     public func setShaping(_ name: String, _ shaping: Shaping, mode: QdiscMode = .add) throws(NetlinkError) {
         let index = try ifindex(name)
+        // What is there now matters only to a change or a replace (`up` adds to a new interface).
+        let current = mode == .add ? nil : try rootQdisc(index)
+        let currentMajor = current.map { $0.handle >> 16 }.flatMap { $0 == 1 || $0 == 2 ? $0 : nil }
+        var major: UInt32 = currentMajor ?? 1
+        if mode == .replace, let c = current, c.kind != shaping.rootKind.rawValue { major = currentMajor == 1 ? 2 : 1 }
         switch shaping {
         case let .tbf(rateBytes, burst, limit):
-            let q = try qdisc(index, name, kind: "tbf", parent: TC_H_ROOT, handle: Self.rootHandle)
+            let q = try qdisc(index, name, kind: "tbf", parent: TC_H_ROOT, handle: Self.rootHandle(major))
             defer { rtnl_qdisc_put(q) }
             rtnl_qdisc_tbf_set_limit(q, Int32(clamping: limit))
             rtnl_qdisc_tbf_set_rate(q, Int32(clamping: rateBytes), Int32(clamping: burst), 0)
@@ -37,9 +45,9 @@ extension RouteHandle {
             // is (the kernel refuses to change an htb root with EINVAL) and changes the class and
             // the netem below. A change of kind replaces the root first.
             if mode != .change {
-                let q = try qdisc(index, name, kind: "htb", parent: TC_H_ROOT, handle: Self.rootHandle)
+                let q = try qdisc(index, name, kind: "htb", parent: TC_H_ROOT, handle: Self.rootHandle(major))
                 defer { rtnl_qdisc_put(q) }
-                _ = rtnl_htb_set_defcls(q, Self.htbClass)
+                _ = rtnl_htb_set_defcls(q, Self.htbClass(major))
                 do { try send(q, mode, "htb", name) } catch {
                     // A replace that finds an htb root already there: it stays, as for a change.
                     guard mode == .replace, error.errno == EINVAL else { throw error }
@@ -49,8 +57,8 @@ extension RouteHandle {
             let c = rtnl_class_alloc()
             defer { rtnl_class_put(c) }
             rtnl_tc_set_ifindex(c, index)
-            rtnl_tc_set_parent(c, Self.rootHandle)
-            rtnl_tc_set_handle(c, Self.htbClass)
+            rtnl_tc_set_parent(c, Self.rootHandle(major))
+            rtnl_tc_set_handle(c, Self.htbClass(major))
             try check(rtnl_tc_set_kind(c, "htb"), "set class htb", "1:1 on \(name)")
             _ = rtnl_htb_set_rate64(c, rateBytes)
             _ = rtnl_htb_set_ceil64(c, rateBytes)
@@ -59,20 +67,25 @@ extension RouteHandle {
             // Without NLM_F_EXCL the kernel changes an existing class in place (and creates a missing one).
             try check(rtnl_class_add(sock, c, NLM_F_CREATE | (mode == .add ? NLM_F_EXCL : 0)), "set class htb", "1:1 on \(name)")
             if let netem {
-                try setNetem(index, name, netem, parent: Self.htbClass, handle: Self.netemBelowHTB, mode: mode)
+                try setNetem(index, name, netem, parent: Self.htbClass(major), handle: Self.netemBelowHTB(major), mode: mode)
             } else if mode != .add {
                 // The class had netem below it before; now it shapes by rate alone.
                 let old = rtnl_qdisc_alloc()
                 defer { rtnl_qdisc_put(old) }
                 rtnl_tc_set_ifindex(old, index)
-                rtnl_tc_set_parent(old, Self.htbClass)
-                rtnl_tc_set_handle(old, Self.netemBelowHTB)
+                rtnl_tc_set_parent(old, Self.htbClass(major))
+                rtnl_tc_set_handle(old, Self.netemBelowHTB(major))
                 _ = rtnl_qdisc_delete(sock, old)
                 lastErrno.pointee = 0
             }
         case let .netem(p):
-            try setNetem(index, name, p, parent: TC_H_ROOT, handle: Self.rootHandle, mode: mode)
+            try setNetem(index, name, p, parent: TC_H_ROOT, handle: Self.rootHandle(major), mode: mode)
         }
+    }
+
+    /// The root qdisc of an interface (its kind and handle), if it has one of its own.
+    func rootQdisc(_ index: Int32) throws(NetlinkError) -> QdiscInfo? {
+        try qdiscs().first { $0.interfaceIndex == index && $0.parent == TC_H_ROOT && $0.kind != "noqueue" }
     }
 
     /// Removes the root qdisc of `name` (and everything below it): the interface is unshaped.
@@ -82,7 +95,7 @@ extension RouteHandle {
         defer { rtnl_qdisc_put(q) }
         rtnl_tc_set_ifindex(q, index)
         rtnl_tc_set_parent(q, TC_H_ROOT)
-        rtnl_tc_set_handle(q, Self.rootHandle)
+        rtnl_tc_set_handle(q, (try rootQdisc(index))?.handle ?? Self.rootHandle(1))
         try check(rtnl_qdisc_delete(sock, q), "delete qdisc", "root of \(name)")
     }
 
@@ -107,6 +120,11 @@ extension RouteHandle {
     }
 
     func setNetem(_ index: Int32, _ name: String, _ p: NetemParameters, parent: UInt32, handle: UInt32, mode: QdiscMode) throws(NetlinkError) {
+        // libnl 3.7 has no Gilbert-Elliott loss: refused rather than set without it.
+        if p.gemodel != nil {
+            throw NetlinkError("set netem loss gemodel", "on \(name)", namespace: namespace, errno: EOPNOTSUPP,
+                               hint: "Gilbert-Elliott loss cannot be set through libnl 3.7 yet; use random loss with a correlation (`loss: {percent: 1%, correlation: 25%}`) for bursts")
+        }
         let q = try qdisc(index, name, kind: "netem", parent: parent, handle: handle)
         defer { rtnl_qdisc_put(q) }
         rtnl_netem_set_limit(q, Int32(clamping: p.limitPackets))
@@ -156,7 +174,8 @@ extension RouteHandle {
         var cache: OpaquePointer?
         try check(rtnl_class_alloc_cache(sock, index, &cache), "list classes", "on \(name)")
         defer { nl_cache_free(cache) }
-        guard let c = rtnl_class_get(cache, index, Self.htbClass) else { return nil }
+        let major = (try rootQdisc(index)).map { $0.handle >> 16 } ?? 1
+        guard let c = rtnl_class_get(cache, index, Self.htbClass(major)) else { return nil }
         defer { rtnl_class_put(c) }
         var rate: UInt64 = 0
         return rtnl_htb_get_rate64(c, &rate) == 0 ? rate : nil

@@ -219,14 +219,25 @@ public final class RouteHandle {
     }
 
     public func addRoute(_ r: NetlinkRoute) throws(NetlinkError) {
+        try withRoute(r, "add route") { rtnl_route_add(sock, $0, NLM_F_CREATE | NLM_F_EXCL) }
+    }
+
+    /// Deletes a route (matched by destination, table, metric and next hop); one already gone is no error.
+    public func deleteRoute(_ r: NetlinkRoute) throws(NetlinkError) {
+        do { try withRoute(r, "delete route") { rtnl_route_delete(sock, $0, 0) } } catch {
+            if error.errno != ESRCH && error.errno != ENOENT { throw error }
+        }
+    }
+
+    private func withRoute(_ r: NetlinkRoute, _ verb: String, _ send: (OpaquePointer?) -> Int32) throws(NetlinkError) {
         let object = r.description
         let dstAddress = r.destination ?? NetlinkAddress(bytes: [UInt8](repeating: 0, count: r.family == AF_INET6 ? 16 : 4), prefixLength: 0)
-        guard let dst = Self.nlAddress(dstAddress) else { throw NetlinkError("add route", object, namespace: namespace, errno: ENOMEM) }
+        guard let dst = Self.nlAddress(dstAddress) else { throw NetlinkError(verb, object, namespace: namespace, errno: ENOMEM) }
         defer { nl_addr_put(dst) }
         let route = rtnl_route_alloc()
         defer { rtnl_route_put(route) }
         rtnl_route_set_family(route, UInt8(r.family))
-        try check(rtnl_route_set_dst(route, dst), "add route", object)
+        try check(rtnl_route_set_dst(route, dst), verb, object)
         rtnl_route_set_table(route, r.table ?? UInt32(RT_TABLE_MAIN.rawValue))
         if let m = r.metric { rtnl_route_set_priority(route, m) }
         rtnl_route_set_scope(route, UInt8((r.scopeLink ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE).rawValue))
@@ -234,7 +245,7 @@ public final class RouteHandle {
         rtnl_route_set_type(route, UInt8(RTN_UNICAST))
         if let s = r.source, let src = Self.nlAddress(s) {
             defer { nl_addr_put(src) }
-            try check(rtnl_route_set_pref_src(route, src), "add route", object)
+            try check(rtnl_route_set_pref_src(route, src), verb, object)
         }
         let nh = rtnl_route_nh_alloc()
         if let dev = r.device {
@@ -244,8 +255,11 @@ public final class RouteHandle {
             rtnl_route_nh_set_gateway(nh, gw)
             nl_addr_put(gw)
         }
+        // The gateway is taken to be on the link, without a lookup (which a blackhole rule of a
+        // partition would answer with EINVAL).
+        if r.onlink { rtnl_route_nh_set_flags(nh, UInt32(RTNH_F_ONLINK)) }
         rtnl_route_add_nexthop(route, nh)  // the route owns the nexthop now
-        try check(rtnl_route_add(sock, route, NLM_F_CREATE | NLM_F_EXCL), "add route", object)
+        try check(send(route), verb, object)
     }
 
     public func addRule(from source: NetlinkAddress, table: UInt32, priority: UInt32) throws(NetlinkError) {
@@ -260,6 +274,21 @@ public final class RouteHandle {
         rtnl_rule_set_prio(rule, priority)
         rtnl_rule_set_action(rule, UInt8(FR_ACT_TO_TBL))
         try check(rtnl_rule_add(sock, rule, NLM_F_CREATE | NLM_F_EXCL), "add rule", object)
+    }
+
+    /// Deletes that rule; one already gone is no error.
+    public func deleteRule(from source: NetlinkAddress, table: UInt32, priority: UInt32) throws(NetlinkError) {
+        let object = "from \(source) table \(table)"
+        guard let src = Self.nlAddress(source) else { throw NetlinkError("delete rule", object, namespace: namespace, errno: ENOMEM) }
+        defer { nl_addr_put(src) }
+        let rule = rtnl_rule_alloc()
+        defer { rtnl_rule_put(rule) }
+        rtnl_rule_set_family(rule, source.family)
+        try check(rtnl_rule_set_src(rule, src), "delete rule", object)
+        rtnl_rule_set_table(rule, table)
+        rtnl_rule_set_prio(rule, priority)
+        rtnl_rule_set_action(rule, UInt8(FR_ACT_TO_TBL))
+        do { try check(rtnl_rule_delete(sock, rule, 0), "delete rule", object) } catch { if error.errno != ENOENT { throw error } }
     }
 }
 

@@ -57,6 +57,8 @@ public struct NetlinkRoute: Sendable, Hashable, CustomStringConvertible {
     public var metric: UInt32?
     public var table: UInt32?
     public var scopeLink: Bool
+    /// The gateway is on the link (RTNH_F_ONLINK): no lookup of it.
+    public var onlink = false
 
     public init(family: Int32, destination: NetlinkAddress?, via: NetlinkAddress?, device: String?, source: NetlinkAddress?,
                 metric: UInt32?, table: UInt32?, scopeLink: Bool) {

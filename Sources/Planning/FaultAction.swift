@@ -27,6 +27,13 @@ public enum FaultAction: Codable, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// This change made again over `current` (another change of the same object, now in force):
+    /// a profile change then starts from what `current` put there.
+    public func replacing(from current: FaultAction) -> FaultAction {
+        guard case let .profile(l, original, _, to) = self, case let .profile(_, _, _, there) = current else { return self }
+        return .profile(link: l, original: original, from: there, to: to)
+    }
+
     public var namespace: String {
         switch self {
         case let .linkDown(l, _, _), let .profile(l, _, _, _): return l.namespace

@@ -107,6 +107,15 @@ public enum LabOperation: Codable, Hashable, Sendable {
     case setMPTCPLimits(namespace: String, subflows: UInt32?, addAddrAccepted: UInt32?)
     case addMPTCPEndpoint(namespace: String, address: IPAddress, device: String, id: UInt8, flags: [MPTCPEndpoint.Flag])
 
+    // Changes to a running lab (reconcile only): undoing one of the above, or waiting for the kernel.
+    case deleteRoute(namespace: String, RouteSpec)
+    case deleteRule(namespace: String, from: IPAddress, table: UInt32, priority: UInt32)
+    case deleteMPTCPEndpoint(namespace: String, id: UInt8)
+    /// Waits until the kernel has freed a device that a removed namespace took with it (the peer
+    /// end here of a veth whose other end was there), so that the one made in its place does not
+    /// find its name taken: the kernel frees a namespace's devices after the deletion returns.
+    case awaitGone(InterfaceRef)
+
     /// The operation's kind, as its case is named (for timings and summaries).
     public var kind: String {
         let text = "\(self)"
@@ -119,15 +128,18 @@ public enum LabOperation: Codable, Hashable, Sendable {
         case .setUnderlayMTU: return nil
         case let .createNamespace(n, _): return n
         case let .setSysctl(ns, _, _), let .disableMPTCP(ns), let .addRoute(ns, _), let .addRule(ns, _, _, _),
-             let .setMPTCPLimits(ns, _, _), let .addMPTCPEndpoint(ns, _, _, _, _):
+             let .setMPTCPLimits(ns, _, _), let .addMPTCPEndpoint(ns, _, _, _, _),
+             let .deleteRoute(ns, _), let .deleteRule(ns, _, _, _), let .deleteMPTCPEndpoint(ns, _):
             return ns
+        case let .awaitGone(r):
+            return r.namespace
         case let .createBridge(r, _, _), let .createVeth(r, _, _, _), let .createGretap(r, _, _, _, _, _), let .enslave(r, _),
              let .addAddress(r, _), let .setUp(r), let .setQdisc(r, _):
             return r.namespace
         }
     }
 
-    static let phases = ["underlay", "namespaces", "sysctls", "bridges", "links", "addresses", "interfaces up", "link profiles", "routes", "mptcp"]
+    static let phases = ["removals", "underlay", "namespaces", "sysctls", "bridges", "links", "addresses", "interfaces up", "link profiles", "routes", "mptcp"]
 
     var phaseRank: Int { Self.phases.firstIndex(of: phase) ?? Self.phases.count }
 
@@ -145,6 +157,7 @@ public enum LabOperation: Codable, Hashable, Sendable {
         case .setQdisc: return "link profiles"
         case .addRoute, .addRule: return "routes"
         case .setMPTCPLimits, .addMPTCPEndpoint: return "mptcp"
+        case .deleteRoute, .deleteRule, .deleteMPTCPEndpoint, .awaitGone: return "removals"
         }
     }
 }

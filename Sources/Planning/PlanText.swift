@@ -71,14 +71,7 @@ extension LabOperation {
         case let .setQdisc(r, q):
             return Self.tcCommands(r, q)
         case let .addRoute(ns, r):
-            var s = "ip -n \(sh(ns))\(r.family == .ipv6 ? " -6" : "") route add \(r.destinationText)"
-            if let via = r.via { s += " via \(via)" }
-            if let dev = r.device { s += " dev \(sh(dev))" }
-            if r.scopeLink { s += " scope link" }
-            if let src = r.source { s += " src \(src)" }
-            if let metric = r.metric { s += " metric \(metric)" }
-            if let table = r.table { s += " table \(table)" }
-            return [s]
+            return [Self.routeCommand("add", ns, r)]
         case let .addRule(ns, from, table, priority):
             return ["ip -n \(sh(ns))\(from.family == .ipv6 ? " -6" : "") rule add from \(from) table \(table) priority \(priority)"]
         case let .setMPTCPLimits(ns, subflows, addAddr):
@@ -88,7 +81,26 @@ extension LabOperation {
             return [s]
         case let .addMPTCPEndpoint(ns, address, dev, id, flags):
             return ["ip -n \(sh(ns)) mptcp endpoint add \(address) dev \(sh(dev)) id \(id)" + flags.map { " \($0.rawValue)" }.joined()]
+        case let .deleteRoute(ns, r):
+            return [Self.routeCommand("del", ns, r)]
+        case let .deleteRule(ns, from, table, priority):
+            return ["ip -n \(sh(ns))\(from.family == .ipv6 ? " -6" : "") rule del from \(from) table \(table) priority \(priority)"]
+        case let .deleteMPTCPEndpoint(ns, id):
+            return ["ip -n \(sh(ns)) mptcp endpoint delete id \(id)"]
+        case let .awaitGone(r):
+            return ["while ip -n \(sh(r.namespace)) link show \(sh(r.name)) >/dev/null 2>&1; do sleep 0.05; done"]
         }
+    }
+
+    static func routeCommand(_ verb: String, _ ns: String, _ r: RouteSpec) -> String {
+        var s = "ip -n \(sh(ns))\(r.family == .ipv6 ? " -6" : "") route \(verb) \(r.destinationText)"
+        if let via = r.via { s += " via \(via)" }
+        if let dev = r.device { s += " dev \(sh(dev))" }
+        if r.scopeLink { s += " scope link" }
+        if let src = r.source { s += " src \(src)" }
+        if let metric = r.metric { s += " metric \(metric)" }
+        if let table = r.table { s += " table \(table)" }
+        return s
     }
 
     static func netemArguments(_ n: NetemParameters) -> String {

@@ -20,6 +20,8 @@ public struct ReconcilePlan: Sendable {
     /// Shaping changed in place: interface, old spec, new spec (nil: unshaped).
     public var profileChanges: [(InterfaceRef, QdiscSpec?, QdiscSpec?)] = []
     public var rebuilt: [String] = []
+    /// Namespaces whose routes, rules, sysctls or MPTCP settings change in place.
+    public var changedInPlace: [String] = []
     public var added: [String] = []
     public var removed: [String] = []
     public var healed: [String] = []
@@ -33,13 +35,45 @@ public struct ReconcilePlan: Sendable {
         if !added.isEmpty { out.append("\(host): add \(names(added))") }
         if !removed.isEmpty { out.append("\(host): remove \(names(removed))") }
         if !healed.isEmpty { out.append("\(host): rebuild \(names(healed)) (its namespace is gone)") }
-        if !rebuilt.isEmpty { out.append("\(host): rebuild \(names(rebuilt)) (settings changed, or wired to a node that did)") }
+        if !changedInPlace.isEmpty { out.append("\(host): change routes, sysctls or MPTCP settings of \(names(changedInPlace)) in place") }
+        if !rebuilt.isEmpty { out.append("\(host): rebuild \(names(rebuilt)) (its links or addresses changed, or it is wired to a node that was rebuilt)") }
         for l in deleteLinks { out.append("\(host): delete \(l)") }
         for (r, old, new) in profileChanges {
             out.append("\(host): change profile of \(r) in place: \(old?.profile ?? "unshaped") -> \(new?.profile ?? "unshaped")")
         }
         if !operations.isEmpty { out.append("\(host): \(operations.count) operations") }
         return out
+    }
+
+    /// How one namespace goes from `removed` to `added` operations in place: the operations that
+    /// undo the removed ones (the added ones are applied as the new plan has them). Nil when some
+    /// change can only be made by rebuilding the namespace: a link, an address, a sysctl no longer
+    /// set (its value before the lab is not known), MPTCP limits no longer set.
+    static func inPlace(removed: Set<LabOperation>, added: Set<LabOperation>) -> [LabOperation]? {
+        var undo: [LabOperation] = []
+        for op in added {
+            switch op {
+            case .addRoute, .addRule, .setSysctl, .setMPTCPLimits, .addMPTCPEndpoint: continue
+            default: return nil
+            }
+        }
+        for op in removed {
+            switch op {
+            case let .addRoute(ns, r): undo.append(.deleteRoute(namespace: ns, r))
+            case let .addRule(ns, from, table, priority): undo.append(.deleteRule(namespace: ns, from: from, table: table, priority: priority))
+            case let .addMPTCPEndpoint(ns, _, _, id, _): undo.append(.deleteMPTCPEndpoint(namespace: ns, id: id))
+            case let .setSysctl(ns, key, _):
+                guard added.contains(where: { if case let .setSysctl(n, k, _) = $0 { return n == ns && k == key } else { return false } }) else { return nil }
+            case let .setMPTCPLimits(ns, _, _):
+                guard added.contains(where: { if case let .setMPTCPLimits(n, _, _) = $0 { return n == ns } else { return false } }) else { return nil }
+            default: return nil
+            }
+        }
+        // Endpoints and rules go before the routes they use; every removal before any addition.
+        func rank(_ op: LabOperation) -> Int {
+            switch op { case .deleteMPTCPEndpoint: 0; case .deleteRule: 1; default: 2 }
+        }
+        return undo.sorted { (rank($0), $0.command) < (rank($1), $1.command) }
     }
 
     static func namespacesTouched(_ op: LabOperation) -> [String] {
@@ -72,7 +106,16 @@ public struct ReconcilePlan: Sendable {
         }
         let so = structure(O), sn = structure(N)
         var rebuild = lost
-        for ns in kept where ns != bridgeNS && so[ns] != sn[ns] { rebuild.insert(ns) }
+        // Routes, rules, sysctls and MPTCP settings change in place; anything else rebuilds the node.
+        var removals: [LabOperation] = []
+        for ns in kept.subtracting(lost).sorted() where ns != bridgeNS && so[ns] != sn[ns] {
+            if let undo = inPlace(removed: (so[ns] ?? []).subtracting(sn[ns] ?? []), added: (sn[ns] ?? []).subtracting(so[ns] ?? [])) {
+                removals += undo
+                p.changedInPlace.append(ns)
+            } else {
+                rebuild.insert(ns)
+            }
+        }
         // The bridge namespace: a bridge removed or changed is deleted; a new one is created.
         func bridges(_ ops: [LabOperation]) -> [String: LabOperation] {
             Dictionary(ops.compactMap { op in if case let .createBridge(r, _, _) = op { return (r.name, op) } else { return nil } }, uniquingKeysWith: { a, _ in a })
@@ -127,6 +170,7 @@ public struct ReconcilePlan: Sendable {
         let addedNS = newNS.subtracting(oldNS)
         p.removeNamespaces = rebuild.union(removedNS).intersection(present).sorted { $0.count > $1.count }
         p.rebuilt = rebuild.subtracting(lost).sorted()
+        p.changedInPlace = p.changedInPlace.filter { !rebuild.contains($0) }
         p.healed = lost.sorted()
         p.removed = removedNS.sorted()
         p.added = addedNS.sorted()
@@ -136,6 +180,10 @@ public struct ReconcilePlan: Sendable {
         for op in N {
             if case let .createVeth(a, b, _, _) = op, building.contains(a.namespace) || building.contains(b.namespace) { remade.insert(a); remade.insert(b) }
         }
+        // The devices a removed namespace took with it are freed by the kernel after the deletion
+        // returns: their ends here must be gone before they are made again under the same names.
+        for r in lostInterfaces.sorted(by: { $0.description < $1.description }) { p.operations.append(.awaitGone(r)) }
+        p.operations += removals.filter { !rebuild.contains($0.namespace ?? "") }
         let oldSet = Set(O)
         var oldQdisc: [InterfaceRef: QdiscSpec] = [:]
         for op in O { if case let .setQdisc(r, q) = op { oldQdisc[r] = q } }

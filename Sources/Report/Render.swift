@@ -12,6 +12,8 @@ public struct Mark: Codable, Sendable, Equatable {
 public enum Render {
     /// Series side by side on a common grid, as CSV: `time_s,NAME (UNIT),...`; empty cells before a series starts.
     public static func csv(_ series: [Series], step: Double, end: Double) -> String {
+        // At most `maximumRows` rows: a longer run's grid is widened to fit.
+        let step = max(step, end / Double(maximumRows - 1))
         var out = "time_s," + series.map { "\(quote($0.name)) (\($0.unit))" }.joined(separator: ",") + "\n"
         let grids = series.map { $0.onGrid(step: step, end: end) }
         let n = grids.map(\.count).max() ?? 0
@@ -20,6 +22,30 @@ public enum Render {
             for g in grids { out += "," + (i < g.count ? g[i].map { String(format: "%.4f", $0) } ?? "" : "") }
             out += "\n"
         }
+        return out
+    }
+
+    public static let maximumRows = 2_000_000
+
+    /// Points of a series as a plot `width` points wide draws them: where many samples fall on one
+    /// horizontal point, their lowest and highest (so that a spike stays), in time order.
+    static func decimated(_ s: Series, x: (Double) -> Double, budget: Int) -> [(Double, Double)] {
+        let points = Array(zip(s.times, s.values))
+        guard points.count > budget else { return points }
+        var out: [(Double, Double)] = []
+        var bucket = -1.0
+        var low: (Double, Double)?, high: (Double, Double)?
+        func flush() {
+            guard let l = low, let h = high else { return }
+            if l.0 == h.0 { out.append(l) } else if l.0 < h.0 { out += [l, h] } else { out += [h, l] }
+        }
+        for p in points {
+            let b = x(p.0).rounded(.down)
+            if b != bucket { flush(); bucket = b; low = p; high = p; continue }
+            if p.1 < low!.1 { low = p }
+            if p.1 > high!.1 { high = p }
+        }
+        flush()
         return out
     }
 
@@ -77,7 +103,7 @@ public enum Render {
         s += "<text x=\"14\" y=\(q(top + h / 2)) transform=\"rotate(-90 14 \(top + h / 2))\" text-anchor=\"middle\">\(escape(unit))</text>\n"
         for (i, line) in series.enumerated() {
             let color = palette[i % palette.count]
-            let points = zip(line.times, line.values).map { "\(String(format: "%.1f", x($0.0))),\(String(format: "%.1f", y($0.1)))" }.joined(separator: " ")
+            let points = decimated(line, x: x, budget: 4 * width).map { "\(String(format: "%.1f", x($0.0))),\(String(format: "%.1f", y($0.1)))" }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points)\"/>\n"
             let ly = top + 10 + Double(i) * 18
             s += "<line x1=\(q(left + w + 12)) x2=\(q(left + w + 32)) y1=\(q(ly)) y2=\(q(ly)) stroke=\"\(color)\" stroke-width=\"2\"/>"

@@ -3,22 +3,52 @@ import Foundation
 public enum RunReport {
     /// Writes results.json, one CSV of all series on the common grid, SVG plots and summary.txt.
     public static func write(_ r: RunResults, to dir: String) throws {
+        var r = r
+        let dropped = r.dropNonFinite()
+        if dropped > 0 { r.problems = (r.problems ?? []) + ["\(dropped) values that were not finite numbers were left out"] }
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; e.dateEncodingStrategy = .iso8601
         try e.encode(r).write(to: URL(fileURLWithPath: "\(dir)/results.json"))
         try render(r, to: dir)
     }
 
+    /// The largest results.json read (a run of hours at 100 ms with hundreds of interfaces).
+    static let maximumBytes = 2 << 30
+
     public static func read(_ dir: String) throws -> RunResults {
-        let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
+        let path = "\(dir)/results.json"
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw ReportError("\(dir) has no results.json (\(String(cString: strerror(errno))))", fix: "give the directory `pathbed run` wrote")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ReportError("\(path) is not a regular file", fix: "give the directory `pathbed run` wrote")
+        }
+        guard st.st_size <= maximumBytes else { throw ReportError("\(path) is larger than 2 GiB: not a results file Pathbed wrote") }
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/results.json")) } catch {
-            throw ReportError("\(dir) has no results.json: \(error.localizedDescription)", fix: "give the directory `pathbed run` wrote")
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ReportError("cannot read \(path): \(error.localizedDescription)", fix: "check its permissions")
         }
-        let r = try d.decode(RunResults.self, from: data)
+        let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
+        let r: RunResults
+        do { r = try d.decode(RunResults.self, from: data) } catch {
+            throw ReportError("\(path) is not a results file this Pathbed reads: \(Self.describe(error))", fix: "give the results.json `pathbed run` wrote, unchanged")
+        }
         guard r.format == "pathbed-results", r.version <= RunResults.formatVersion else {
-            throw ReportError("\(dir)/results.json is format \(r.format) version \(r.version); this Pathbed reads version \(RunResults.formatVersion)")
+            throw ReportError("\(path) is format \(r.format) version \(r.version); this Pathbed reads version \(RunResults.formatVersion)")
         }
+        if let problem = r.problemForReading() { throw ReportError("\(path): \(problem)", fix: "give the results.json `pathbed run` wrote, unchanged") }
         return r
+    }
+
+    /// A decoding error in words: where in the file, and what was wrong.
+    static func describe(_ error: any Error) -> String {
+        func at(_ path: [any CodingKey]) -> String { path.isEmpty ? "the top" : path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined() }
+        switch error as? DecodingError {
+        case let .dataCorrupted(c)?: return "\(c.debugDescription) at \(at(c.codingPath))"
+        case let .keyNotFound(k, c)?: return "`\(k.stringValue)` is missing at \(at(c.codingPath))"
+        case let .typeMismatch(_, c)?, let .valueNotFound(_, c)?: return "\(c.debugDescription) at \(at(c.codingPath))"
+        default: return "\(error)"
+        }
     }
 
     /// CSV, SVG and summary.txt from results (`pathbed report DIR` renders them again).
@@ -47,6 +77,10 @@ public enum RunReport {
     public static func summary(_ r: RunResults) -> String {
         var out = "run of lab \(r.lab) (\(r.file)), \(String(format: "%.0f", r.durationSeconds)) s, "
             + r.hosts.sorted { $0.key < $1.key }.map { "\($0.key): Linux \($0.value.kernel)" }.joined(separator: ", ") + "\n\n"
+        if let why = r.endedEarly { out += "THE RUN ENDED EARLY: \(why)\n(what was measured until then is below)\n\n" }
+        if let problems = r.problems, !problems.isEmpty {
+            out += "PROBLEMS:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") + "\n\n"
+        }
         var rows: [[String]] = []
         for w in r.workloads {
             for s in w.series {

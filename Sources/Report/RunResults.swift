@@ -30,6 +30,12 @@ public struct RunResults: Codable, Sendable {
     public var metadataAfter: [String: NamespaceMetadata]?
     /// The seed of the schedule's random numbers (`run: {seed: N}`), when the file gives one.
     public var seed: Int?
+    /// Why the run ended before its end (a signal, a lost host, an error), when it did: what was
+    /// measured until then is here all the same.
+    public var endedEarly: String?
+    /// What went wrong or was left out: workloads that failed, hosts that stopped answering,
+    /// values out of range, samples past the limits. Empty for a run that went as planned.
+    public var problems: [String]?
 
     public struct MPTCPEvent: Codable, Sendable {
         public var t: Double
@@ -85,6 +91,8 @@ public struct RunResults: Codable, Sendable {
         public var ended: Double?
         /// Path use: each interface's share of the bytes its node received and sent while it ran.
         public var pathUse: [String: Double]?
+        /// What was left out of it (lines or samples past the limits, values out of range).
+        public var notes: [String]?
 
         public init(name: String, plugin: String, node: String, target: String, mptcp: Bool, started: Double, exitCode: Int32, error: String?,
                     series: [Series], metrics: [String: Double]? = nil, output: String? = nil) {
@@ -121,6 +129,60 @@ public struct RunResults: Codable, Sendable {
         self.pathbed = pathbed
         self.lab = lab; self.file = file; self.started = started; self.durationSeconds = durationSeconds
         self.hosts = hosts; self.sampleIntervalSeconds = sampleIntervalSeconds; self.events = events
+    }
+
+    /// Every value a run measured is a finite number: what is not (a plugin's NaN, an overflow)
+    /// is left out here, so that results.json can always be written; returns how many.
+    public mutating func dropNonFinite() -> Int {
+        var dropped = 0
+        func clean(_ s: inout Series) {
+            let keep = zip(s.times, s.values).filter { $0.0.isFinite && $0.1.isFinite }
+            dropped += s.times.count - keep.count
+            s.times = keep.map(\.0); s.values = keep.map(\.1)
+        }
+        for i in interfaces.indices { clean(&interfaces[i]) }
+        for w in workloads.indices {
+            for j in workloads[w].series.indices { clean(&workloads[w].series[j]) }
+            if let m = workloads[w].metrics {
+                let finite = m.filter { $0.value.isFinite }
+                dropped += m.count - finite.count
+                workloads[w].metrics = finite
+            }
+            if let u = workloads[w].pathUse { workloads[w].pathUse = u.filter { $0.value.isFinite } }
+        }
+        for i in impacts.indices {
+            var m = impacts[i].impact
+            for kp in [\Impact.before, \Impact.during, \Impact.after, \Impact.recoverySeconds] where m[keyPath: kp].map({ !$0.isFinite }) == true {
+                m[keyPath: kp] = nil; dropped += 1
+            }
+            impacts[i].impact = m
+        }
+        let events = self.events.filter { [$0.planned, $0.actual, $0.applied, $0.revertPlanned ?? 0, $0.revertActual ?? 0].allSatisfy(\.isFinite) }
+        dropped += self.events.count - events.count
+        self.events = events
+        if !durationSeconds.isFinite { durationSeconds = 0; dropped += 1 }
+        if !sampleIntervalSeconds.isFinite { sampleIntervalSeconds = 0.1; dropped += 1 }
+        return dropped
+    }
+
+    /// Whether every figure is one a report can be made of; nil when it is, else why not.
+    /// (A results file comes from outside: it is checked before any arithmetic on it.)
+    public func problemForReading() -> String? {
+        guard sampleIntervalSeconds.isFinite, sampleIntervalSeconds >= 0.001, sampleIntervalSeconds <= 3600 else {
+            return "sampleIntervalSeconds \(sampleIntervalSeconds) is not from 0.001 to 3600"
+        }
+        guard durationSeconds.isFinite, durationSeconds >= 0, durationSeconds <= 1e7 else {
+            return "durationSeconds \(durationSeconds) is not from 0 to 10,000,000"
+        }
+        let all = interfaces + workloads.flatMap(\.series)
+        for s in all {
+            if s.times.count != s.values.count { return "series '\(s.name)' has \(s.times.count) times and \(s.values.count) values" }
+            if !(s.times.allSatisfy(\.isFinite) && s.values.allSatisfy(\.isFinite)) { return "series '\(s.name)' holds a value that is not a finite number" }
+            if s.times.count > 50_000_000 { return "series '\(s.name)' has more than 50,000,000 samples" }
+        }
+        for e in events where ![e.planned, e.actual, e.applied].allSatisfy(\.isFinite) { return "event '\(e.label)' has a time that is not a finite number" }
+        for r in rawCounters where !r.t.isFinite { return "a raw sample of \(r.host) has a time that is not a finite number" }
+        return nil
     }
 
     /// Each workload's path use, from the byte counters of its node's interfaces between its

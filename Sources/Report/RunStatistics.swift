@@ -78,7 +78,18 @@ public enum RunStatistics {
             if let x = sa?.mean, let y = sb?.mean, x != 0 { ratio = String(format: "%+.1f %%", (y / x - 1) * 100) } else { ratio = "-" }
             return [k, cell(sa), cell(sb), ratio]
         }
-        return "A: \(names.0) (\(a.count) runs)\nB: \(names.1) (\(b.count) runs)\n\n"
+        // What differs between the two sets besides the figures, said first.
+        var notes: [String] = []
+        let labsA = Set(a.map(\.lab)), labsB = Set(b.map(\.lab))
+        if labsA != labsB { notes.append("A and B are runs of different labs (\(labsA.sorted().joined(separator: ", ")) against \(labsB.sorted().joined(separator: ", "))): metrics with the same name may not measure the same thing") }
+        let filesA = Set(a.map(\.file)), filesB = Set(b.map(\.file))
+        if labsA == labsB, filesA != filesB { notes.append("A and B come from different topology files (\(filesA.sorted().joined(separator: ", ")) against \(filesB.sorted().joined(separator: ", ")))") }
+        let kernelsA = Set(a.flatMap { $0.hosts.values.map(\.kernel) }), kernelsB = Set(b.flatMap { $0.hosts.values.map(\.kernel) })
+        if kernelsA != kernelsB { notes.append("A ran on Linux \(kernelsA.sorted().joined(separator: ", ")), B on Linux \(kernelsB.sorted().joined(separator: ", "))") }
+        let onlyA = Set(pa.keys).subtracting(pbd.keys).count, onlyB = Set(pbd.keys).subtracting(pa.keys).count
+        if onlyA + onlyB > 0 { notes.append("\(onlyA) metrics only in A, \(onlyB) only in B (shown with -)") }
+        return "A: \(names.0) (\(a.count) runs)\nB: \(names.1) (\(b.count) runs)\n"
+            + (notes.isEmpty ? "" : notes.map { "note: \($0)" }.joined(separator: "\n") + "\n") + "\n"
             + Render.table(["metric", "A mean ± sd", "B mean ± sd", "B vs A"], rows) + "\n"
     }
 

@@ -34,23 +34,51 @@ public struct RunController {
     public struct Outcome: Sendable {
         public var directory: String
         public var results: RunResults
+        /// False when something went wrong: a workload failed, a host was lost, the run ended
+        /// early (`results.problems` and `endedEarly` say what).
+        public var succeeded: Bool { results.endedEarly == nil && (results.problems ?? []).isEmpty }
     }
 
-    /// The run, phase by phase; whatever ends it, every fault is reverted and the lab removed
-    /// (unless `keep`).
+    /// A run that ended early (a signal, a lost host, an error): what it measured until then is
+    /// written all the same, in `directory`.
+    public struct Failed: Error, CustomStringConvertible {
+        public var error: any Error
+        public var directory: String?
+        public var description: String {
+            "\(error)" + (directory.map { "\n    what was measured until then: \($0)/ (results.json, plots, summary.txt)" } ?? "")
+        }
+    }
+
+    /// The run, phase by phase; whatever ends it, every fault is reverted, every program it
+    /// started ends, the lab is removed (unless `keep`), and what was measured is written.
     public func run(progress: @escaping (String) -> Void) throws -> Outcome {
         let run = try RunSession(self, progress: progress)
         try run.checkKernels()
         let dir = try run.makeDirectory()
-        try run.bringUp()
+        do {
+            try run.bringUp()
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
         defer { run.cleanUp() }
-        let hosts = try run.describeHosts()
-        try run.startMeasuring()
-        try run.playSchedule()
-        let results = try run.collect(hosts: hosts)
-        try RunReport.write(results, to: dir)
-        run.tearDown()
-        return Outcome(directory: dir, results: results)
+        var hosts: [String: RunResults.HostInfo] = [:]
+        do {
+            hosts = try run.describeHosts()
+            try run.startMeasuring()
+            try run.playSchedule()
+            let results = run.collect(hosts: hosts, endedEarly: nil)
+            try RunReport.write(results, to: dir)
+            run.tearDown()
+            return Outcome(directory: dir, results: results)
+        } catch {
+            // Everything is stopped first (nothing more is measured), then what was is written.
+            run.stopEverything()
+            let why = (error as? LabError)?.message ?? "\(error)"
+            let results = run.collect(hosts: hosts, endedEarly: why)
+            let written = (try? RunReport.write(results, to: dir)) != nil
+            throw Failed(error: error, directory: written ? dir : nil)
+        }
     }
 }
 
@@ -73,6 +101,8 @@ final class RunSession: @unchecked Sendable {
     var lab: LabController { controller.lab }
     private var isUp = false
     private var tornDown = false
+    /// What went wrong during the run, in the order it was seen.
+    let problems = ProblemList()
     private var metadataBefore: [String: NamespaceMetadata] = [:]
     private var countersBefore: [String: [String: Int]] = [:]
     private var samplers: [Thread] = []
@@ -119,16 +149,12 @@ final class RunSession: @unchecked Sendable {
 
     func makeDirectory() throws -> String {
         let stamp = ISO8601DateFormatter().string(from: started).replacingOccurrences(of: ":", with: "")
-        let dir = controller.options.directory ?? "\(controller.options.outDirectory)/\(t.name)-\(stamp)"
-        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw LabError("cannot create the run directory \(dir): \(error.localizedDescription)", fix: "choose another with --out")
-        }
-        directory = dir
-        return dir
+        directory = try RunDirectory.make(controller.options.directory ?? "\(controller.options.outDirectory)/\(t.name)-\(stamp)")
+        return directory
     }
 
     func bringUp() throws {
-        let up = try lab.up(t, progress: progress)
+        let up = try lab.up(t, asRun: true, progress: progress)
         isUp = true
         progress("lab \(t.name) is up (\(String(format: "%.2f", up.seconds)) s)")
     }
@@ -156,11 +182,16 @@ final class RunSession: @unchecked Sendable {
             let e = Unchecked(main.sideConnection(stop: { [stop] in stop.isSet }))
             // Timestamps come in the host's clock; the main connection's handshake measured its offset.
             let offset = main.clockOffsetNanoseconds
-            let (host, namespaces, interval, samples, stop) = (h.host, h.namespaces, controller.options.sampleInterval, samples, stop)
+            let (host, namespaces, interval, samples, stop, problems, clock) = (h.host, h.namespaces, controller.options.sampleInterval, samples, stop, problems, clock)
             let end = duration + 600
             let th = Thread {
-                try? e.value.sampleCounters(namespaces, interval: interval, duration: end, stop: { stop.isSet }) { s in
-                    samples.add(host: host, hostClock: s.clock, offset: offset, s.counters)
+                do {
+                    try e.value.sampleCounters(namespaces, interval: interval, duration: end, stop: { stop.isSet }) { s in
+                        samples.add(host: host, hostClock: s.clock, offset: offset, s.counters)
+                    }
+                } catch {
+                    // A host that stops answering mid-run: the run goes on, and says so.
+                    if !stop.isSet { problems.add(String(format: "host %@ stopped answering at %.1f s: %@", host, clock.now, "\(error)")) }
                 }
                 e.value.close()
             }
@@ -191,14 +222,22 @@ final class RunSession: @unchecked Sendable {
         try player.finish()
     }
 
-    /// Waits for the workloads, stops the measurements, and puts the results together.
-    func collect(hosts: [String: RunResults.HostInfo]) throws -> RunResults {
-        for th in workloadThreads { while th.isExecuting { usleep(50_000) } }
-        let countersAfter = mptcp.counters()
-        stop.set()
-        for th in samplers + monitors { while th.isExecuting { usleep(20_000) } }
-        workloads.stop(env)
+    /// How long after the run's end its workloads may take to finish (a transfer under way
+    /// finishes, at most 120 s): then everything still running is stopped.
+    var grace: Double { workloads.plugins.contains { $0 is TransferWorkload } ? 130 : 15 }
 
+    /// Waits (at most until the run's end and its grace) for the workloads, stops the
+    /// measurements, and puts the results together. Never waits on a program: what does not
+    /// end in time is stopped. With `endedEarly`, everything was stopped already.
+    func collect(hosts: [String: RunResults.HostInfo], endedEarly: String?) -> RunResults {
+        let deadline = duration + grace
+        while workloadThreads.contains(where: \.isExecuting), clock.now < deadline, Interrupts.signal == 0, !stop.isSet { usleep(50_000) }
+        if workloadThreads.contains(where: \.isExecuting), endedEarly == nil {
+            problems.add(Interrupts.signal != 0 ? "stopped by signal \(Interrupts.signal) while the workloads finished"
+                         : String(format: "workloads still running %.0f s after the run's end were stopped", grace))
+        }
+        let countersAfter = endedEarly == nil ? mptcp.counters() : [:]
+        stopEverything()
         let o = controller.options
         var results = RunResults(pathbed: pathbedVersion, lab: t.name, file: t.file, started: started, durationSeconds: duration, hosts: hosts,
                                  sampleIntervalSeconds: o.sampleInterval, events: player.book.events.filter { $0.actual >= 0 })
@@ -208,24 +247,77 @@ final class RunSession: @unchecked Sendable {
         results.mptcpEvents = mptcp.events
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore
-        results.metadataAfter = HostMetadata.collect(lab: lab, plan: plan)
+        results.metadataAfter = endedEarly == nil ? HostMetadata.collect(lab: lab, plan: plan) : nil
         results.seed = t.run.seed.map { $0 &+ o.seedOffset }
+        results.endedEarly = endedEarly
         results.computeImpacts()
         results.computePathUse()
+        var found = problems.all
+        for w in results.workloads {
+            if let e = w.error { found.append("workload \(w.name) failed: \(e)") }
+            for n in w.notes ?? [] { found.append("workload \(w.name): \(n)") }
+        }
+        results.problems = found.isEmpty ? nil : found
         return results
+    }
+
+    /// Stops the workloads, the samplers and the monitors, and waits (bounded) for their threads.
+    func stopEverything() {
+        stop.set()
+        workloads.stop(env)
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        for th in workloadThreads + samplers + monitors { while th.isExecuting, monotonicNanoseconds() < deadline { usleep(20_000) } }
     }
 
     /// The lab down, unless the run keeps it.
     func tearDown() {
-        if !controller.options.keep && isUp { _ = try? lab.down(t.name) }
+        if !controller.options.keep && isUp {
+            lab.releaseRun(t.name)
+            _ = try? lab.down(t.name)
+        }
         tornDown = true
     }
 
-    /// Whatever ended the run: everything stopped, every fault reverted, the lab removed.
+    /// Whatever ended the run: everything stopped, every fault reverted, every program it
+    /// started ended (also those that left their process group), the lab removed or released.
     func cleanUp() {
         stop.set()
         for f in player.revertEverything() { progress("could not revert: \(f)") }
         workloads.stop(env)
+        CommandRunner.endLeftovers()
         if !tornDown { tearDown() }
+        lab.releaseRun(t.name)
+    }
+}
+
+/// Problems seen during a run, from any thread.
+final class ProblemList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ p: String) { lock.withLock { if items.count < 200 { items.append(p) } } }
+    var all: [String] { lock.withLock { items } }
+}
+
+/// A run's own directory.
+public enum RunDirectory {
+    /// Makes `base` (and what is missing above it), or `base-2`, `base-3`... when it exists: a
+    /// run never writes into another run's directory (two started in the same second).
+    public static func make(_ base: String) throws -> String {
+        let parent = (base as NSString).deletingLastPathComponent
+        var st = stat()
+        if !parent.isEmpty, stat(parent, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+            throw LabError("cannot write runs into \(parent): it is a file, not a directory", fix: "give --out a directory (it is made if missing)")
+        }
+        if !parent.isEmpty {
+            do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+                throw LabError("cannot create \(parent): \(error.localizedDescription)", fix: "choose another with --out")
+            }
+        }
+        for k in 1...1000 {
+            let dir = k == 1 ? base : "\(base)-\(k)"
+            if mkdir(dir, 0o755) == 0 { return dir }
+            if errno != EEXIST { throw LabError("cannot create the run directory \(dir): \(String(cString: strerror(errno)))", fix: "choose another with --out") }
+        }
+        throw LabError("cannot find a free name for the run directory \(base)", fix: "choose another with --out")
     }
 }

@@ -38,6 +38,10 @@ extension Topology {
     /// Bytes a keyed gretap tunnel over IPv4 adds to an inner frame: outer IPv4 header 20 +
     /// GRE header 4 + key 4 + inner Ethernet header 14.
     public static let gretapOverhead = 42
+
+    /// Ports a Linux bridge takes at most: port numbers run from 1 to BR_MAX_PORTS - 1 (1023);
+    /// the 1024th gives EXFULL ("Exchange full"), measured.
+    public static let maximumBridgePorts = 1023
 }
 
 public struct Host: Sendable, Hashable {

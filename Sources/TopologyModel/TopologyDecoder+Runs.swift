@@ -4,6 +4,7 @@ import Yams
 extension TopologyDecoder {
     mutating func decodeWorkload(_ index: Int, _ node: Yams.Node, _ path: String) -> WrittenWorkload? {
         at(path, node)
+        if misplaced(node, path, hasKey: "fault", lacksKey: "plugin", is: "a fault", belongsUnder: "schedule") { return nil }
         guard let o = ObjectReader(reader, node, path: path, shape: Shapes.workload) else { return nil }
         var w = WrittenWorkload(index: index, name: "", location: reader.location(node), plugin: "")
         if let (n, p) = o["name"] { at(p, n); w.name = reader.name(n, p) ?? "" }
@@ -48,6 +49,7 @@ extension TopologyDecoder {
 
     mutating func decodeFault(_ index: Int, _ node: Yams.Node, _ path: String) -> WrittenFault? {
         at(path, node)
+        if misplaced(node, path, hasKey: "duration", lacksKey: "fault", is: "a workload", belongsUnder: "workloads") { return nil }
         guard let o = ObjectReader(reader, node, path: path, shape: Shapes.fault) else { return nil }
         var f = WrittenFault(index: index, location: reader.location(node), kind: .linkDown)
         var ok = true
@@ -73,5 +75,16 @@ extension TopologyDecoder {
         if let (n, p) = o["plugin"] { at(p, n); f.plugin = reader.string(n, p, pattern: "^[A-Za-z0-9_./-]+$", what: "a plugin name or path") }
         if let (n, p) = o["with"] { atEach(p, n); f.options = reader.json(n, p) }
         return ok ? f : nil
+    }
+
+    /// An entry written in the wrong list (a workload under `schedule:`, a fault under
+    /// `workloads:`): one error that says where it belongs, instead of one per key it does not fit.
+    func misplaced(_ node: Yams.Node, _ path: String, hasKey: String, lacksKey: String, is what: String, belongsUnder list: String) -> Bool {
+        guard case let .mapping(m) = node else { return false }
+        let keys = Set(m.keys.compactMap(\.string))
+        guard keys.contains(hasKey), !keys.contains(lacksKey) else { return false }
+        reader.error(node, path, "this entry is \(what) (it has `\(hasKey):` and no `\(lacksKey):`), in the wrong list",
+                     hint: "move it under `\(list):`")
+        return true
     }
 }

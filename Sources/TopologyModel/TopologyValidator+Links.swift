@@ -9,6 +9,7 @@ extension TopologyValidator {
         var interfaces: [String: [String: Int]] = [:]
         var usedLinkNames: [String: Int] = [:]
         var bridgePairs: [Set<String>: Int] = [:]
+        var bridgePorts: [String: Int] = [:]
         let nodeNames = topology.nodes.map(\.name)
         let bridgeNames = topology.bridges.map(\.name)
         for li in topology.links.indices {
@@ -42,6 +43,11 @@ extension TopologyValidator {
                         continue
                     }
                     hosts.append(bridge.host)
+                    bridgePorts[b, default: 0] += 1
+                    if bridgePorts[b] == Topology.maximumBridgePorts + 1 {
+                        error(ep, "bridge '\(b)' has more than \(Topology.maximumBridgePorts) ports; a Linux bridge takes at most \(Topology.maximumBridgePorts) (BR_MAX_PORTS)",
+                              hint: "spread its links over several bridges joined by links (Pathbed makes bridges joined by plain links one kernel bridge where they fit)")
+                    }
                 }
             }
             link.hosts = hosts

@@ -75,6 +75,7 @@ struct Down: ParsableCommand {
     )
     @Argument(help: "Lab name or topology file.", completion: .file(extensions: ["yaml", "yml"])) var lab: String
     @Flag(help: "Also wait until the kernel has freed the lab's devices, and say how long that took.") var wait = false
+    @Flag(help: "Forget hosts that cannot be reached (taking what the lab had there as gone with them), and remove the rest.") var forgetUnreachable = false
 
     func run() throws {
         do {
@@ -82,10 +83,11 @@ struct Down: ParsableCommand {
             try LabController.requireRoot("removing a lab", "down \(lab)")
             // With --wait, Ctrl-C ends the wait for the kernel and still removes its probe.
             if wait { Interrupts.catchSignals() }
-            let r = try LabController.forJournal(name).down(name, waitForKernel: wait)
+            let r = try LabController.forJournal(name).down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable)
             for m in r.restoredMTUs { print("  restored \(m)") }
+            for h in r.forgotten { printError("warning: forgot host \(h): it cannot be reached, and what the lab had there is taken as gone with it") }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }
-            if r.removed == 0 {
+            if r.removed == 0 && r.forgotten.isEmpty {
                 print("lab \(name) is not up; nothing to remove")
             } else {
                 var line = "lab \(name) is down: removed \(r.removed) namespaces in \(String(format: "%.2f", r.seconds)) s"
@@ -104,6 +106,9 @@ struct Status: ParsableCommand {
 
     func run() throws {
         do {
+            // Without root neither the journals nor the namespaces' tags can be read: a healthy lab
+            // would look unknown, so it is said plainly instead.
+            try LabController.requireRoot("reading a lab's state", "status\(lab.map { " \($0)" } ?? "")")
             let labs = try lab.map { [try labName($0)] } ?? LabController.forThisMachine().labs()
             if labs.isEmpty { print("no labs are up"); return }
             var unhealthy = false

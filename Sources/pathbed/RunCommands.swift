@@ -29,6 +29,13 @@ struct RunCommand: ParsableCommand {
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat takes 1 to 1000 runs") }
     }
 
+    /// A run that went wrong exits 1 after its report, saying what went wrong.
+    static func problems(_ list: [String]) -> ExitCode {
+        printError("error: the run went wrong (\(list.count) problem\(list.count == 1 ? "" : "s"), also in summary.txt and results.json):\n"
+                   + list.prefix(20).map { "    - \($0)" }.joined(separator: "\n") + (list.count > 20 ? "\n    ..." : ""))
+        return ExitCode(1)
+    }
+
     func run() throws {
         let t = try loadTopology(file)
         do {
@@ -42,21 +49,25 @@ struct RunCommand: ParsableCommand {
                 let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }
                 print(RunReport.summary(outcome.results))
                 print("report: \(outcome.directory)/ (results.json, series.csv, workloads.svg, interfaces.svg, rtt.svg, summary.txt)")
+                if !outcome.succeeded { throw Self.problems(outcome.results.problems ?? []) }
                 return
             }
             // Repetitions on one lab (built once), each in rep-K; the table across them at the top.
             let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-            let parent = "\(out)/\(t.name)-\(stamp)"
+            let parent = try RunDirectory.make("\(out)/\(t.name)-\(stamp)")
             var runs: [RunResults] = []
+            var problems: [String] = []
             for k in 1...`repeat` {
                 printError("repetition \(k) of \(`repeat`)")
                 o.directory = "\(parent)/rep-\(k)"
                 o.keep = keep || k < `repeat`
                 o.seedOffset = k - 1
                 do {
-                    runs.append(try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }.results)
+                    let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }
+                    runs.append(outcome.results)
+                    problems += (outcome.results.problems ?? []).map { "repetition \(k): \($0)" }
                 } catch {
-                    if k < `repeat` { _ = try? lab.down(t.name) }
+                    if k < `repeat` && !keep { _ = try? lab.down(t.name) }
                     throw error
                 }
             }
@@ -64,7 +75,8 @@ struct RunCommand: ParsableCommand {
             try table.write(toFile: "\(parent)/summary.txt", atomically: true, encoding: .utf8)
             print(table)
             print("report: \(parent)/ (summary.txt across the runs; rep-1 ... rep-\(`repeat`) each with results.json and plots)")
-        } catch { throw fail(error) }
+            if !problems.isEmpty { throw Self.problems(problems) }
+        } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
 }
 

@@ -140,13 +140,15 @@ extension LabTests {
         kill(pid, SIGKILL)
         var st: Int32 = 0
         waitpid(pid, &st, 0)
-        _ = try? run(["pkill", "-f", "iperf3 -s -p 5201"])  // the killed run's server, left in the lab
+        #expect(try run(["pgrep", "-f", "iperf3 -s -p 5201"]).status == 0, "the killed run's server is still in the lab")
         func eth2() throws -> String { try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out }
         func table() throws -> String { try run(["ip", "-n", "pb.two-paths.client", "route", "show", "table", "all"]).out }
         #expect(!(try eth2()).contains(",UP"), "the killed run left path 2 down")
         #expect(!(try table()).contains("default via 10.0.2.1"), "and its routes gone")
         let up = try pb("up", twoPaths)
         #expect(up.status == 0 && up.out.contains("was left by a run that did not finish"), "\(up.out) \(up.err)")
+        let serverLeft = try run(["pgrep", "-f", "iperf3 -s -p 5201"]).status == 0
+        #expect(up.out.contains("processes a run") && !serverLeft, "what it left running was stopped: \(up.out)")
         #expect(try eth2().contains(",UP"))
         let routes = try table()
         #expect(routes.contains("default via 10.0.2.1"), "the routes through it are back: \(routes)")

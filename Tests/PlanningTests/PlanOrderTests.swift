@@ -35,6 +35,7 @@ import TopologyModel
                     #expect(addresses[ns, default: []].contains { $0.address == address }, "\(name): \(op.command) before its address")
                 case .setUnderlayMTU: break
                 case let .disableMPTCP(ns): needNS(ns, op)
+                case .deleteRoute, .deleteRule, .deleteMPTCPEndpoint, .awaitGone: Issue.record("\(name): \(op.command) is a change to a running lab, not part of a plan")
                 }
             }
         }

@@ -52,8 +52,7 @@ import TopologyModel
         let t = try twoPathLab("  - { at: 1s, fault: partition, nodes: [server], for: 1s }")
         let actions = try #require(windows(t).first).changes[0].actions
         func destinations(_ node: String) -> [String] {
-            for a in actions { if case let .partition(ns, d) = a.action, ns == "pb.rp.\(node)" { return d.map(\.description).sorted() } }
-            return []
+            actions.flatMap { a -> [String] in if case let .partition(ns, d) = a.action, ns == "pb.rp.\(node)" { return d.map(\.description) } else { return [] } }.sorted()
         }
         #expect(destinations("server") == ["10.0.1.1/32", "10.0.1.2/32", "10.0.2.1/32", "10.0.2.2/32", "10.0.3.1/32"])
         #expect(destinations("client") == ["10.0.3.2/32"] && destinations("router") == ["10.0.3.2/32"])

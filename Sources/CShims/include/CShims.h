@@ -35,6 +35,8 @@ pid_t pb_spawn_in(int nsfd, char *const argv[]);
  * process group of its own (so that it and its children can be stopped together), and with
  * SIGINT, SIGTERM, SIGHUP and SIGPIPE back at their defaults. */
 pid_t pb_spawn_in_group(int nsfd, char *const argv[], int in, int out, int err);
+/* Like pb_spawn_in_group, with the environment ENVP (NULL: this process's). */
+pid_t pb_spawn_in_group_env(int nsfd, char *const argv[], char *const envp[], int in, int out, int err);
 
 /* Signal handling for long work: SIGINT, SIGTERM and SIGHUP only set a flag that
  * pb_interrupted() returns (the signal number, or 0). */

@@ -30,6 +30,7 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case namespaces(lab: String)
     case interfaces(namespace: String)
     case removeLab(lab: String, waitForKernel: Bool)
+    case stopProcesses(lab: String)
     case removeNamespaces(names: [String])
     case deleteLink(link: InterfaceRef)
     case setProfile(link: InterfaceRef, from: QdiscSpec?, to: QdiscSpec?)
@@ -68,6 +69,7 @@ public enum AgentRequest: Codable, Sendable, Equatable {
         case .namespaces: "namespaces"
         case .interfaces: "interfaces"
         case .removeLab: "removeLab"
+        case .stopProcesses: "stopProcesses"
         case .removeNamespaces: "removeNamespaces"
         case .deleteLink: "deleteLink"
         case .setProfile: "setProfile"
@@ -114,6 +116,7 @@ public enum AgentReply: Codable, Sendable {
     case namespaces(namespaces: [NamespaceState])
     case interfaces(interfaces: [InterfaceState])
     case removal(report: RemovalReport)
+    case stopped(count: Int)
     case exit(code: Int32)
     case tunnelKeys(keys: [KeyedTunnel])
     /// inject, revert: when the host began the changes (its CLOCK_MONOTONIC, ns); the line's

@@ -40,6 +40,8 @@ public final class AgentServer: @unchecked Sendable {
     }
 
     var isGone: Bool { lock.withLock { gone } || Interrupts.signal != 0 || out.broken }
+    /// The controller is gone: what the agent still waits for (a change set for later) is given up.
+    public var controllerIsGone: Bool { isGone }
     func isCancelled(_ id: Int) -> Bool { isGone || lock.withLock { cancelled.contains(id) } }
 
     /// Runs until the controller goes away. Returns the exit status.
@@ -188,6 +190,8 @@ public final class AgentServer: @unchecked Sendable {
                 reply = .interfaces(interfaces: try executor.interfaces(in: namespace))
             case let .removeLab(lab, waitForKernel):
                 reply = .removal(report: executor.removeLab(lab, waitForKernel: waitForKernel))
+            case let .stopProcesses(lab):
+                reply = .stopped(count: try executor.stopProcesses(inLab: lab))
             case let .removeNamespaces(names):
                 try executor.removeNamespaces(names)
                 reply = .done

@@ -39,6 +39,9 @@ public struct HostAccess: Codable, Sendable, Hashable {
         command = try c.decodeIfPresent([String].self, forKey: .command)
         vagrant = try c.decodeIfPresent(String.self, forKey: .vagrant)
         if let port, !(1...65535).contains(port) { throw DecodingError.dataCorruptedError(forKey: .port, in: c, debugDescription: "port \(port) is not 1-65535") }
+        if let command, command.first?.isEmpty ?? true {
+            throw DecodingError.dataCorruptedError(forKey: .command, in: c, debugDescription: "`command` must name a program: a list like [\"ssh\", \"host\", \"pathbed\", \"agent\"]")
+        }
         if let ssh, ssh.hasPrefix("-") || ssh.contains(where: { $0.isWhitespace }) {
             throw DecodingError.dataCorruptedError(forKey: .ssh, in: c, debugDescription: "'\(ssh)' is not an ssh destination")
         }

@@ -343,6 +343,12 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         }
     }
 
+    public func stopProcesses(inLab lab: String) throws -> Int {
+        let r = try result(.stopProcesses(lab: lab))
+        guard case let .stopped(n) = r.reply else { throw unexpected(r, to: "stopProcesses") }
+        return n
+    }
+
     public func removeNamespaces(_ names: [String]) throws { _ = try result(.removeNamespaces(names: names)) }
     public func deleteLink(_ link: InterfaceRef) throws { _ = try result(.deleteLink(link: link)) }
     public func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws {

@@ -7,7 +7,8 @@ import TopologyModel
 extension LocalExecutor {
     /// This process's guard of armed faults: each reverted by a connection of its own when its
     /// deadline passes, or all at once when the agent's controller goes away.
-    public static let faultGuard = FaultGuard { action in try LocalExecutor(host: "guard").revert(one: action) }
+    public static let faultGuard = FaultGuard(revert: { action in try LocalExecutor(host: "guard").revert(one: action) },
+                                              watchdog: { action, deadline in FaultWatchdog.launch(action, deadline: deadline) })
 
     public func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
         // A change on time matters more than anything else this host runs: the waiting thread
@@ -19,10 +20,21 @@ extension LocalExecutor {
         var fifo = sched_param(sched_priority: 10)
         let raised = at != nil && pthread_setschedparam(thread, SCHED_FIFO, &fifo) == 0
         defer { if raised { pthread_setschedparam(thread, policy, &saved) } }
+        // Changes are sent half a second ahead: one set for hours from now is not a run's.
         if let at {
-            sleepUntilMonotonic(at)
-            // Interrupted while it waited: the change is not made (the run is being undone).
+            let now = monotonicNanoseconds()
+            if at > now, at - now > 3_600_000_000_000 {
+                throw LabError("a change set for \((at - now) / 1_000_000_000) s from now was refused (at most an hour ahead)", fix: "please report this: the controller sends changes 0.5 s ahead")
+            }
+        }
+        // Faults change a lab's namespaces only (checked before the first change); undoing one in
+        // a namespace that is gone is nothing to do.
+        for a in actions where inject || NetworkNamespace.list().contains(a.namespace) { try requireOwned(a.namespace) }
+        if let at {
+            sleepUntilMonotonic(at, giveUp: stopWhen)
+            // Interrupted while it waited (or its controller is gone): the change is not made.
             if Interrupts.signal != 0 { throw Interrupted(signal: Interrupts.signal) }
+            if stopWhen() { throw Interrupted(signal: SIGTERM) }
         }
         let began = monotonicNanoseconds()
         for a in actions { if inject { try self.inject(one: a, revertAfter: revertAfter) } else { try revert(one: a) } }
@@ -83,7 +95,14 @@ extension LocalExecutor {
         try h.setUp(link.name)
         for r in routes {
             do { try h.addRoute(LocalExecutor.netlink(r)) } catch {
-                if error.errno != EEXIST { throw error }
+                if error.errno == EEXIST { continue }
+                // A gateway that a partition's blackhole rule covers cannot be looked up: the route
+                // goes back on its link without the lookup (it was on that link, the plan says).
+                guard error.errno == EINVAL, r.via != nil else { throw error }
+                var onlink = LocalExecutor.netlink(r)
+                onlink.device = r.device ?? link.name
+                onlink.onlink = true
+                do { try h.addRoute(onlink) } catch { if error.errno != EEXIST { throw error } }
             }
         }
     }

@@ -40,6 +40,11 @@ extension LocalExecutor {
         }
     }
 
+    public func stopProcesses(inLab lab: String) -> Int {
+        let ours = namespaces(of: lab).filter(\.tagged).map(\.name)
+        return ProcessStopper.stop(in: ours)
+    }
+
     public func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport {
         var report = RemovalReport()
         let states = namespaces(of: lab)

@@ -6,8 +6,10 @@ import TopologyModel
 
 /// Applies a host's operations to this machine's kernel through netlink.
 ///
-/// One netlink socket per namespace, opened once; no thread ever runs Swift code inside a lab
-/// namespace. Qdiscs are read back after they are set and compared with what was asked.
+/// One netlink socket per namespace, opened when first needed and kept (at most
+/// `openNamespaceLimit` namespaces' at once: a lab of 10,000 nodes would otherwise need 20,000
+/// descriptors); no thread ever runs Swift code inside a lab namespace. Qdiscs are read back
+/// after they are set and compared with what was asked.
 public final class LocalExecutor: HostExecutor {
     public let host: String
     private var fds: [String: Int32] = [:]
@@ -41,6 +43,24 @@ public final class LocalExecutor: HostExecutor {
         routeHandles.removeAll(); mptcpHandles.removeAll(); rootHandle = nil
         for fd in fds.values { Glibc.close(fd) }
         fds.removeAll()
+        lastUse.removeAll()
+        owned.removeAll()
+    }
+
+    /// Namespaces known to be a lab's: named and tagged as one (checked once per executor).
+    private var owned: Set<String> = []
+
+    /// Refuses to act on a namespace no lab made: every change this executor makes is in a
+    /// namespace named `pb.LAB` or `pb.LAB.NODE` whose loopback carries that lab's tag, as `down`
+    /// requires. An agent is told what to change; it changes only what is a lab's.
+    func requireOwned(_ ns: String) throws(NetlinkError) {
+        if owned.contains(ns) { return }
+        guard let lab = Ownership.lab(ofNamespace: ns), NetworkNamespace.list().contains(ns),
+              (try? route(ns).alias(of: "lo")) == Ownership.namespaceTag(lab: lab) else {
+            throw NetlinkError("change", "namespace \(ns)", namespace: ns, errno: EPERM,
+                               hint: "no Pathbed lab made it (not named pb.LAB or pb.LAB.NODE, or no lab's tag on its loopback); Pathbed never touches such a namespace")
+        }
+        owned.insert(ns)
     }
 
     func root() throws(NetlinkError) -> RouteHandle {
@@ -51,6 +71,7 @@ public final class LocalExecutor: HostExecutor {
     }
 
     func fd(_ ns: String) throws(NetlinkError) -> Int32 {
+        touch(ns)
         if let fd = fds[ns] { return fd }
         let fd = try NetworkNamespace.open(ns)
         fds[ns] = fd
@@ -58,6 +79,7 @@ public final class LocalExecutor: HostExecutor {
     }
 
     func route(_ ns: String) throws(NetlinkError) -> RouteHandle {
+        touch(ns)
         if let h = routeHandles[ns] { return h }
         let h = try RouteHandle(nsfd: try fd(ns), namespace: ns)
         routeHandles[ns] = h
@@ -65,10 +87,30 @@ public final class LocalExecutor: HostExecutor {
     }
 
     func mptcp(_ ns: String) throws(NetlinkError) -> MPTCPHandle {
+        touch(ns)
         if let h = mptcpHandles[ns] { return h }
         let h = try MPTCPHandle(nsfd: try fd(ns), namespace: ns)
         mptcpHandles[ns] = h
         return h
+    }
+
+    /// Namespaces whose handles are kept open at most (each holds up to three descriptors).
+    static let openNamespaceLimit = 2048
+    private var uses: UInt64 = 0
+    private var lastUse: [String: UInt64] = [:]
+
+    /// Marks `ns` as used now; past the limit, the handles used longest ago are closed (a quarter
+    /// of them at once, so that a plan that walks every namespace reopens each at most once a phase).
+    private func touch(_ ns: String) {
+        uses += 1
+        lastUse[ns] = uses
+        guard lastUse.count > Self.openNamespaceLimit else { return }
+        for (old, _) in lastUse.sorted(by: { $0.value < $1.value }).prefix(Self.openNamespaceLimit / 4) where old != ns {
+            routeHandles[old] = nil
+            mptcpHandles[old] = nil
+            if let fd = fds.removeValue(forKey: old) { Glibc.close(fd) }
+            lastUse[old] = nil
+        }
     }
 
     public func capabilities(sysctls: [String]) -> Capabilities { CapabilityProbe.run(sysctls: sysctls) }
@@ -88,10 +130,19 @@ public final class LocalExecutor: HostExecutor {
 
     public func apply(_ op: LabOperation) throws(NetlinkError) {
         switch op {
+        case .createNamespace, .setUnderlayMTU: break
+        case let .createVeth(a, b, _, _): try requireOwned(a.namespace); try requireOwned(b.namespace)
+        default: if let ns = op.namespace { try requireOwned(ns) }
+        }
+        switch op {
         case let .createNamespace(name, lab):
+            guard Ownership.isNamed(name, lab: lab) else {
+                throw NetlinkError("create namespace", name, namespace: "/run/netns", errno: EINVAL, hint: "a lab's namespaces are named pb.\(lab) or pb.\(lab).NODE")
+            }
             // Tagged before it is named: a namespace without the tag is never removed by `down`.
             try NetworkNamespace.create(name, tag: Ownership.namespaceTag(lab: lab))
             createdNamespaces.append(name)
+            owned.insert(name)
         case let .setSysctl(ns, key, value):
             try NetworkNamespace.writeSysctl(try fd(ns), namespace: ns, key, value)
         case let .disableMPTCP(ns):
@@ -133,6 +184,14 @@ public final class LocalExecutor: HostExecutor {
             let index = try route(ns).ifindex(device)
             try mptcp(ns).addEndpoint(address: address.bytes, ifindex: index, id: id, flags: .init(names: flags.map(\.rawValue)),
                                       label: "\(address) dev \(device) id \(id)")
+        case let .deleteRoute(ns, r):
+            try route(ns).deleteRoute(Self.netlink(r))
+        case let .deleteRule(ns, from, table, priority):
+            try route(ns).deleteRule(from: Self.netlink(from), table: table, priority: priority)
+        case let .deleteMPTCPEndpoint(ns, id):
+            do { try mptcp(ns).deleteEndpoint(id: id) } catch { if error.errno != ENOENT && error.errno != EINVAL { throw error } }
+        case let .awaitGone(r):
+            try awaitGone(r)
         case let .setUnderlayMTU(interface, address, mtu):
             guard let name = interface ?? address.flatMap(Self.interface(holding:)) else {
                 throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EADDRNOTAVAIL,
@@ -147,6 +206,24 @@ public final class LocalExecutor: HostExecutor {
                 try h.setMTU(name, mtu)
                 changedMTUs.append(MTUChange(interface: name, mtu: before.mtu))
             }
+        }
+    }
+
+    /// Waits (at most 30 s) until `r` no longer exists: the kernel frees a removed namespace's
+    /// devices, and their peers elsewhere, after the deletion has returned.
+    func awaitGone(_ r: InterfaceRef) throws(NetlinkError) {
+        let h = try route(r.namespace)
+        let deadline = monotonicNanoseconds() + 30_000_000_000
+        while true {
+            do { _ = try h.ifindex(r.name) } catch {
+                if error.errno == ENODEV || error.errno == ENOENT { return }
+                throw error
+            }
+            guard monotonicNanoseconds() < deadline else {
+                throw NetlinkError("wait for the kernel to free", r.name, namespace: r.namespace, errno: EBUSY,
+                                   hint: "the kernel has not freed it 30 s after its namespace's other end was removed; run `pathbed up` again")
+            }
+            usleep(20_000)
         }
     }
 
@@ -255,16 +332,19 @@ public final class LocalExecutor: HostExecutor {
     // MARK: Changes to a running lab
 
     public func removeNamespaces(_ names: [String]) throws {
+        for ns in names { try requireOwned(ns) }
         closeAll()
         _ = ProcessStopper.stop(in: names)
         for ns in names { try NetworkNamespace.delete(ns) }
     }
 
     public func deleteLink(_ link: InterfaceRef) throws {
+        try requireOwned(link.namespace)
         try route(link.namespace).deleteLink(link.name)
     }
 
     public func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws {
+        try requireOwned(link.namespace)
         try setProfile(link, from: old, to: new, replace: false)
     }
 
@@ -340,9 +420,11 @@ public final class LocalExecutor: HostExecutor {
             let fd = try NetworkNamespace.open(ns)
             handles.append((ns, try RouteHandle(nsfd: fd, namespace: ns), fd))
         }
-        let step = UInt64(max(interval, 0.01) * 1e9)
+        // Any interval and duration a request can carry is a time, never a trap: 10 ms to an hour
+        // between rounds, at most 30 days in all.
+        let step = UInt64((interval.isFinite ? min(max(interval, 0.01), 3600) : 0.1) * 1e9)
         let start = monotonicNanoseconds()
-        let end = start + UInt64(max(duration, 0) * 1e9)
+        let end = start + UInt64((duration.isFinite ? min(max(duration, 0), 30 * 86400) : 0) * 1e9)
         var next = start
         while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
             // Stamped at the middle of the round (one dump per namespace).

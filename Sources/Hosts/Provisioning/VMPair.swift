@@ -95,6 +95,14 @@ public struct VMPair: Sendable {
 
     static func alive(_ pid: Int32) -> Bool { pid > 0 && kill(pid, 0) == 0 && !ProcessStopper.isZombie(pid) }
 
+    /// True when `access` reached a VM of the built-in pair that is no longer running (the pair
+    /// is down, or a new pair took other ports): what that VM held went with it.
+    public static func isGone(_ access: HostAccess?, pair: VMPair = VMPair()) -> Bool {
+        guard let a = access, a.identity == identity, a.ssh == "root@127.0.0.1", let port = a.port else { return false }
+        guard let s = pair.load() else { return true }
+        return !s.machines.contains { $0.sshPort == port && alive($0.pid) }
+    }
+
     /// The inventory that binds `mptcp-vm` and `plain-vm` to the pair.
     public func inventory(_ s: State) -> Inventory {
         var hosts: [String: HostAccess] = [:]

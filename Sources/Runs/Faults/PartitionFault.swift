@@ -11,8 +11,12 @@ enum PartitionFault: FaultPlugin {
         for l in t.links { for e in l.endpoints { if let n = e.nodeName, let a = e.address { addresses[n, default: []].append(IPNetwork(address: a.address, prefixLength: a.address.bitWidth)) } } }
         let insideAddresses = inside.sorted().flatMap { addresses[$0] ?? [] }
         let outsideAddresses = t.nodes.filter { !inside.contains($0.name) }.flatMap { addresses[$0.name] ?? [] }
-        let actions = t.nodes.map { n in
-            HostAction(host: n.host, action: .partition(namespace: t.namespace(of: n.name), destinations: inside.contains(n.name) ? outsideAddresses : insideAddresses))
+        // One action per destination: partitions that overlap in a node compose, each rule
+        // lifted only when no partition in force still needs it.
+        let actions = t.nodes.flatMap { n in
+            (inside.contains(n.name) ? outsideAddresses : insideAddresses).map { d in
+                HostAction(host: n.host, action: .partition(namespace: t.namespace(of: n.name), destinations: [d]))
+            }
         }
         let d = f.duration.seconds
         return Faults.starts(f, &c).enumerated().map { k, s in

@@ -109,7 +109,8 @@ enum ExternalPlugin {
         private(set) var logs: [String] = []
         private(set) var stderrTail = Data()
         /// Messages past the limits below, not kept (counted, and said in the result).
-        private(set) var droppedMessages = 0
+        private var dropped = 0
+        var droppedMessages: Int { lock.withLock { dropped } }
         static let maximumSamples = 1_000_000
         static let maximumMetrics = 64
         static let maximumNotes = 200
@@ -189,10 +190,10 @@ enum ExternalPlugin {
                     case "sample":
                         guard let metric = m.metric, let v = m.value else { note(&errors, "a sample needs `metric` and `value`"); break }
                         guard v.isFinite, abs(v) <= 1e15 else { note(&errors, "sample \(metric) = \(v) is out of range (at most 1e15 in size)"); break }
-                        guard samples[metric] != nil || samples.count < Self.maximumMetrics else { droppedMessages += 1; break }
+                        guard samples[metric] != nil || samples.count < Self.maximumMetrics else { dropped += 1; break }
                         // A plugin's Mbit/s series is throughput (plotted with it, and faults' impacts computed on it).
                         var s = samples[metric] ?? Series(name: "\(launch.name) (\(metric))", unit: m.unit ?? "", quantity: m.unit == "Mbit/s" ? .throughput : .pluginMetric)
-                        guard s.values.count < Self.maximumSamples else { droppedMessages += 1; break }
+                        guard s.values.count < Self.maximumSamples else { dropped += 1; break }
                         s.times.append(now); s.values.append(v)
                         samples[metric] = s
                     case "result":
@@ -213,7 +214,7 @@ enum ExternalPlugin {
 
         /// Keeps a note (an error, a log line) unless there are already `maximumNotes`; counts it then.
         private func note(_ list: inout [String], _ text: String) {
-            if list.count < Self.maximumNotes { list.append(String(text.prefix(1000))) } else { droppedMessages += 1 }
+            if list.count < Self.maximumNotes { list.append(String(text.prefix(1000))) } else { dropped += 1 }
         }
 
         /// Waits until the plugin said `type` (true), ended, or `seconds` passed.
@@ -247,7 +248,11 @@ enum ExternalPlugin {
         }
 
         /// Kills it (SIGTERM to its group, then SIGKILL) and waits for its thread.
-        func stopHard() { stop.set(); while let t = thread, t.isExecuting { usleep(20_000) } }
+        func stopHard() {
+            stop.set()
+            let deadline = monotonicNanoseconds() + 30_000_000_000
+            while let t = thread, t.isExecuting, monotonicNanoseconds() < deadline { usleep(20_000) }
+        }
 
         /// Why it failed, or nil.
         var failure: String? {

@@ -68,9 +68,21 @@ final class SchedulePlayer: @unchecked Sendable {
                 book.update(step.window) { $0.revertActual = actual }
                 progress(String(format: "%6.3f s  %@: reverted", actual, w.label))
             } else {
-                try dispatch(step.window, w.lastActions, inject: false, at: step.at, first: false)
-                _ = lock.withLock { active.removeValue(forKey: step.window) }
+                // Faults that overlap on one object compose: what another window still holds
+                // there is made again instead of undone (a link stays down, the other window's
+                // profile goes back on), and only what no window holds is reverted.
+                let (revert, reapply) = lock.withLock { () -> ([HostAction], [HostAction]) in
+                    active[step.window] = nil
+                    var revert: [HostAction] = [], reapply: [HostAction] = []
+                    for a in w.lastActions {
+                        let holder = active.sorted { $0.key > $1.key }.lazy.compactMap { $0.value.last { $0.host == a.host && $0.action.key == a.action.key } }.first
+                        if let h = holder { reapply.append(HostAction(host: h.host, action: h.action.replacing(from: a.action))) } else { revert.append(a) }
+                    }
+                    return (revert, reapply)
+                }
                 journal()
+                if !revert.isEmpty { try dispatch(step.window, revert, inject: false, at: step.at, first: false) }
+                if !reapply.isEmpty { try dispatch(step.window, reapply, inject: true, at: step.at, first: false, record: false) }
             }
         }
         return true
@@ -97,7 +109,7 @@ final class SchedulePlayer: @unchecked Sendable {
     }
 
     /// Sends a window's changes to each host, to be made at `at` (run seconds).
-    private func dispatch(_ wi: Int, _ actions: [HostAction], inject: Bool, at: Double, first: Bool) throws {
+    private func dispatch(_ wi: Int, _ actions: [HostAction], inject: Bool, at: Double, first: Bool, record: Bool = true) throws {
         let w = windows[wi]
         let byHost = Dictionary(grouping: actions, by: \.host)
         let when = clock.nanoseconds(at)
@@ -109,7 +121,7 @@ final class SchedulePlayer: @unchecked Sendable {
             let (clock, book, progress) = (self.clock, self.book, self.progress)
             dispatcher.send(host: host, label: w.label) {
                 let timing = try e.value.change(items.map(\.action), inject: inject, at: when, revertAfter: revertAfter)
-                guard let (began, finished) = pending.done(timing) else { return }
+                guard let (began, finished) = pending.done(timing), record else { return }
                 let b = clock.seconds(hostClock: began, offset: 0), f = clock.seconds(hostClock: finished, offset: 0)
                 if inject && first {
                     book.update(wi) { $0.actual = b; $0.applied = f }

@@ -60,8 +60,15 @@ final class ExternalWorkload: WorkloadPlugin, @unchecked Sendable {
         let p = lock.withLock { client }
         var error = p?.failure ?? (p == nil ? "did not run" : nil)
         if error == nil, let s = server?.failure { error = "server side: \(s)" }
-        return RunResults.WorkloadResult(name: workload.name, plugin: workload.plugin, node: launch.node, target: serverLaunch?.node ?? "",
-                                         mptcp: workload.mptcp, started: lock.withLock { startedAt } ?? start, exitCode: p?.exitCode ?? -1, error: error,
-                                         series: (p?.samples ?? [:]).sorted { $0.key < $1.key }.map(\.value), metrics: p?.values)
+        var r = RunResults.WorkloadResult(name: workload.name, plugin: workload.plugin, node: launch.node, target: serverLaunch?.node ?? "",
+                                          mptcp: workload.mptcp, started: lock.withLock { startedAt } ?? start, exitCode: p?.exitCode ?? -1, error: error,
+                                          series: (p?.samples ?? [:]).sorted { $0.key < $1.key }.map(\.value), metrics: p?.values)
+        let dropped = (p?.droppedMessages ?? 0) + (server?.droppedMessages ?? 0)
+        let errors = (p?.errors.count ?? 0) + (server?.errors.count ?? 0)
+        var notes: [String] = []
+        if dropped > 0 { notes.append("\(dropped) of the plugin's messages were past the limits (docs/plugins.md) and not kept") }
+        if errors > 1 { notes.append("the plugin reported \(errors) errors; the first: \(error ?? "")") }
+        r.notes = notes.isEmpty ? nil : notes
+        return r
     }
 }

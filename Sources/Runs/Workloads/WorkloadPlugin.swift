@@ -72,9 +72,12 @@ final class WorkloadServer: @unchecked Sendable {
 
     var isRunning: Bool { thread.isExecuting }
 
+    /// Stops it and waits for its end (bounded: the command runner ends a program within
+    /// seconds of its stop, and a lost host is given up after 20 s of silence).
     func stop() {
         stopFlag.set()
-        while thread.isExecuting { usleep(20_000) }
+        let deadline = monotonicNanoseconds() + 30_000_000_000
+        while thread.isExecuting, monotonicNanoseconds() < deadline { usleep(20_000) }
     }
 }
 

@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+
+/// What an adversary and new users did to runs and labs, each on a real lab: a running lab
+/// changed in place, a line past the bridge's port limit, a run whose program escapes its
+/// process group, a run stopped by SIGTERM, a lab two commands want at once, faults that
+/// overlap, an agent killed mid-fault.
+extension LabTests {
+    func scratchDirectory() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("pb-hard-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test func routesOfARunningLabChangeInPlaceAndTrafficGoesOn() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "two-paths"); try? FileManager.default.removeItem(at: d) }
+        try #require(try pb("up", twoPaths).status == 0)
+        let base = try String(contentsOfFile: twoPaths, encoding: .utf8)
+        let changed = d.appendingPathComponent("two-paths.yaml").path
+        try base.replacingOccurrences(of: "      - { to: default, via: 10.0.2.1, metric: 100 }",
+                                      with: "      - { to: default, via: 10.0.2.1, metric: 100 }\n      - { to: 192.0.2.0/24, via: 10.0.1.1 }\n      - { to: 198.51.100.0/24, via: 10.0.2.1 }")
+            .write(toFile: changed, atomically: true, encoding: .utf8)
+        for _ in 0..<2 {  // and back again
+            let up = try pb("up", changed)
+            #expect(up.status == 0 && up.out.contains("in place") && !up.out.contains("rebuild"), "\(up.out) \(up.err)")
+            let routes = try run(["ip", "-n", "pb.two-paths.client", "route"]).out
+            #expect(routes.contains("192.0.2.0/24 via 10.0.1.1") && routes.contains("198.51.100.0/24 via 10.0.2.1"), "\(routes)")
+            #expect(try run(["ip", "netns", "exec", "pb.two-paths.client", "ping", "-c", "1", "-W", "2", "10.0.3.2"]).status == 0)
+            let back = try pb("up", twoPaths)
+            let after = try run(["ip", "-n", "pb.two-paths.client", "route"]).out
+            #expect(back.status == 0 && !after.contains("192.0.2.0/24"), "\(back.out) \(back.err)")
+        }
+        let status = try pb("status", "two-paths").out
+        #expect(status.contains("two-paths: up"), "\(status)")
+        _ = try pb("down", "two-paths")
+        #expect(try hostSnapshot() == before)
+    }
+
+    @Test func aLinePastABridgesPortLimitComesUpAndGoesDown() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "linear1100"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("l.yaml").path
+        try #require(try pb("generate", "linear", "1100", "-o", file).status == 0)
+        let up = try run([pathbed, "up", file], timeout: 180)
+        #expect(up.status == 0, "\(up.out) \(up.err)")
+        let bridges = try run(["ip", "-n", "pb.linear1100", "-o", "link", "show", "type", "bridge"]).out.split(separator: "\n")
+        #expect(bridges.count == 3, "three kernel bridges, none past 512 ports: \(bridges.count)")
+        #expect(try run(["ip", "netns", "exec", "pb.linear1100.h1", "ping", "-c", "1", "-W", "3", "10.0.4.76"]).status == 0, "h1 reaches h1100 across both")
+        #expect(try run([pathbed, "down", "linear1100"], timeout: 120).status == 0)
+        #expect(try hostSnapshot() == before)
+    }
+
+    @Test func aRunEndsOnTimeWhateverItsProgramsDoAndSaysWhatFailed() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "hard"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("hard.yaml").path
+        try """
+            name: hard
+            nodes: { a: {}, b: {} }
+            links: [ { endpoints: [a:eth0, b:eth0], subnet: 10.9.8.0/30 } ]
+            workloads:
+              - { name: escape, plugin: command, node: a, duration: 3s, with: { command: "setsid sleep 10000 & echo started; wait" } }
+              - { name: fails, plugin: command, node: b, duration: 3s, with: { command: "exit 3" } }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let t0 = Date()
+        let r = try run([pathbed, "run", file, "--out", d.path], timeout: 90)
+        #expect(Date().timeIntervalSince(t0) < 45, "a 3 s run ended in \(Date().timeIntervalSince(t0)) s")
+        #expect(r.status == 1 && r.err.contains("workload fails failed: exit 3") && r.out.contains("PROBLEMS"), "\(r.out.suffix(800)) \(r.err.suffix(800))")
+        #expect(try run(["pgrep", "-f", "sleep 10000"]).status != 0, "the program that left its group is gone")
+        #expect(try hostSnapshot() == before, "nothing is left")
+    }
+
+    @Test func aRunStoppedBySIGTERMWritesWhatItMeasured() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "two-paths"); try? FileManager.default.removeItem(at: d) }
+        let errPath = d.appendingPathComponent("err").path
+        let pid = try spawn([pathbed, "run", twoPaths, "--out", d.path], stderr: errPath)
+        waitFor("path2: injected", in: errPath)
+        // Meanwhile the lab is the run's: neither `down` nor a second run may take it.
+        let down = try pb("down", "two-paths")
+        #expect(down.status == 1 && down.err.contains("a run of lab 'two-paths' is in progress"), "\(down.err)")
+        let second = try run([pathbed, "run", twoPaths, "--out", d.path + "/second"], timeout: 60)
+        #expect(second.status == 1 && second.err.contains("in progress"), "\(second.err)")
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        #expect((status >> 8) & 0xff == 1 && err.contains("what was measured until then"), "\(err.suffix(600))")
+        let runDir = d.path + "/" + (try #require(try FileManager.default.contentsOfDirectory(atPath: d.path).first { $0.hasPrefix("two-paths-") }))
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/results.json"))) as? [String: Any])
+        #expect((results["endedEarly"] as? String)?.contains("signal 15") == true, "\(results["endedEarly"] ?? "none")")
+        let series = ((results["workloads"] as? [[String: Any]])?.first?["series"] as? [[String: Any]])?.first?["values"] as? [Double] ?? []
+        #expect(series.count > 20, "the throughput until the signal is there: \(series.count) samples")
+        #expect(try hostSnapshot() == before, "every fault reverted, the lab removed")
+    }
+
+    @Test func faultsThatOverlapOnANodeComposeAndAllComeBack() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "two-paths"); try? FileManager.default.removeItem(at: d) }
+        let base = try String(contentsOfFile: twoPaths, encoding: .utf8)
+            .replacingOccurrences(of: "profiles:\n  path: { rate: 10mbit }\n  backbone: { rate: 100mbit }\n", with: "")
+        let file = d.appendingPathComponent("two-paths.yaml").path
+        let head = String(base[..<(try #require(base.range(of: "\nlinks:")).lowerBound)])
+        try (head + """
+
+            links:
+              - { name: path1, endpoints: [router:eth1, client:eth1], profile: path, subnet: 10.0.1.0/24 }
+              - { name: path2, endpoints: [router:eth2, client:eth2], profile: path, subnet: 10.0.2.0/24 }
+              - { name: backbone, endpoints: [router:eth3, server:eth0], profile: backbone, subnet: 10.0.3.0/24 }
+            profiles:
+              path: { rate: 10mbit }
+              backbone: { rate: 100mbit }
+              huge: { rate: 20gbit }
+            run: { duration: 9s }
+            schedule:
+              - { at: 1s, fault: partition, nodes: [client], for: 4s }
+              - { at: 2s, fault: link-down, link: path1, for: 1s }
+              - { at: 2s, fault: link-down, link: path2, for: 5s }
+              - { at: 3s, fault: link-down, link: path2, for: 2s }
+              - { at: 1s, fault: profile, link: backbone, profile: huge, for: 3s }
+            """)
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try run([pathbed, "run", file, "--out", d.path, "--keep"], timeout: 120)
+        #expect(r.status == 0, "\(r.out.suffix(600)) \(r.err.suffix(1200))")
+        let routes = try run(["ip", "-n", "pb.two-paths.client", "route", "show", "table", "all"]).out
+        #expect(routes.contains("default via 10.0.1.1") && routes.contains("default via 10.0.2.1"), "every route back: \(routes)")
+        let rules = try run(["ip", "-n", "pb.two-paths.client", "rule"]).out
+        #expect(!rules.contains("blackhole"), "every blackhole rule lifted: \(rules)")
+        let qdisc = try run(["tc", "-n", "pb.two-paths.router", "qdisc", "show", "dev", "eth3"]).out
+        #expect(qdisc.contains("tbf"), "the backbone is tbf again after htb: \(qdisc)")
+        _ = try pb("down", "two-paths")
+        #expect(try hostSnapshot() == before)
+    }
+
+    @Test func aFaultOutlivesNoAgentEvenOneKilledWithSIGKILL() throws {
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "agk"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("agk.yaml").path, inv = d.appendingPathComponent("inv.json").path
+        try """
+            name: agk
+            hosts: { here: {}, there: { ssh: nobody@remote.invalid } }
+            nodes: { a1: { host: here }, b1: { host: there }, b2: { host: there } }
+            links:
+              - { name: lonely, endpoints: [a1:eth0, a1:eth1], subnet: 10.77.1.0/30 }
+              - { name: l2, endpoints: [b1:eth0, b2:eth0], subnet: 10.77.2.0/30 }
+            run: { duration: 30s }
+            schedule:
+              - { at: 1s, fault: link-down, link: l2, for: 2s }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
+        let errPath = d.appendingPathComponent("err").path
+        let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
+        waitFor("l2: injected", in: errPath)
+        func state() throws -> String { try run(["ip", "-n", "pb.agk.b1", "-o", "link", "show", "eth0"]).out }
+        #expect(!(try state()).contains(",UP"), "the fault is in effect")
+        // The agent dies first (no time to revert), then its controller.
+        _ = try run(["pkill", "-KILL", "-f", "\(pathbed) agent"])
+        kill(pid, SIGKILL)
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        var waited = 0
+        while waited < 100, !(try state()).contains(",UP") { usleep(100_000); waited += 1 }
+        let after = try state()
+        #expect(after.contains(",UP"), "the fault's watchdog brought the link back at its deadline (2 s after its end)")
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+@testable import Report
+import Testing
+
+/// A results file comes from outside: every figure in it is checked before any arithmetic, and
+/// what cannot be read says which file and why. What a run writes can always be written.
+@Suite struct ResultsFileTests {
+    func write(_ r: RunResults) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pb-res-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try RunReport.write(r, to: dir)
+        return dir
+    }
+
+    func results(interval: Double = 0.1) -> RunResults {
+        var r = RunResults(pathbed: "test", lab: "x", file: "x.yaml", started: Date(), durationSeconds: 10, hosts: [:], sampleIntervalSeconds: interval, events: [])
+        r.workloads = [.init(name: "w", plugin: "iperf3", node: "c", target: "s", mptcp: false, started: 0, exitCode: 0, error: nil,
+                             series: [Series(name: "w (iperf3)", unit: "Mbit/s", quantity: .throughput, times: [0.1, 0.2, 0.3], values: [10, .infinity, 12])],
+                             metrics: ["mean": .nan, "ok": 3])]
+        return r
+    }
+
+    @Test func valuesThatAreNotNumbersAreLeftOutAndSaid() throws {
+        let dir = try write(results())
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let back = try RunReport.read(dir)
+        #expect(back.workloads[0].series[0].values == [10, 12] && back.workloads[0].metrics == ["ok": 3])
+        #expect(back.problems?.contains { $0.contains("2 values that were not finite numbers") } == true)
+    }
+
+    @Test func aResultsFileWithFiguresNoReportCanBeMadeOfIsRefusedByName() throws {
+        let dir = try write(results())
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/results.json"
+        let good = try String(contentsOfFile: path, encoding: .utf8)
+        for (bad, why) in [(good.replacingOccurrences(of: "\"sampleIntervalSeconds\" : 0.1", with: "\"sampleIntervalSeconds\" : 0"), "sampleIntervalSeconds 0.0"),
+                           (good.replacingOccurrences(of: "\"sampleIntervalSeconds\" : 0.1", with: "\"sampleIntervalSeconds\" : 1e-9"), "is not from 0.001"),
+                           (good.replacingOccurrences(of: "\"durationSeconds\" : 10", with: "\"durationSeconds\" : 1e300"), "durationSeconds"),
+                           (good.replacingOccurrences(of: "0.29999999999999999", with: "0.3, 0.4").replacingOccurrences(of: "0.3\n", with: "0.3, 0.4\n"), "2 values"),
+                           ("{", "not a results file"), ("{\"format\": 1}", "not a results file")] {
+            try bad.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect { try RunReport.read(dir) } throws: { e in "\(e)".contains(path) && "\(e)".contains(why) || "\(e)".contains(path) && why == "2 values" }
+        }
+        unlink(path)
+        mkfifo(path, 0o600)
+        #expect { try RunReport.read(dir) } throws: { "\($0)".contains("not a regular file") }
+    }
+
+    @Test func theCSVGridIsBounded() {
+        let s = Series(name: "a", unit: "Mbit/s", quantity: .throughput, times: [0, 1e6], values: [1, 2])
+        let csv = Render.csv([s], step: 0.001, end: 1e6)
+        #expect(csv.split(separator: "\n").count <= Render.maximumRows + 1)
+    }
+
+    @Test func aComparisonOfTwoLabsSaysSo() {
+        var a = results(interval: 0.1), b = results(interval: 0.1)
+        b.lab = "y"
+        let text = RunStatistics.comparison([a], [b], names: ("A", "B"))
+        #expect(text.contains("different labs (x against y)"), "\(text)")
+        a.file = "z.yaml"
+        #expect(!RunStatistics.comparison([a], [results()], names: ("A", "B")).contains("different labs"))
+    }
+}
