@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "RunsTests", dependencies: ["Runs", "Engine", "HostTesting", "Hosts", "Planning", "TopologyModel", "Report"]),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
         // Root only: real namespaces, real traffic, driving the built `pathbed` binary.
-        .testTarget(name: "IntegrationTests", dependencies: ["TopologyModel"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TopologyModel", "Planning"]),
     ],
     swiftLanguageModes: [.v6]
 )

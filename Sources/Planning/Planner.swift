@@ -31,9 +31,20 @@ public enum Planner {
         for n in t.nodes { add(n.host, .createNamespace(name: t.namespace(of: n.name), lab: t.name)) }
 
         // Sysctls.
+        let ipv6Nodes = Set(t.links.flatMap { $0.endpoints.compactMap { e -> String? in
+            if case let .interface(node, _, a?) = e, a.family == .ipv6 { return node } else { return nil }
+        } } + t.nodes.filter { $0.routes.contains { $0.family == .ipv6 } }.map(\.name))
         for n in t.nodes {
             let ns = t.namespace(of: n.name)
             let mptcpHost = hostsByName[n.host]?.mptcp ?? true
+            // A node without IPv6 addresses gets no IPv6 link-local ones either: otherwise each of
+            // its interfaces sends DAD, MLD and router solicitations as it comes up, which a bridge
+            // floods to every port (linear 10000: 40 such packets a second at every node, the CPU's
+            // backlog overrun, ARP requests lost) and which count in the lab's measurements. IPv6
+            // stays on: an address added by hand works.
+            if !ipv6Nodes.contains(n.name) {
+                add(n.host, .setSysctl(namespace: ns, key: "net.ipv6.conf.default.addr_gen_mode", value: "1"))
+            }
             if n.forwarding == true {
                 add(n.host, .setSysctl(namespace: ns, key: "net.ipv4.ip_forward", value: "1"))
                 add(n.host, .setSysctl(namespace: ns, key: "net.ipv6.conf.all.forwarding", value: "1"))
@@ -191,8 +202,11 @@ public enum Planner {
     /// but a broadcast (ARP) is flooded to every port at once, each copy queued in the CPU's
     /// backlog: past `net.core.netdev_max_backlog` (1000) the copies are dropped, and with 1023
     /// ports a node behind the last ports was never found (measured: linear 1100 as two bridges
-    /// of 1023 and 79 ports, 5,678 copies dropped, no reply across). 512 keeps a flood well under.
-    public static let mergedBridgePorts = 512
+    /// of 1023 and 79 ports, 5,678 copies dropped, no reply across). In a chain of bridges the
+    /// next bridge's flood is queued while the last one's copies still wait, so up to twice this
+    /// many are queued at once: with 512, linear 3000 (six bridges) lost the ARP requests to its
+    /// far end; 256 keeps two floods at half the backlog.
+    public static let mergedBridgePorts = 256
 
     /// The kernel-side name of a link end: the interface in its node, or the port on its bridge.
     public static func endRef(_ t: Topology, _ link: Link, _ i: Int, _ e: Endpoint) -> InterfaceRef {

@@ -151,7 +151,7 @@ public enum Shapes {
               "Other namespace sysctls, e.g. `net.ipv4.tcp_ecn: 1`."),
     ])
 
-    public static let bridge = ObjectShape("bridge", "A Linux bridge (no Open vSwitch): one layer-2 segment.", [
+    public static let bridge = ObjectShape("bridge", "A Linux bridge (no Open vSwitch): one layer-2 segment. At most 1023 link ends (the kernel takes 1024 ports on a bridge and keeps one).", [
         Field("host", .name, "The host this bridge lives on (default: the only host)."),
         Field("subnet", .ipNetwork, "Subnet that addresses of interfaces on this segment are drawn from."),
         Field("stp", .bool, "Spanning tree (default off)."),

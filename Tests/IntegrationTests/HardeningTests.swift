@@ -1,4 +1,5 @@
 import Foundation
+import Planning
 import Testing
 
 /// What an adversary and new users did to runs and labs, each on a real lab: a running lab
@@ -47,8 +48,13 @@ extension LabTests {
         let up = try run([pathbed, "up", file], timeout: 180)
         #expect(up.status == 0, "\(up.out) \(up.err)")
         let bridges = try run(["ip", "-n", "pb.linear1100", "-o", "link", "show", "type", "bridge"]).out.split(separator: "\n")
-        #expect(bridges.count == 3, "three kernel bridges, none past 512 ports: \(bridges.count)")
-        #expect(try run(["ip", "netns", "exec", "pb.linear1100.h1", "ping", "-c", "1", "-W", "3", "10.0.4.76"]).status == 0, "h1 reaches h1100 across both")
+        #expect(bridges.count == 5, "five kernel bridges, none past \(Planner.mergedBridgePorts) ports: \(bridges.count)")
+        for b in bridges.compactMap({ $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces) }) {
+            let ports = try run(["ip", "-n", "pb.linear1100", "-o", "link", "show", "master", b]).out.split(separator: "\n").count
+            #expect(ports <= Planner.mergedBridgePorts, "bridge \(b) has \(ports) ports")
+        }
+        // Across every bridge: the ARP request must survive four floods on the way.
+        #expect(try run(["ip", "netns", "exec", "pb.linear1100.h1", "ping", "-c", "1", "-W", "3", "10.0.4.76"]).status == 0, "h1 reaches h1100 across all five")
         #expect(try run([pathbed, "down", "linear1100"], timeout: 120).status == 0)
         #expect(try hostSnapshot() == before)
     }
@@ -168,5 +174,40 @@ extension LabTests {
         while waited < 100, !(try state()).contains(",UP") { usleep(100_000); waited += 1 }
         let after = try state()
         #expect(after.contains(",UP"), "the fault's watchdog brought the link back at its deadline (2 s after its end)")
+    }
+
+    /// IPv6 chatter (DAD, MLD, router solicitations) of nodes that have no IPv6 address is what
+    /// flooded linear 10000's bridges until ARP requests were lost: such a node has no link-local
+    /// address, and a node with an IPv6 address keeps its own and reaches its peer over IPv6.
+    @Test func onlyNodesWithIPv6AddressesSpeakIPv6() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "six"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("six.yaml").path
+        try """
+            name: six
+            bridges: { s: { subnet: 10.9.0.0/24 } }
+            nodes: { a: {}, b: {}, c: {} }
+            links:
+              - { endpoints: [a:eth0, s] }
+              - { endpoints: [b:eth0, s] }
+              - { endpoints: [b:eth1, c:eth0], subnet: "fd00:9::/64" }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let up = try pb("up", file)
+        try #require(up.status == 0, "\(up.out) \(up.err)")
+        let a = try run(["ip", "-n", "pb.six.a", "-6", "addr", "show", "dev", "eth0"]).out
+        #expect(!a.contains("fe80"), "a has no IPv6 address, so no link-local one: \(a)")
+        let b = try run(["ip", "-n", "pb.six.b", "-6", "addr", "show", "dev", "eth1"]).out
+        #expect(b.contains("fe80") && b.contains("fd00:9::1"), "\(b)")
+        #expect(try run(["ip", "netns", "exec", "pb.six.a", "ping", "-c", "1", "-W", "2", "10.9.0.2"]).status == 0)
+        // DAD must finish before the address is used: up to 2 s.
+        var reached = false
+        for _ in 0..<20 where !reached {
+            reached = try run(["ip", "netns", "exec", "pb.six.b", "ping", "-6", "-c", "1", "-W", "1", "fd00:9::2"]).status == 0
+            if !reached { usleep(200_000) }
+        }
+        #expect(reached, "b reaches c over IPv6")
+        _ = try pb("down", "six")
+        #expect(try hostSnapshot() == before)
     }
 }
