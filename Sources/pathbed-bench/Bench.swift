@@ -69,7 +69,7 @@ struct Lab: ParsableCommand {
         abstract: "Time up and down of `pathbed generate linear N` labs (root), beside ip -batch and Mininet's LinearTopo(k=N, n=1).",
         discussion: """
             Part 1, per size, on a rested kernel: the objects of the lab (namespaces, veth pairs, bridges, \
-            bridge ports) made by two `ip -batch` processes (the floor), then `pathbed up`, `down`, and how long \
+            bridge ports) made by `ip -batch` processes (the floor), then `pathbed up`, `down`, and how long \
             the kernel went on freeing devices after `down` returned. Part 2: back-to-back up+down cycles \
             (Pathbed, the floor, Mininet) of one size. Waits for the kernel to rest between measurements.
             """)
@@ -215,8 +215,8 @@ struct Lab: ParsableCommand {
 }
 
 /// The kernel's floor for a lab's objects: its namespaces, veth pairs, bridges and bridge ports
-/// made by `ip -batch` (one process for the host's namespace, one for the bridge namespace, whose
-/// IPv6 is turned off first as Pathbed does).
+/// made by `ip -batch` (processes of 400 lines for the host's namespace, one for the bridge
+/// namespace, whose IPv6 is turned off first as Pathbed does).
 /// The nodes' addresses and their interfaces' `up` are not in it: `ip -batch` works in one namespace.
 struct FloorBatch {
     var root: [String] = []
@@ -251,7 +251,11 @@ struct FloorBatch {
     func create() throws -> Double {
         do {
             return try seconds {
-                try Self.run(["ip", "-batch", "-"], input: root)
+                // `ip -batch` keeps a descriptor open for every namespace a line names: past the
+                // open-file limit (linear 10000 at 20,000) it fails, so it gets 400 lines a process.
+                for start in stride(from: 0, to: root.count, by: Self.linesPerProcess) {
+                    try Self.run(["ip", "-batch", "-"], input: Array(root[start..<min(start + Self.linesPerProcess, root.count)]))
+                }
                 if let ns = bridgeNamespace {
                     // IPv6 off in the bridge namespace, as Pathbed does (else its ports flood DAD/MLD).
                     let keys = sysctls.filter { $0.0 == ns }.map { "\($0.1)=\($0.2)" }
@@ -261,9 +265,11 @@ struct FloorBatch {
             }
         } catch {
             _ = try? delete()
-            throw ValidationError("the floor's ip -batch failed (\(error)); if a lab named like the benchmark's is up, `pathbed down` it first")
+            throw ValidationError("the floor's ip -batch failed (\(error)); what it made is removed. If a lab named like the benchmark's is up, `pathbed down` it first")
         }
     }
+
+    static let linesPerProcess = 400
 
     /// Makes and removes the objects; whatever stops it midway (Ctrl-C kills `ip`) removes them.
     func cycle() throws -> (create: Double, delete: Double) {
