@@ -1,0 +1,89 @@
+import Foundation
+import Netlink
+import NetlinkTypes
+import Planning
+import TopologyModel
+
+/// The host itself: its identity, its MTUs, running programs in its namespaces, its tunnel keys,
+/// and sampling its lab's byte counters.
+extension LocalExecutor {
+    // MARK: The host
+
+    public func info() -> HostInfo { HostInfo.here() }
+
+    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+        var failures: [String] = []
+        for c in changes.reversed() {
+            do {
+                let h = try root()
+                guard let now = try h.links().first(where: { $0.name == c.interface }) else { continue }  // gone: nothing to restore
+                if now.mtu != c.mtu { try h.setMTU(c.interface, c.mtu) }
+            } catch { failures.append("\(error)") }
+        }
+        return failures
+    }
+
+    public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
+                    output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
+        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() || stop() }, input: input, output: output)
+    }
+
+    public func runAttached(_ argv: [String], in namespace: String) throws -> Int32 {
+        let fd = try NetworkNamespace.open(namespace)
+        let pid = NetworkNamespace.spawn(fd, argv)
+        Glibc.close(fd)
+        guard pid > 0 else { throw LabError("cannot start \(argv[0]): \(String(cString: strerror(-pid)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    public func namespaceNames() -> [String] { NetworkNamespace.list() }
+
+    public func tunnelKeys() -> [UInt32: TunnelUse] {
+        var keys: [UInt32: TunnelUse] = [:]
+        func scan(_ h: RouteHandle?, _ namespace: String?) {
+            for l in (try? h?.links()) ?? [] { if let k = l.greKey { keys[k] = TunnelUse(device: l.name, namespace: namespace) } }
+        }
+        scan(try? root(), nil)
+        for ns in NetworkNamespace.list() where !NetworkNamespace.isPlaceholder(ns) {
+            guard let fd = try? NetworkNamespace.open(ns) else { continue }
+            scan(try? RouteHandle(nsfd: fd, namespace: ns), ns)
+            Glibc.close(fd)
+        }
+        return keys
+    }
+
+    // MARK: Faults and measurements
+
+    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+                               onSample: @escaping (CounterSample) -> Void) throws {
+        // Handles of its own: sampling runs beside other work on this host.
+        var handles: [(String, RouteHandle, Int32)] = []
+        defer { for (_, _, fd) in handles { Glibc.close(fd) } }
+        for ns in namespaces {
+            let fd = try NetworkNamespace.open(ns)
+            handles.append((ns, try RouteHandle(nsfd: fd, namespace: ns), fd))
+        }
+        // Any interval and duration a request can carry is a time, never a trap: 10 ms to an hour
+        // between rounds, at most 30 days in all.
+        let step = UInt64((interval.isFinite ? min(max(interval, 0.01), 3600) : 0.1) * 1e9)
+        let start = monotonicNanoseconds()
+        let end = start + UInt64((duration.isFinite ? min(max(duration, 0), 30 * 86400) : 0) * 1e9)
+        var next = start
+        while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
+            // Stamped at the middle of the round (one dump per namespace).
+            let before = monotonicNanoseconds()
+            var counters: [InterfaceCounters] = []
+            for (ns, h, _) in handles {
+                for l in (try? h.links()) ?? [] where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
+                    counters.append(InterfaceCounters(namespace: ns, interface: l.name, rxBytes: l.rxBytes, txBytes: l.txBytes))
+                }
+            }
+            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters))
+            next += step
+            let now = monotonicNanoseconds()
+            if next > now { usleep(UInt32(min(next - now, 1_000_000_000) / 1000)) } else { next = now }
+        }
+    }
+}
