@@ -33,7 +33,7 @@ extension LabController {
             }
             if let holder = Self.liveRun(j), holder != getpid() {
                 throw LabError("a run of lab '\(lab)' is in progress (pid \(holder))",
-                               fix: "stop it (kill \(holder)): it reverts its faults, writes what it measured and removes the lab")
+                               fix: "stop it (kill \(holder)): it reverts its faults and writes what it measured; then `pathbed down \(lab)` (a run without --keep removes the lab itself)")
             }
         }
         HostConnections.connectAll(Array(executors.values))

@@ -35,7 +35,7 @@ extension LabController {
                 let e = try executor(p.host)
                 try e.removeNamespaces(p.removeNamespaces)
                 for l in p.deleteLinks { try e.deleteLink(l) }
-                try e.apply(p.operations, progress: { progress("\(p.host): \($0)/\(p.operations.count) operations") }, interrupted: interrupted)
+                if !p.operations.isEmpty { try e.apply(p.operations, progress: { progress("\(p.host): \($0)/\(p.operations.count) operations") }, interrupted: interrupted) }
                 for (r, old, new) in p.profileChanges { try e.setProfile(r, from: old, to: new) }
             }
         } catch {
@@ -49,8 +49,9 @@ extension LabController {
     /// A change that failed midway: the lab is built again as it was before the change (from the
     /// plan the journal had), so that it is never left half changed. Returns the error to give.
     func restore(_ previous: LabJournal, after error: any Error, progress: (String) -> Void) -> LabError {
-        guard let plan = previous.plan else { return LabError("changing lab '\(previous.lab)' in place failed: \(error)") }
-        progress("changing lab \(previous.lab) failed (\(error)); building it again as it was")
+        let (problem, fix) = problemAndFix(error)
+        guard let plan = previous.plan else { return LabError("changing lab '\(previous.lab)' in place failed: \(problem)", fix: fix) }
+        progress("changing lab \(previous.lab) failed (\(problem)); building it again as it was")
         do {
             for h in plan.hosts { _ = try executor(h.host).removeLab(previous.lab, waitForKernel: true) }
             for h in plan.hosts { try executor(h.host).apply(h.operations, progress: { _ in }, interrupted: interrupted) }
@@ -58,13 +59,13 @@ extension LabController {
             j.state = .up
             j.pid = getpid()
             try store.save(j)
-            return LabError("changing lab '\(previous.lab)' in place failed: \(error); the lab was built again as it was before the change (\(previous.file))",
-                            fix: "fix what the error names and run `pathbed up` again")
+            return LabError("changing lab '\(previous.lab)' in place failed: \(problem); the lab was built again as it was before the change (\(previous.file))",
+                            fix: fix ?? "fix what the error names and run `pathbed up` again")
         } catch let again {
             // Not even the lab as it was could be built: nothing is left half built.
             for h in plan.hosts { _ = try? executor(h.host).removeLab(previous.lab, waitForKernel: false) }
             store.remove(previous.lab)
-            return LabError("changing lab '\(previous.lab)' in place failed: \(error); building it again as it was failed too (\(again)), so it was removed",
+            return LabError("changing lab '\(previous.lab)' in place failed: \(problem); building it again as it was failed too (\(problemAndFix(again).problem)), so it was removed",
                             fix: "`pathbed up \(previous.file)` builds it from scratch")
         }
     }

@@ -5,7 +5,7 @@ import TopologyModel
 
 /// A lab as the journal and the kernel describe it together, with every disagreement named.
 public struct LabStatus: Sendable {
-    public enum State: String, Sendable { case up, building, degraded, orphaned, unknown }
+    public enum State: String, Sendable { case up, building, degraded, orphaned, unknown, absent = "not here" }
     public var lab: String
     public var state: State
     public var file: String?
@@ -42,8 +42,12 @@ extension LabController {
             s.state = .unknown
             s.problems.append("the journal cannot be read: \(why); `pathbed down \(lab)` removes what is tagged as the lab's")
         case .missing:
-            s.state = all.isEmpty ? .unknown : .orphaned
-            if !all.isEmpty { s.problems.append("namespaces without a journal (an `up` killed before it wrote one, or a removed state directory); `pathbed down \(lab)` removes them") }
+            // Only what carries the lab's tag is the lab's: namespaces named like it without the
+            // tag are someone else's, said above, and no reason to call the lab orphaned.
+            let tagged = all.filter(\.tagged)
+            s.state = tagged.isEmpty ? (unreachable.isEmpty ? .absent : .unknown) : .orphaned
+            if !tagged.isEmpty { s.problems.append("namespaces without a journal (an `up` killed before it wrote one, or a removed state directory); `pathbed down \(lab)` removes them") }
+            else if unreachable.isEmpty { s.problems.append("no lab '\(lab)' is up here: no journal and no namespace of it (`pathbed status` lists the labs)") }
         case let .ok(j):
             s.file = j.file
             let there = Set(all.map(\.name))

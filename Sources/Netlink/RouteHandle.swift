@@ -69,6 +69,24 @@ public final class RouteHandle {
         return i
     }
 
+    /// Drops what the cache knows of `name`: a device made or removed through another handle
+    /// (the far end of a veth) must be looked up again.
+    public func forget(_ name: String) { indexes[name] = nil }
+
+    /// Whether `name` exists now, asked of the kernel (not of the index cache, which a device
+    /// the kernel removed by itself, the peer of a veth in a deleted namespace, would outlive).
+    public func exists(_ name: String) throws(NetlinkError) -> Bool {
+        var link: OpaquePointer?
+        let rc = rtnl_link_get_kernel(sock, 0, name, &link)
+        if rc >= 0 { rtnl_link_put(link); return true }
+        indexes[name] = nil
+        do { try check(rc, "find interface", name) } catch {
+            if error.errno == ENODEV || error.errno == ENOENT { return false }
+            throw error
+        }
+        return false
+    }
+
     public func links() throws(NetlinkError) -> [LinkInfo] {
         var cache: OpaquePointer?
         try check(rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache), "list interfaces", "")

@@ -10,6 +10,16 @@ public struct LabError: Error, CustomStringConvertible, Sendable {
     public var description: String { "error: \(message)" + (fix.map { "\n    fix: \($0)" } ?? "") }
 }
 
+/// An error's text in two parts, the problem and its fix (when it gives one), so that an error
+/// that wraps another says one problem and one fix, not a fix in the middle of its sentence.
+public func problemAndFix(_ error: any Error) -> (problem: String, fix: String?) {
+    if let e = error as? LabError { return (e.message, e.fix) }
+    var text = "\(error)"
+    if text.hasPrefix("error: ") { text.removeFirst(7) }
+    guard let r = text.range(of: "\n    fix: ") else { return (text, nil) }
+    return (String(text[..<r.lowerBound]), String(text[r.upperBound...]))
+}
+
 /// `up` stopped because of a signal (Ctrl-C, SIGTERM, SIGHUP).
 public struct Interrupted: Error, CustomStringConvertible, Sendable {
     public var signal: Int32

@@ -139,6 +139,20 @@ extension LabOperation {
     }
 }
 
+extension QdiscSpec {
+    /// The shaping in a few words: `tbf 10mbit limit 12500`, `htb 20mbit + netem delay 10000us limit 1000`.
+    public var brief: String {
+        switch shaping {
+        case let .htb(rateBytes, _, netem):
+            return "htb \(Bitrate(bitsPerSecond: rateBytes * 8))" + (netem.map { " + " + LabOperation.netemArguments($0) } ?? "")
+        case let .tbf(rateBytes, _, limit):
+            return "tbf \(Bitrate(bitsPerSecond: rateBytes * 8)) limit \(limit)"
+        case let .netem(n):
+            return LabOperation.netemArguments(n)
+        }
+    }
+}
+
 /// Quotes a value for a POSIX shell when it holds anything beyond a safe set of characters.
 public func sh(_ s: String) -> String {
     let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:/@%+=")

@@ -22,6 +22,8 @@ public struct ReconcilePlan: Sendable {
     public var rebuilt: [String] = []
     /// Namespaces whose routes, rules, sysctls or MPTCP settings change in place.
     public var changedInPlace: [String] = []
+    /// What changes in each of them, as people read it ("link eth3 added, routes +2 -1").
+    public var inPlaceDetails: [String: String] = [:]
     public var added: [String] = []
     public var removed: [String] = []
     public var healed: [String] = []
@@ -35,13 +37,14 @@ public struct ReconcilePlan: Sendable {
         if !added.isEmpty { out.append("\(host): add \(names(added))") }
         if !removed.isEmpty { out.append("\(host): remove \(names(removed))") }
         if !healed.isEmpty { out.append("\(host): rebuild \(names(healed)) (its namespace is gone)") }
-        if !changedInPlace.isEmpty { out.append("\(host): change routes, sysctls or MPTCP settings of \(names(changedInPlace)) in place") }
+        for ns in changedInPlace.sorted() { out.append("\(host): change \(ns) in place: \(inPlaceDetails[ns] ?? "routes, sysctls or MPTCP settings")") }
         if !rebuilt.isEmpty { out.append("\(host): rebuild \(names(rebuilt)) (its links or addresses changed, or it is wired to a node that was rebuilt)") }
         for l in deleteLinks { out.append("\(host): delete \(l)") }
         for (r, old, new) in profileChanges {
-            out.append("\(host): change profile of \(r) in place: \(old?.profile ?? "unshaped") -> \(new?.profile ?? "unshaped")")
+            func text(_ q: QdiscSpec?) -> String { q.map { "\($0.profile) (\($0.brief))" } ?? "unshaped" }
+            out.append("\(host): change profile of \(r) in place: \(text(old)) -> \(text(new))")
         }
-        if !operations.isEmpty { out.append("\(host): \(operations.count) operations") }
+        if !operations.isEmpty { out.append("\(host): \(operations.count) operation\(operations.count == 1 ? "" : "s")") }
         return out
     }
 
@@ -49,11 +52,23 @@ public struct ReconcilePlan: Sendable {
     /// undo the removed ones (the added ones are applied as the new plan has them). Nil when some
     /// change can only be made by rebuilding the namespace: a link, an address, a sysctl no longer
     /// set (its value before the lab is not known), MPTCP limits no longer set.
-    static func inPlace(removed: Set<LabOperation>, added: Set<LabOperation>) -> [LabOperation]? {
+    ///
+    /// A link added to a node that stays (to a new node, say) is made in place too: its veth,
+    /// the address and `up` of its new interface. A link removed or changed rebuilds the node.
+    static func inPlace(namespace ns: String, removed: Set<LabOperation>, added: Set<LabOperation>) -> [LabOperation]? {
         var undo: [LabOperation] = []
+        let oldInterfaces = Set(removed.compactMap { op -> String? in
+            if case let .createVeth(a, b, _, _) = op { return a.namespace == ns ? a.name : b.namespace == ns ? b.name : nil }
+            return interface(op).flatMap { $0.namespace == ns ? $0.name : nil }
+        })
+        var newInterfaces: Set<String> = []
+        for op in added { if case let .createVeth(a, b, _, _) = op { for r in [a, b] where r.namespace == ns { newInterfaces.insert(r.name) } } }
+        guard newInterfaces.isDisjoint(with: oldInterfaces) else { return nil }
         for op in added {
             switch op {
-            case .addRoute, .addRule, .setSysctl, .setMPTCPLimits, .addMPTCPEndpoint: continue
+            case .addRoute, .addRule, .setSysctl, .setMPTCPLimits, .addMPTCPEndpoint, .createVeth: continue
+            case let .addAddress(r, _), let .setUp(r), let .enslave(r, _):
+                guard r.namespace == ns, newInterfaces.contains(r.name) else { return nil }
             default: return nil
             }
         }
@@ -74,6 +89,27 @@ public struct ReconcilePlan: Sendable {
             switch op { case .deleteMPTCPEndpoint: 0; case .deleteRule: 1; default: 2 }
         }
         return undo.sorted { (rank($0), $0.command) < (rank($1), $1.command) }
+    }
+
+    /// The in-place changes of one namespace, counted by kind.
+    static func describe(namespace ns: String, removed: Set<LabOperation>, added: Set<LabOperation>) -> String {
+        var parts: [String] = []
+        let links = added.compactMap { op -> String? in
+            if case let .createVeth(a, b, _, _) = op { return a.namespace == ns ? a.name : b.name } else { return nil }
+        }.sorted()
+        if !links.isEmpty { parts.append((links.count == 1 ? "link " : "links ") + links.joined(separator: ", ") + " added") }
+        func count(_ kind: String, _ match: (LabOperation) -> Bool) {
+            let plus = added.filter(match).count, minus = removed.filter(match).count
+            guard plus + minus > 0 else { return }
+            parts.append("\(kind) " + [plus > 0 ? "+\(plus)" : nil, minus > 0 ? "-\(minus)" : nil].compactMap { $0 }.joined(separator: " "))
+        }
+        count("routes") { if case .addRoute = $0 { true } else { false } }
+        count("rules") { if case .addRule = $0 { true } else { false } }
+        count("MPTCP endpoints") { if case .addMPTCPEndpoint = $0 { true } else { false } }
+        let sysctls = Set(added.compactMap { op -> String? in if case let .setSysctl(_, k, _) = op { return k } else { return nil } }).sorted()
+        if !sysctls.isEmpty { parts.append("sysctls " + sysctls.joined(separator: ", ")) }
+        if added.contains(where: { if case .setMPTCPLimits = $0 { true } else { false } }) { parts.append("MPTCP limits") }
+        return parts.joined(separator: "; ")
     }
 
     static func namespacesTouched(_ op: LabOperation) -> [String] {
@@ -109,9 +145,11 @@ public struct ReconcilePlan: Sendable {
         // Routes, rules, sysctls and MPTCP settings change in place; anything else rebuilds the node.
         var removals: [LabOperation] = []
         for ns in kept.subtracting(lost).sorted() where ns != bridgeNS && so[ns] != sn[ns] {
-            if let undo = inPlace(removed: (so[ns] ?? []).subtracting(sn[ns] ?? []), added: (sn[ns] ?? []).subtracting(so[ns] ?? [])) {
+            let removed = (so[ns] ?? []).subtracting(sn[ns] ?? []), added = (sn[ns] ?? []).subtracting(so[ns] ?? [])
+            if let undo = inPlace(namespace: ns, removed: removed, added: added) {
                 removals += undo
                 p.changedInPlace.append(ns)
+                p.inPlaceDetails[ns] = describe(namespace: ns, removed: removed, added: added)
             } else {
                 rebuild.insert(ns)
             }

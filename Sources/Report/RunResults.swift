@@ -216,8 +216,10 @@ public struct RunResults: Codable, Sendable {
         for (i, e) in events.enumerated() {
             guard let back = e.revertActual else { continue }
             let until = i + 1 < events.count ? events[i + 1].actual : durationSeconds
+            // The baseline leaves out an earlier fault reverted less than 5 s before this one.
+            let earlierEnd = events[..<i].compactMap(\.revertActual).filter { $0 <= e.actual }.max() ?? 0
             for s in throughput {
-                impacts.append(FaultImpact(event: e.label, impact: Recovery.impact(of: s, faultStart: e.actual, faultEnd: back, until: until)))
+                impacts.append(FaultImpact(event: e.label, impact: Recovery.impact(of: s, faultStart: e.actual, faultEnd: back, until: until, notBefore: earlierEnd)))
             }
         }
     }

@@ -105,6 +105,9 @@ public struct Impact: Codable, Sendable, Equatable {
     /// Seconds from the link's return until throughput is back to `threshold` of `before`
     /// (see `Recovery`); nil when it never got there before the run (or the next fault) ended.
     public var recoverySeconds: Double?
+    /// Where `before` began: 5 s before the fault, or later when an earlier fault was reverted
+    /// within those 5 s (its outage and recovery are no baseline). Absent in older files.
+    public var baselineFrom: Double?
 }
 
 /// Recovery time, as this project defines it: the time from the moment the link returns (the
@@ -116,8 +119,10 @@ public enum Recovery {
     public static let baselineSeconds = 5.0
     public static let smoothingSeconds = 1.0
 
-    public static func impact(of s: Series, faultStart: Double, faultEnd: Double, until: Double) -> Impact {
-        let before = s.mean(from: max(0, faultStart - baselineSeconds), to: faultStart)
+    /// `notBefore`: the baseline starts no earlier (the end of an earlier fault).
+    public static func impact(of s: Series, faultStart: Double, faultEnd: Double, until: Double, notBefore: Double = 0) -> Impact {
+        let from = min(faultStart, max(0, faultStart - baselineSeconds, notBefore))
+        let before = faultStart - from >= 0.5 ? s.mean(from: from, to: faultStart) : nil
         let during = s.mean(from: faultStart, to: faultEnd)
         let after = s.mean(from: faultEnd, to: until)
         var recovery: Double?
@@ -127,7 +132,7 @@ public enum Recovery {
                 if v >= threshold * before { recovery = max(0, t - faultEnd); break }
             }
         }
-        return Impact(series: s.name, before: before, during: during, after: after, recoverySeconds: recovery)
+        return Impact(series: s.name, before: before, during: during, after: after, recoverySeconds: recovery, baselineFrom: from)
     }
 }
 

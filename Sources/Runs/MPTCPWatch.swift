@@ -77,10 +77,18 @@ final class MPTCPWatch: @unchecked Sendable {
         }
     }
 
+    static let eventNames: [Int: String] = [
+        1: "CREATED", 2: "ESTABLISHED", 3: "CLOSED", 6: "ANNOUNCED", 7: "REMOVED", 10: "SF_ESTABLISHED",
+        11: "SF_CLOSED", 13: "SF_PRIORITY", 15: "LISTENER_CREATED", 16: "LISTENER_CLOSED",
+    ]
+
     /// `[       SF_CLOSED] token=... remid=1 locid=2 saddr4=10.0.2.2 daddr4=10.0.3.2 ...`
     static func parseEvent(_ line: String, node: String, t: Double) -> RunResults.MPTCPEvent? {
         guard line.hasPrefix("["), let close = line.firstIndex(of: "]") else { return nil }
-        let type = line[line.index(after: line.startIndex)..<close].trimmingCharacters(in: .whitespaces)
+        var type = line[line.index(after: line.startIndex)..<close].trimmingCharacters(in: .whitespaces)
+        // iproute2 releases older than the kernel print its newer events by number
+        // (include/uapi/linux/mptcp.h: MPTCP_EVENT_LISTENER_CREATED = 15, _CLOSED = 16).
+        if type.hasPrefix("UNKNOWN "), let n = Int(type.dropFirst(8)), let name = Self.eventNames[n] { type = name }
         let fields = line[line.index(after: close)...].split(separator: " ")
         let keep = fields.filter { $0.hasPrefix("saddr") || $0.hasPrefix("daddr") || $0.hasPrefix("locid") || $0.hasPrefix("remid") }
         return RunResults.MPTCPEvent(t: t, node: node, type: type, detail: keep.joined(separator: " "))

@@ -72,10 +72,13 @@ public struct RunController {
             run.tearDown()
             return Outcome(directory: dir, results: results)
         } catch {
-            // Everything is stopped first (nothing more is measured), then what was is written.
+            // Everything is stopped and every fault reverted first (nothing more is measured,
+            // and the reverts are in the results), then what was measured is written.
+            let endedAt = run.clock.now
             run.stopEverything()
+            run.revertFaults()
             let why = (error as? LabError)?.message ?? "\(error)"
-            let results = run.collect(hosts: hosts, endedEarly: why)
+            let results = run.collect(hosts: hosts, endedEarly: why, at: endedAt)
             let written = (try? RunReport.write(results, to: dir)) != nil
             throw Failed(error: error, directory: written ? dir : nil)
         }
@@ -229,7 +232,7 @@ final class RunSession: @unchecked Sendable {
     /// Waits (at most until the run's end and its grace) for the workloads, stops the
     /// measurements, and puts the results together. Never waits on a program: what does not
     /// end in time is stopped. With `endedEarly`, everything was stopped already.
-    func collect(hosts: [String: RunResults.HostInfo], endedEarly: String?) -> RunResults {
+    func collect(hosts: [String: RunResults.HostInfo], endedEarly: String?, at endedAt: Double? = nil) -> RunResults {
         let deadline = duration + grace
         while workloadThreads.contains(where: \.isExecuting), clock.now < deadline, Interrupts.signal == 0, !stop.isSet { usleep(50_000) }
         if workloadThreads.contains(where: \.isExecuting), endedEarly == nil {
@@ -239,11 +242,23 @@ final class RunSession: @unchecked Sendable {
         let countersAfter = endedEarly == nil ? mptcp.counters() : [:]
         stopEverything()
         let o = controller.options
-        var results = RunResults(pathbed: pathbedVersion, lab: t.name, file: t.file, started: started, durationSeconds: duration, hosts: hosts,
+        // A run that ended early lasted until it was stopped, not its planned length.
+        let lasted = endedEarly == nil ? duration : min(duration, max(0, endedAt ?? clock.now))
+        var results = RunResults(pathbed: pathbedVersion, lab: t.name, file: t.file, started: started, durationSeconds: lasted, hosts: hosts,
                                  sampleIntervalSeconds: o.sampleInterval, events: player.book.events.filter { $0.actual >= 0 })
         results.interfaces = samples.series(o.sampleInterval)
         results.rawCounters = samples.raw()
         results.workloads = workloads.results
+        if endedEarly != nil {
+            // A workload the early end stopped says so, rather than show a bare exit status.
+            // (Its own error then, "the server has terminated", is what the stop did to it.)
+            for i in results.workloads.indices {
+                let w = results.workloads[i]
+                guard w.error != nil || w.exitCode != 0, (w.ended ?? lasted) >= lasted - 0.5 else { continue }
+                results.workloads[i].error = String(format: "stopped at %.1f s, when the run ended early (exit %d", lasted, w.exitCode)
+                    + (w.error.map { ": \($0))" } ?? ")")
+            }
+        }
         results.mptcpEvents = mptcp.events
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore
@@ -254,7 +269,7 @@ final class RunSession: @unchecked Sendable {
         results.computePathUse()
         var found = problems.all
         for w in results.workloads {
-            if let e = w.error { found.append("workload \(w.name) failed: \(e)") }
+            if let e = w.error, endedEarly == nil || !e.contains("when the run ended early") { found.append("workload \(w.name) failed: \(e)") }
             for n in w.notes ?? [] { found.append("workload \(w.name): \(n)") }
         }
         results.problems = found.isEmpty ? nil : found
@@ -267,6 +282,12 @@ final class RunSession: @unchecked Sendable {
         workloads.stop(env)
         let deadline = monotonicNanoseconds() + 10_000_000_000
         for th in workloadThreads + samplers + monitors { while th.isExecuting, monotonicNanoseconds() < deadline { usleep(20_000) } }
+    }
+
+    /// Every fault in force undone now (the schedule's own reverts are recorded as they happen;
+    /// these, when the run ends early, are recorded here).
+    func revertFaults() {
+        for f in player.revertEverything() { progress("could not revert: \(f)") }
     }
 
     /// The lab down, unless the run keeps it.
@@ -282,7 +303,7 @@ final class RunSession: @unchecked Sendable {
     /// started ended (also those that left their process group), the lab removed or released.
     func cleanUp() {
         stop.set()
-        for f in player.revertEverything() { progress("could not revert: \(f)") }
+        revertFaults()
         workloads.stop(env)
         CommandRunner.endLeftovers()
         if !tornDown { tearDown() }

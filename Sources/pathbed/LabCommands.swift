@@ -49,8 +49,11 @@ struct Up: ParsableCommand {
                 print("lab \(t.name) changed in place in \(String(format: "%.2f", r.seconds)) s:")
                 for c in r.changes { print("  \(c)") }
             case .dryRun:
-                print("`up` would (nothing was changed):")
-                for c in r.changes { print("  \(c)") }
+                if r.changes.isEmpty { print("lab \(t.name): `up` would change nothing") }
+                else {
+                    print("`up` would (nothing was changed):")
+                    for c in r.changes { print("  \(c)") }
+                }
             }
         } catch { throw fail(error) }
     }

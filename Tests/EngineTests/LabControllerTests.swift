@@ -143,7 +143,7 @@ import TopologyModel
         let before = fake.applied.count
         let changed = try lab(Self.small.replacingOccurrences(of: "profile: slow }", with: "profile: slower }"))
         let dry = try controller.up(changed, dryRun: true)
-        #expect(dry.outcome == .dryRun && dry.changes.contains { $0.contains("change profile") && $0.contains("slow -> slower") })
+        #expect(dry.outcome == .dryRun && dry.changes.contains { $0.contains("change profile") && $0.contains("slow (tbf 10mbit") && $0.contains("-> slower (tbf 5mbit") }, "\(dry.changes)")
         #expect(fake.qdiscChanges.isEmpty, "a dry run changes nothing")
         let r = try controller.up(changed)
         #expect(r.outcome == .reconciled)
@@ -159,9 +159,9 @@ import TopologyModel
         let r = try controller.up(try lab(yaml))
         #expect(r.changes.contains { $0.contains("add pb.small.d") })
         #expect(Set(fake.namespaceNames()).contains("pb.small.d"))
-        // c changed (a new interface), so c is rebuilt; b gets its veth to c back; a is untouched.
-        #expect(r.changes.contains { $0.contains("rebuild") && $0.contains("pb.small.c") })
-        #expect(!fake.removed.contains("pb.small.a") && !fake.removed.contains("pb.small.b"))
+        // c gets a new interface in place (its veth to d); nothing is rebuilt, nothing removed.
+        #expect(r.changes.contains { $0.contains("change pb.small.c in place: link eth1 added") }, "\(r.changes)")
+        #expect(!r.changes.contains { $0.contains("rebuild") } && fake.removed.isEmpty, "\(r.changes) \(fake.removed)")
         let shrunk = try controller.up(try lab(Self.small))
         #expect(shrunk.changes.contains { $0.contains("remove pb.small.d") })
         #expect(!Set(fake.namespaceNames()).contains("pb.small.d"))

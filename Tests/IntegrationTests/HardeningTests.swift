@@ -102,6 +102,19 @@ extension LabTests {
         #expect((results["endedEarly"] as? String)?.contains("signal 15") == true, "\(results["endedEarly"] ?? "none")")
         let series = ((results["workloads"] as? [[String: Any]])?.first?["series"] as? [[String: Any]])?.first?["values"] as? [Double] ?? []
         #expect(series.count > 20, "the throughput until the signal is there: \(series.count) samples")
+        // The results tell the run as it happened: how long it lasted, the fault undone at the
+        // end, the workloads stopped by it (not failed on their own), the pings it sent.
+        let lasted = results["durationSeconds"] as? Double ?? 0
+        #expect(lasted > 7 && lasted < 15, "it lasted until the signal, not its planned 20 s: \(lasted)")
+        let event = (results["events"] as? [[String: Any]])?.first { $0["label"] as? String == "link-down path2" }
+        let revert = event?["revertActual"] as? Double
+        #expect(revert != nil && revert! <= lasted + 1, "the fault in force was undone and that is recorded: \(String(describing: event))")
+        for w in results["workloads"] as? [[String: Any]] ?? [] where (w["exitCode"] as? Int ?? 0) != 0 {
+            #expect((w["error"] as? String)?.contains("when the run ended early") == true, "\(w["name"] ?? ""): \(w["error"] ?? "no error")")
+        }
+        let ping = (results["workloads"] as? [[String: Any]])?.first { $0["plugin"] as? String == "ping" }
+        let metrics = ping?["metrics"] as? [String: Double] ?? [:]
+        #expect((metrics["sent (planned)"] ?? 0) <= lasted / 0.2 + 1, "pings sent as planned until the signal: \(metrics)")
         #expect(try hostSnapshot() == before, "every fault reverted, the lab removed")
     }
 
@@ -208,6 +221,37 @@ extension LabTests {
         }
         #expect(reached, "b reaches c over IPv6")
         _ = try pb("down", "six")
+        #expect(try hostSnapshot() == before)
+    }
+
+    /// A node added to a running lab, wired to a node that stays: one new veth, nothing rebuilt,
+    /// traffic to it at once; then removed again, which rebuilds its neighbour (a link is gone)
+    /// without racing the kernel's freeing of the old devices.
+    @Test func aNodeAddedToARunningLabIsWiredInPlace() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "two-paths"); try? FileManager.default.removeItem(at: d) }
+        try #require(try pb("up", twoPaths).status == 0)
+        let base = try String(contentsOfFile: twoPaths, encoding: .utf8)
+        let changed = d.appendingPathComponent("two-paths.yaml").path
+        try base.replacingOccurrences(of: "  - { name: backbone, endpoints: [router:eth3, server:eth0], profile: backbone, subnet: 10.0.3.0/24 }",
+                                      with: "  - { name: backbone, endpoints: [router:eth3, server:eth0], profile: backbone, subnet: 10.0.3.0/24 }\n  - { name: leaf, endpoints: [router:eth4, server2:eth0], profile: path, subnet: 10.0.4.0/24 }")
+            .replacingOccurrences(of: "  router: { forwarding: true }",
+                                  with: "  router: { forwarding: true }\n  server2: { routes: [ { to: default, via: 10.0.4.1 } ] }")
+            .write(toFile: changed, atomically: true, encoding: .utf8)
+        let started = Date()
+        let add = try pb("up", changed)
+        #expect(add.status == 0 && add.out.contains("link eth4 added") && !add.out.contains("rebuild"), "\(add.out) \(add.err)")
+        #expect(Date().timeIntervalSince(started) < 10, "no wait for the kernel: nothing was removed")
+        #expect(try run(["ip", "netns", "exec", "pb.two-paths.client", "ping", "-c", "1", "-W", "2", "10.0.4.2"]).status == 0, "client reaches the new node")
+        let qdisc = try run(["tc", "-n", "pb.two-paths.router", "qdisc", "show", "dev", "eth4"]).out
+        #expect(qdisc.contains("rate 10Mbit"), "the new link has its profile: \(qdisc)")
+        // And back: the router loses a link and is rebuilt; client and server get their veths back.
+        let back = try pb("up", twoPaths)
+        #expect(back.status == 0, "\(back.out) \(back.err)")
+        #expect(try run(["ip", "netns", "exec", "pb.two-paths.client", "ping", "-c", "1", "-W", "2", "10.0.3.2"]).status == 0)
+        #expect(try pb("status", "two-paths").out.contains("two-paths: up"))
+        _ = try pb("down", "two-paths")
         #expect(try hostSnapshot() == before)
     }
 }

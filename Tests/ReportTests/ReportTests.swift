@@ -30,6 +30,26 @@ import Testing
         #expect(i.recoverySeconds == nil && i.after == 5)
     }
 
+    /// A fault 2 s after another was reverted: its baseline is those 2 s, not the 5 s that hold
+    /// the earlier outage (20 Mbit/s before anything, 5 during the first fault, 12 after it).
+    @Test func aFaultsBaselineLeavesOutAnEarlierFault() {
+        var s = Series(name: "bulk", unit: "Mbit/s", quantity: .throughput)
+        for i in 1...300 {
+            let t = Double(i) / 10
+            s.times.append(t); s.values.append(t < 8 ? 20 : t < 10 ? 5 : 12)
+        }
+        var r = RunResults(pathbed: "test", lab: "x", file: "x.yaml", started: Date(), durationSeconds: 30, hosts: [:], sampleIntervalSeconds: 0.1, events: [
+            .init(label: "first", kind: "link-down", planned: 8, actual: 8, applied: 8, revertPlanned: 10, revertActual: 10),
+            .init(label: "second", kind: "link-down", planned: 12, actual: 12, applied: 12, revertPlanned: 14, revertActual: 14),
+        ])
+        r.workloads = [RunResults.WorkloadResult(name: "bulk", plugin: "iperf3", node: "c", target: "s", mptcp: false, started: 0, exitCode: 0, error: nil, series: [s])]
+        r.computeImpacts()
+        let second = try! #require(r.impacts.first { $0.event == "second" }?.impact)
+        #expect(second.baselineFrom == 10 && abs((second.before ?? 0) - 12) < 0.01, "\(second)")
+        let first = try! #require(r.impacts.first { $0.event == "first" }?.impact)
+        #expect(first.baselineFrom == 3 && first.before == 20, "\(first)")
+    }
+
     @Test func ratesFromCountersSurviveACounterReset() {
         let s = Series.rate(name: "eth0", times: [0, 0.1, 0.2, 0.3], bytes: [0, 250_000, 500_000, 10])
         #expect(s.values.count == 3)

@@ -36,6 +36,9 @@ import Testing
         #expect(e.type == "SF_CLOSED" && e.node == "client" && e.t == 3.5)
         #expect(e.detail == "remid=1 locid=2 saddr4=10.0.2.2 daddr4=10.0.3.2")
         #expect(MPTCPWatch.parseEvent("not an event", node: "c", t: 0) == nil)
+        // iproute2 older than the kernel prints newer events by number.
+        #expect(MPTCPWatch.parseEvent("[       UNKNOWN 15] token=0 sport=5201", node: "s", t: 0)?.type == "LISTENER_CREATED")
+        #expect(MPTCPWatch.parseEvent("[       UNKNOWN 99] token=0", node: "s", t: 0)?.type == "UNKNOWN 99")
         let netstat = "TcpExt: A B\nTcpExt: 1 2\nMPTcpExt: MPCapableSYNTX Huge MPJoinSynRx\nMPTcpExt: 4 99999999999999999999 7\n"
         let c = MPTCPWatch.parseMPTcpExt(netstat)
         #expect(c["MPCapableSYNTX"] == 4 && c["MPJoinSynRx"] == 7 && c["Huge"] == nil, "a value past Int is left out, the rest stay paired: \(c)")

@@ -155,6 +155,7 @@ public final class LocalExecutor: HostExecutor {
             // namespace of the socket that asks, so asking from the host's would clash with its eth0.
             try route(a.namespace).createLink(.veth(LinkAttributes(name: a.name, mtu: mtu, group: group), nsfd: -1,
                                                     peer: LinkAttributes(name: b.name, mtu: mtu, group: group), peerNsfd: try fd(b.namespace)))
+            try route(b.namespace).forget(b.name)
         case let .createGretap(r, local, remote, key, mtu, group):
             // A tunnel's underlay is the namespace it is made in: it is made in the host's under a
             // name of the lab's own (and its group), then moved into its namespace and renamed.
@@ -215,10 +216,7 @@ public final class LocalExecutor: HostExecutor {
         let h = try route(r.namespace)
         let deadline = monotonicNanoseconds() + 30_000_000_000
         while true {
-            do { _ = try h.ifindex(r.name) } catch {
-                if error.errno == ENODEV || error.errno == ENOENT { return }
-                throw error
-            }
+            if try !h.exists(r.name) { return }
             guard monotonicNanoseconds() < deadline else {
                 throw NetlinkError("wait for the kernel to free", r.name, namespace: r.namespace, errno: EBUSY,
                                    hint: "the kernel has not freed it 30 s after its namespace's other end was removed; run `pathbed up` again")

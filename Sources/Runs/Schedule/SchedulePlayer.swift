@@ -145,17 +145,26 @@ final class SchedulePlayer: @unchecked Sendable {
     /// what could not be undone.
     @discardableResult
     func revertEverything() -> [String] {
-        let plugins = lock.withLock { external }
+        let (plugins, pluginWindows) = lock.withLock { (external, running) }
         for p in plugins where !p.hasEnded { p.finish(grace: 5) }
         // Changes sent ahead are made (or given up) before everything is undone.
         dispatcher.waitUntilIdle()
-        let left = lock.withLock { () -> [HostAction] in let a = active.values.flatMap { $0 }; active.removeAll(); return a }
+        let byWindow = lock.withLock { () -> [Int: [HostAction]] in let a = active; active.removeAll(); return a }
+        let left = byWindow.values.flatMap { $0 }
         var failures: [String] = []
+        var failedHosts: Set<String> = []
         for (host, items) in Dictionary(grouping: left, by: \.host).sorted(by: { $0.key < $1.key }) {
             do { _ = try lab.executor(host).change(items.map(\.action), inject: false, at: nil, revertAfter: nil) } catch {
                 failures.append("\(host): \(error)")
+                failedHosts.insert(host)
             }
         }
+        // What was undone here is in the results as reverted now.
+        let now = clock.now
+        for (w, actions) in byWindow where !actions.contains(where: { failedHosts.contains($0.host) }) {
+            book.update(w) { if $0.revertActual == nil { $0.revertActual = now } }
+        }
+        for (w, p) in pluginWindows where p.hasEnded { book.update(w) { if $0.revertActual == nil { $0.revertActual = now } } }
         if !left.isEmpty, failures.isEmpty { lab.recordFaults(labName, []) }
         return failures
     }

@@ -39,7 +39,9 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
             guard let (_, ms) = PingOutput.reply(Substring(line)) else { continue }
             series.times.append(t - ms / 1000); series.values.append(ms)
         }
-        let sent = Int((duration / interval).rounded(.down))
+        // Echoes sent as planned for the time ping ran (a run that ended early stopped it sooner).
+        let ranFor = min(duration, max(0, env.clock.now - startedAt))
+        let sent = Int((ranFor / interval).rounded(.down))
         lock.withLock {
             result = RunResults.WorkloadResult(name: workload.name, plugin: workload.plugin, node: options.client, target: options.target.description,
                                                mptcp: false, started: startedAt, exitCode: code, error: series.isEmpty ? "no replies" : nil, series: [series],
