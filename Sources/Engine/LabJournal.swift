@@ -71,9 +71,19 @@ public struct StateStore: Sendable {
 
     public func load(_ lab: String) -> JournalRead {
         guard LabName.problem(lab) == nil else { return .missing }
-        let fd = open(path(lab, ".json"), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO planted as a journal must not block the open (nor the read).
+        let fd = open(path(lab, ".json"), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             return errno == ENOENT ? .missing : .unreadable("cannot open \(path(lab, ".json")): \(String(cString: strerror(errno)))")
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            return .unreadable("\(path(lab, ".json")) is not a regular file")
+        }
+        guard st.st_size <= 1 << 30 else {
+            close(fd)
+            return .unreadable("\(path(lab, ".json")) is larger than 1 GiB: not a journal Pathbed wrote")
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard let data = try? handle.readToEnd() else { return .unreadable("cannot read \(path(lab, ".json"))") }

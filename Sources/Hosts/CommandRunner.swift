@@ -3,7 +3,22 @@ import Netlink
 import Planning
 
 /// Which of a command's outputs a chunk came from.
-public enum StandardStream: String, Codable, Sendable { case stdout, stderr }
+public enum StandardStream: String, Codable, Sendable {
+    case stdout, stderr
+
+    /// Writes to this process's own stream, never failing loudly: a closed pipe (`pathbed ... |
+    /// head`) or a full disk makes the write fail, not the process (FileHandle.write would trap).
+    public func write(_ data: Data) {
+        let fd: Int32 = self == .stdout ? 1 : 2
+        data.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
+            var off = 0
+            while off < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                if n > 0 { off += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
+    }
+}
 
 /// What a running command reads on its stdin, written as it comes: an external plugin's
 /// messages from Pathbed. `close()` ends its stdin (the plugin sees end of file).
@@ -102,7 +117,7 @@ public enum CommandRunner {
                 unwritten.append(more)
                 while !unwritten.isEmpty {
                     let n = unwritten.withUnsafeBytes { Glibc.write(stdinWriter, $0.baseAddress, $0.count) }
-                    if n > 0 { unwritten.removeFirst(n) } else { if n < 0 && errno == EPIPE { unwritten.removeAll() }; break }
+                    if n > 0 { unwritten = Data(unwritten.dropFirst(n)) } else { if n < 0 && errno == EPIPE { unwritten.removeAll() }; break }
                 }
                 if closing && unwritten.isEmpty { close(stdinWriter); stdinWriter = -1 }
             }

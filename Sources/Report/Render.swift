@@ -54,7 +54,9 @@ public enum Render {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        // XML 1.0 has no place for control characters (a NUL makes the file unreadable).
+        let s = String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F ? "?" : $0 }))
+        return s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     /// A line plot over time: one line per series, fault windows shaded, events marked.
@@ -114,7 +116,10 @@ public enum Render {
 
     static func q(_ v: Double) -> String { "\"\(String(format: "%.1f", v))\"" }
 
-    static func label(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+    static func label(_ v: Double) -> String {
+        guard v.isFinite, abs(v) < 1e15 else { return String(format: "%g", v) }
+        return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+    }
 
     /// 1, 2 or 5 times a power of ten, near `raw`.
     static func niceStep(_ raw: Double) -> Double {

@@ -5,7 +5,7 @@ public enum RunReport {
     public static func write(_ r: RunResults, to dir: String) throws {
         var r = r
         let dropped = r.dropNonFinite()
-        if dropped > 0 { r.problems = (r.problems ?? []) + ["\(dropped) values that were not finite numbers were left out"] }
+        if dropped > 0 { r.problems = (r.problems ?? []) + ["\(dropped) values out of range (not finite, or more than 1e15 in size) were left out"] }
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; e.dateEncodingStrategy = .iso8601
         try e.encode(r).write(to: URL(fileURLWithPath: "\(dir)/results.json"))
         try render(r, to: dir)
@@ -29,7 +29,7 @@ public enum RunReport {
             throw ReportError("cannot read \(path): \(error.localizedDescription)", fix: "check its permissions")
         }
         let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
-        let r: RunResults
+        var r: RunResults
         do { r = try d.decode(RunResults.self, from: data) } catch {
             throw ReportError("\(path) is not a results file this Pathbed reads: \(Self.describe(error))", fix: "give the results.json `pathbed run` wrote, unchanged")
         }
@@ -37,6 +37,9 @@ public enum RunReport {
             throw ReportError("\(path) is format \(r.format) version \(r.version); this Pathbed reads version \(RunResults.formatVersion)")
         }
         if let problem = r.problemForReading() { throw ReportError("\(path): \(problem)", fix: "give the results.json `pathbed run` wrote, unchanged") }
+        // A value no run writes (1e19 Mbit/s, a time of 1e300 s) is left out, and said.
+        let dropped = r.dropNonFinite()
+        if dropped > 0 { r.problems = (r.problems ?? []) + ["\(dropped) values out of range in \(path) (not finite, or more than 1e15 in size) were left out when it was read"] }
         return r
     }
 
@@ -81,6 +84,9 @@ public enum RunReport {
         if let problems = r.problems, !problems.isEmpty {
             out += "PROBLEMS:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") + "\n\n"
         }
+        // What was left out to stay within bounds (not a failure, but never silent).
+        let notes = r.workloads.flatMap { w in (w.notes ?? []).map { "\(w.name): \($0)" } }
+        if !notes.isEmpty { out += "NOTES:\n" + notes.map { "  - \($0)" }.joined(separator: "\n") + "\n\n" }
         var rows: [[String]] = []
         for w in r.workloads {
             for s in w.series {

@@ -95,9 +95,10 @@ public struct RunResults: Codable, Sendable {
         public var notes: [String]?
 
         public init(name: String, plugin: String, node: String, target: String, mptcp: Bool, started: Double, exitCode: Int32, error: String?,
-                    series: [Series], metrics: [String: Double]? = nil, output: String? = nil) {
+                    series: [Series], metrics: [String: Double]? = nil, output: String? = nil, notes: [String]? = nil) {
             self.name = name; self.plugin = plugin; self.node = node; self.target = target; self.mptcp = mptcp; self.started = started
             self.exitCode = exitCode; self.error = error; self.series = series; self.metrics = metrics; self.output = output
+            self.notes = notes
         }
     }
 
@@ -135,8 +136,12 @@ public struct RunResults: Codable, Sendable {
     /// is left out here, so that results.json can always be written; returns how many.
     public mutating func dropNonFinite() -> Int {
         var dropped = 0
+        // In range: finite and at most 1e15 in size (as a plugin's samples must be), times within
+        // ten million seconds: every figure later drawn or converted stays exact and in range.
+        func ok(_ v: Double) -> Bool { v.isFinite && abs(v) <= 1e15 }
+        func okTime(_ t: Double) -> Bool { t.isFinite && abs(t) <= 1e7 }
         func clean(_ s: inout Series) {
-            let keep = zip(s.times, s.values).filter { $0.0.isFinite && $0.1.isFinite }
+            let keep = zip(s.times, s.values).filter { okTime($0.0) && ok($0.1) }
             dropped += s.times.count - keep.count
             s.times = keep.map(\.0); s.values = keep.map(\.1)
         }
@@ -144,7 +149,7 @@ public struct RunResults: Codable, Sendable {
         for w in workloads.indices {
             for j in workloads[w].series.indices { clean(&workloads[w].series[j]) }
             if let m = workloads[w].metrics {
-                let finite = m.filter { $0.value.isFinite }
+                let finite = m.filter { ok($0.value) }
                 dropped += m.count - finite.count
                 workloads[w].metrics = finite
             }
@@ -152,12 +157,12 @@ public struct RunResults: Codable, Sendable {
         }
         for i in impacts.indices {
             var m = impacts[i].impact
-            for kp in [\Impact.before, \Impact.during, \Impact.after, \Impact.recoverySeconds] where m[keyPath: kp].map({ !$0.isFinite }) == true {
+            for kp in [\Impact.before, \Impact.during, \Impact.after, \Impact.recoverySeconds, \Impact.baselineFrom] where m[keyPath: kp].map({ !ok($0) }) == true {
                 m[keyPath: kp] = nil; dropped += 1
             }
             impacts[i].impact = m
         }
-        let events = self.events.filter { [$0.planned, $0.actual, $0.applied, $0.revertPlanned ?? 0, $0.revertActual ?? 0].allSatisfy(\.isFinite) }
+        let events = self.events.filter { [$0.planned, $0.actual, $0.applied, $0.revertPlanned ?? 0, $0.revertActual ?? 0].allSatisfy(okTime) }
         dropped += self.events.count - events.count
         self.events = events
         if !durationSeconds.isFinite { durationSeconds = 0; dropped += 1 }

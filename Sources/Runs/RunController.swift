@@ -124,7 +124,7 @@ final class RunSession: @unchecked Sendable {
         for n in notes { progress(n) }
         samples = SampleStore(clock: clock)
         env = RunEnvironment(lab: c.lab, topology: t, clock: clock, stop: stop, progress: progress)
-        player = SchedulePlayer(lab: c.lab, labName: t.name, windows: windows, clock: clock, stop: stop, progress: progress)
+        player = SchedulePlayer(lab: c.lab, labName: t.name, windows: windows, clock: clock, stop: stop, problems: problems, progress: progress)
         mptcp = MPTCPWatch(lab: c.lab, topology: t, clock: clock, stop: stop)
     }
 
@@ -270,7 +270,6 @@ final class RunSession: @unchecked Sendable {
         var found = problems.all
         for w in results.workloads {
             if let e = w.error, endedEarly == nil || !e.contains("when the run ended early") { found.append("workload \(w.name) failed: \(e)") }
-            for n in w.notes ?? [] { found.append("workload \(w.name): \(n)") }
         }
         results.problems = found.isEmpty ? nil : found
         return results

@@ -93,7 +93,7 @@ public struct Workload: Sendable, Hashable {
         public var client: String
         public var server: String
         public var target: IPAddress
-        /// Bytes, each 1 B to 16 GB.
+        /// Bytes, each 1 B to 16 GiB.
         public var sizes: [UInt64]
         /// Transfers of each size, 1 to 10,000.
         public var repeats: Int

@@ -64,7 +64,7 @@ public enum Shapes {
         Field("ssh", .string(pattern: "^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$"),
               "How to reach the host: [user@]address. The agent runs there as `pathbed agent`."),
         Field("underlay", .ipAddress, "The host's address that tunnels (gretap) between hosts use as their outer source/destination."),
-        Field("interface", .string(pattern: "^[^\\s/]{1,15}$"), "The underlay interface whose MTU is raised (default: the one routing to the peer)."),
+        Field("interface", .string(pattern: "^[^\\s/:%]{1,15}$"), "The underlay interface whose MTU is raised (default: the one routing to the peer)."),
         Field("mtu", .integer(min: 576, max: 65535), "The underlay MTU to raise to, so that full-size frames fit into a tunnel (the origin study used 5000)."),
         Field("mptcp", .bool, "Whether this host's kernel is expected to run MPTCP (default true). Nodes on a host without MPTCP may not set MPTCP options."),
     ])
@@ -109,7 +109,7 @@ public enum Shapes {
     public static let route = ObjectShape("route", "A route in a node's namespace.", [
         Field("to", .oneOf([.enumeration(["default"]), .ipNetwork]), required: true, "Destination prefix, or `default`."),
         Field("via", .ipAddress, "Next-hop gateway."),
-        Field("dev", .string(pattern: "^[^\\s/:]{1,15}$"), "Outgoing interface (one of the node's interfaces)."),
+        Field("dev", .string(pattern: "^[^\\s/:%]{1,15}$"), "Outgoing interface (one of the node's interfaces)."),
         Field("source", .ipAddress, "Preferred source address (must be one of the node's addresses)."),
         Field("metric", .integer(min: 0, max: 4_294_967_295), "Route priority; lower wins."),
         Field("table", .integer(min: 1, max: 4_294_967_295), "Routing table (default: main)."),
@@ -159,7 +159,7 @@ public enum Shapes {
 
     public static let endpoint = ObjectShape("endpoint", "One end of a link given in full.", [
         Field("node", .name, "The node (namespace) of this end."),
-        Field("interface", .string(pattern: "^[^\\s/:]{1,15}$"), "The interface name inside the node."),
+        Field("interface", .string(pattern: "^[^\\s/:%]{1,15}$"), "The interface name inside the node."),
         Field("bridge", .name, "A bridge instead of a node interface."),
         Field("address", .ipNetwork, "An explicit address with prefix, e.g. 10.0.1.10/24."),
     ])

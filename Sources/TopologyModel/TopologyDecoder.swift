@@ -89,7 +89,7 @@ struct TopologyDecoder {
         if let (n, p) = o["local"] { local = reader.bool(n, p) }
         if let (n, p) = o["ssh"] { at(p, n); host.ssh = reader.string(n, p, pattern: Shapes.host.field("ssh")!.type.pattern, what: "an ssh target ([user@]address)") }
         if let (n, p) = o["underlay"] { at(p, n); host.underlay = reader.address(n, p) }
-        if let (n, p) = o["interface"] { host.underlayInterface = reader.string(n, p, pattern: "^[^\\s/]{1,15}$", what: "an interface name (at most 15 bytes)") }
+        if let (n, p) = o["interface"] { host.underlayInterface = reader.string(n, p, pattern: "^[^\\s/:%]{1,15}$", what: "an interface name (at most 15 bytes)") }
         if let (n, p) = o["mtu"] { at(p, n); host.mtu = reader.integer(n, p, min: 576, max: 65535) }
         if let (n, p) = o["mptcp"] { host.mptcp = reader.bool(n, p) ?? true }
         if local == true, host.ssh != nil {
@@ -215,7 +215,7 @@ struct TopologyDecoder {
             if n.string == "default" { route.destination = nil } else if let net = reader.network(n, p) { route.destination = net } else { return nil }
         } else { return nil }
         if let (n, p) = o["via"] { at(p, n); route.via = reader.address(n, p) }
-        if let (n, p) = o["dev"] { at(p, n); route.device = reader.string(n, p, pattern: "^[^\\s/:]{1,15}$", what: "an interface name") }
+        if let (n, p) = o["dev"] { at(p, n); route.device = reader.string(n, p, pattern: "^[^\\s/:%]{1,15}$", what: "an interface name") }
         if let (n, p) = o["source"] { at(p, n); route.source = reader.address(n, p) }
         if let (n, p) = o["metric"] { route.metric = reader.integer(n, p, min: 0, max: 4_294_967_295) }
         if let (n, p) = o["table"] { route.table = reader.integer(n, p, min: 1, max: 4_294_967_295) }

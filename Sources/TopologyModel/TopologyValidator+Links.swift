@@ -107,8 +107,10 @@ extension TopologyValidator {
         if name.utf8.count > Self.interfaceNameLimit {
             error(path, "interface name '\(name)' is \(name.utf8.count) bytes; Linux allows \(Self.interfaceNameLimit)",
                   hint: "use a shorter name, e.g. '\(Self.utf8Prefix(name, Self.interfaceNameLimit))'")
-        } else if name.isEmpty || Self.reservedInterfaceNames.contains(name) || name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) {
-            error(path, "'\(name)' cannot be an interface name", hint: "use letters, digits, '-', '_' and '.', and none of lo, all, default")
+        } else if name.isEmpty || Self.reservedInterfaceNames.contains(name)
+                    || name.unicodeScalars.contains(where: { $0 == "/" || $0 == ":" || $0 == "%" || $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+            // '%' too: the kernel reads `eth%d` as a template and names the device eth0, eth1...
+            error(path, "'\(name)' cannot be an interface name", hint: "use letters, digits, '-', '_' and '.' (no '/', ':', '%' or spaces), and none of lo, all, default")
         }
     }
 

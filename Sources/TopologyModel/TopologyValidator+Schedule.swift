@@ -3,6 +3,10 @@ import Foundation
 /// The fault schedule: each fault resolved into its typed kind, its link or nodes found, its
 /// trace read, its repetitions placed in the run.
 extension TopologyValidator {
+    /// The shortest fault, and the shortest gap between repetitions, a run can play: as trace
+    /// rows, 50 ms (a change takes milliseconds on its host; samples are 100 ms apart).
+    static let shortestFault = Duration.ms(50)
+
     // MARK: The schedule
 
     mutating func checkSchedule() {
@@ -49,7 +53,10 @@ extension TopologyValidator {
         }
         var duration = Duration.zero
         if let d = f.duration {
-            if d.nanoseconds > 0 { duration = d } else {
+            if d.nanoseconds >= Self.shortestFault.nanoseconds { duration = d } else if d.nanoseconds > 0 {
+                error("\(path).for", "a fault of \(d) is shorter than a run can play (at least \(Self.shortestFault): a change takes milliseconds on its host, and samples are 100 ms apart)",
+                      hint: "give it `for: 50ms` or more"); ok = false
+            } else {
                 error("\(path).for", "a fault of 0s changes nothing", hint: "give it a positive `for:`, e.g. 10s"); ok = false
             }
         } else {
@@ -110,6 +117,9 @@ extension TopologyValidator {
             if let every = f.every {
                 if duration >= every {
                     error("\(path).every", "repetitions every \(every) overlap: each lasts \(duration)", hint: "make `every` longer than `for`"); ok = false
+                } else if every.nanoseconds - duration.nanoseconds < Self.shortestFault.nanoseconds, duration.nanoseconds > 0 {
+                    error("\(path).every", "repetitions every \(every) leave less than \(Self.shortestFault) between the end of one (after \(duration)) and the next",
+                          hint: "make `every` at least `for` + 50ms"); ok = false
                 }
             } else {
                 error(path, "`count: \(f.count)` needs `every:`, the period", hint: "add e.g. `every: 20s`"); ok = false

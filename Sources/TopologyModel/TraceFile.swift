@@ -14,9 +14,14 @@ enum TraceFile {
         let base = (topology as NSString).deletingLastPathComponent
         let path = file.hasPrefix("/") ? file : (base as NSString).appendingPathComponent(file)
         var st = stat()
-        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= maximumBytes,
-              let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            reader.error(at: at, "with.file", "cannot read the trace \(path) (a UTF-8 text file of at most \(maximumBytes >> 20) MB)",
+        let why: String?
+        if stat(path, &st) != 0 { why = String(cString: strerror(errno)) }
+        else if (st.st_mode & S_IFMT) == S_IFDIR { why = "it is a directory" }
+        else if (st.st_mode & S_IFMT) != S_IFREG { why = "it is not a regular file" }
+        else if st.st_size > maximumBytes { why = "it is larger than \(maximumBytes >> 20) MB" }
+        else { why = nil }
+        guard why == nil, let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            reader.error(at: at, "with.file", "cannot read the trace \(path): \(why ?? "it is not UTF-8 text") (a UTF-8 text file of at most \(maximumBytes >> 20) MB)",
                          hint: "check the path; it is relative to the topology file")
             return nil
         }

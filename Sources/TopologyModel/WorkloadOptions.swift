@@ -94,7 +94,13 @@ struct Options {
     /// A command: a list of arguments, or one shell line (run by `sh -c`).
     mutating func command(_ key: String) -> [String]? {
         guard let v = value(key) else { return nil }
+        // A NUL cannot be in an argument (the kernel would cut it there, silently).
+        let hasNUL: (String) -> Bool = { $0.utf8.contains(0) }
         switch v {
+        case let .string(s) where hasNUL(s):
+            fail(key, "`\(key)` holds a NUL character, which no argument can hold", hint: "remove it"); return nil
+        case let .array(a) where a.contains(where: { if case let .string(s) = $0 { return hasNUL(s) } else { return false } }):
+            fail(key, "`\(key)` holds a NUL character, which no argument can hold", hint: "remove it"); return nil
         case let .string(s) where !s.isEmpty: return ["sh", "-c", s]
         case let .array(a):
             let argv = a.compactMap { if case let .string(s) = $0 { return s } else { return nil } }
@@ -121,7 +127,7 @@ struct Options {
         return ports
     }
 
-    /// `sizes: [16kB, 1MB, 50MB]` (or one `size:`): each 1 B to 16 GB.
+    /// `sizes: [16kB, 1MB, 50MB]` (or one `size:`): each 1 B to 16 GiB.
     mutating func sizes() -> [UInt64]? {
         let list: [(String, JSONValue)]
         if let v = value("sizes") {
@@ -144,7 +150,7 @@ struct Options {
             default: break
             }
             guard let b = bytes, b >= 1, Double(b) <= Self.maximumBytes else {
-                fail(key, "not a size from 1 B to 16 GB", hint: "write sizes like 16kB, 1MB, 50MB, 1GiB")
+                fail(key, "not a size from 1 B to 16 GiB", hint: "write sizes like 16kB, 1MB, 50MB, 1GiB")
                 continue
             }
             out.append(b)
@@ -155,7 +161,7 @@ struct Options {
     static let maximumBytes = Double(1 << 34)
 
     /// `16kB`, `1MB`, `50MB`, `1GiB`, `1000` (bytes): kB and MB are powers of 1000, KiB and MiB
-    /// of 1024. Nil beyond 16 GB (checked before any conversion).
+    /// of 1024. Nil beyond 16 GiB (checked before any conversion).
     static func bytes(_ text: String) -> UInt64? {
         let s = text.trimmingSpaces
         let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("kB", 1e3), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1)]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Planning
 import TopologyModel
 
@@ -14,6 +15,14 @@ struct Pathbed: ParsableCommand {
         version: pathbedVersion,
         subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self, Up.self, Down.self, Status.self, Exec.self, Doctor.self, RunCommand.self, ReportCommand.self, VM.self, Agent.self, FaultGuardCommand.self]
     )
+
+    static func main() {
+        // A closed output pipe (`pathbed up | head -c 5`) must not kill Pathbed midway through
+        // a change: writes to it fail instead, and the work goes on to its end. The programs it
+        // starts get SIGPIPE back at its default.
+        signal(SIGPIPE, SIG_IGN)
+        main(nil)
+    }
 }
 
 /// Loads a topology, printing every problem to standard error and exiting non-zero on failure.

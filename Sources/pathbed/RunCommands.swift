@@ -48,7 +48,9 @@ struct RunCommand: ParsableCommand {
                 o.keep = keep
                 let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }
                 print(RunReport.summary(outcome.results))
-                print("report: \(outcome.directory)/ (results.json, series.csv, workloads.svg, interfaces.svg, rtt.svg, summary.txt)")
+                let files = ["results.json", "series.csv", "workloads.svg", "interfaces.svg", "rtt.svg", "summary.txt"]
+                    .filter { FileManager.default.fileExists(atPath: "\(outcome.directory)/\($0)") }
+                print("report: \(outcome.directory)/ (\(files.joined(separator: ", ")))")
                 if !outcome.succeeded { throw Self.problems(outcome.results.problems ?? []) }
                 return
             }

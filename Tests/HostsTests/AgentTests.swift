@@ -66,6 +66,24 @@ import TopologyModel
         guard case .end = r.next() else { Issue.record("no end"); return }
         close(p[0])
     }
+
+    /// Lines of every length, split across reads anywhere, come back whole and in order: a long
+    /// line (8 MB, as a large lab's `apply`) among many short ones. (It was quadratic: each read
+    /// searched the whole buffer again, and each line was cut from the front of it.)
+    @Test func linesOfEveryLengthComeBackWholeAndInOrder() throws {
+        var p: [Int32] = [0, 0]
+        pipe(&p)
+        var lines: [Data] = (0..<20_000).map { Data("line \($0)".utf8) }
+        lines.insert(Data(repeating: 0x62, count: 8 << 20), at: 10_000)
+        let all = lines
+        let writer = FileHandle(fileDescriptor: p[1], closeOnDealloc: true)
+        Thread { for l in all { writer.write(l + Data("\n".utf8)) }; try? writer.close() }.start()
+        let r = LineReader(fd: p[0], limit: 64 << 20)
+        var got: [Data] = []
+        while case let .line(d) = r.next() { got.append(d) }
+        #expect(got.count == all.count && got == all)
+        close(p[0])
+    }
 }
 
 /// The agent itself, serving a recording fake: the handshake, requests in order, errors that

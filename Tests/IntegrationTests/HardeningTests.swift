@@ -254,4 +254,76 @@ extension LabTests {
         _ = try pb("down", "two-paths")
         #expect(try hostSnapshot() == before)
     }
+
+    /// Fault plugins that misbehave hold up nothing and are never taken for reverted: one that
+    /// never says hello is a problem (not injected) while the link-down after it plays on time;
+    /// one that injects and exits without reverting is a problem, not an event reverted.
+    @Test func aBrokenFaultPluginHoldsUpNoOtherFaultAndIsAProblem() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "fpl"); try? FileManager.default.removeItem(at: d) }
+        let mute = d.appendingPathComponent("mute.sh").path, quitter = d.appendingPathComponent("quitter.sh").path
+        try "#!/bin/sh\nexec sleep 100\n".write(toFile: mute, atomically: true, encoding: .utf8)
+        try """
+            #!/bin/sh
+            echo '{"type":"hello","protocol":1,"name":"quitter","roles":["fault"]}'
+            read line
+            echo '{"type":"injected"}'
+            exit 0
+
+            """.write(toFile: quitter, atomically: true, encoding: .utf8)
+        chmod(mute, 0o755); chmod(quitter, 0o755)
+        let file = d.appendingPathComponent("fpl.yaml").path
+        try """
+            name: fpl
+            nodes: { a: {}, b: {} }
+            links:
+              - { name: l, endpoints: [a:eth0, b:eth0], subnet: 10.0.0.0/24 }
+            run: { duration: 5s }
+            schedule:
+              - { at: 0.5s, fault: plugin, plugin: ./mute.sh, nodes: [b], for: 3s }
+              - { at: 1s, fault: plugin, plugin: ./quitter.sh, nodes: [b], for: 1s }
+              - { at: 1.5s, fault: link-down, link: l, for: 1s }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let started = Date()
+        let r = try run([pathbed, "run", file, "--out", d.path], timeout: 120)
+        #expect(r.status == 1, "a fault not injected and one not reverted fail the run: \(r.out) \(r.err.suffix(800))")
+        #expect(Date().timeIntervalSince(started) < 40)
+        let dir = d.path + "/" + (try #require(try FileManager.default.contentsOfDirectory(atPath: d.path).first { $0.hasPrefix("fpl-") }))
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/results.json"))) as? [String: Any])
+        let problems = results["problems"] as? [String] ?? []
+        #expect(problems.contains { $0.contains("mute.sh") && $0.contains("was not injected") }, "\(problems)")
+        #expect(problems.contains { $0.contains("quitter.sh") && $0.contains("without saying reverted") }, "\(problems)")
+        let events = results["events"] as? [[String: Any]] ?? []
+        let down = events.first { $0["kind"] as? String == "link-down" }
+        #expect(abs((down?["actual"] as? Double ?? 0) - 1.5) < 0.1, "the link-down played on time: \(events)")
+        #expect(down?["revertActual"] != nil)
+        let quit = events.first { ($0["label"] as? String ?? "").contains("quitter") }
+        #expect(quit != nil && quit?["revertActual"] == nil, "a fault never said reverted is not recorded as reverted: \(String(describing: quit))")
+        #expect(try hostSnapshot() == before)
+    }
+
+    /// `pathbed up | head -c 5`: the pipe closes while `up` works. It goes on to the end (SIGPIPE
+    /// used to kill it, leaving the lab `building` and its journal and lock behind).
+    @Test func aClosedOutputPipeDoesNotStopUpMidway() throws {
+        let before = try hostSnapshot()
+        defer { _ = try? pb("down", "two-paths") }
+        let r = try run(["bash", "-c", "'\(pathbed)' up '\(twoPaths)' 2>&1 | head -c 5; exit ${PIPESTATUS[0]}"])
+        #expect(r.status == 0, "\(r.out) \(r.err)")
+        let status = try pb("status", "two-paths").out
+        #expect(status.contains("two-paths: up"), "\(status)")
+        #expect(try pb("down", "two-paths").status == 0)
+        #expect(try hostSnapshot() == before)
+    }
+
+    /// A namespace named like a lab's node but made by hand (no lab's tag): `exec` does not run
+    /// in it, as `down` does not remove it.
+    @Test func execRunsNothingInANamespaceNoLabMade() throws {
+        _ = try run(["ip", "netns", "add", "pb.handmade.n"])
+        defer { _ = try? run(["ip", "netns", "del", "pb.handmade.n"]) }
+        let r = try pb("exec", "n", "--", "touch", "/tmp/pb-handmade-ran")
+        defer { unlink("/tmp/pb-handmade-ran") }
+        #expect(r.status != 0 && r.err.contains("no Pathbed lab made it"), "\(r.out) \(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/pb-handmade-ran"))
+    }
 }

@@ -25,7 +25,27 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let back = try RunReport.read(dir)
         #expect(back.workloads[0].series[0].values == [10, 12] && back.workloads[0].metrics == ["ok": 3])
-        #expect(back.problems?.contains { $0.contains("2 values that were not finite numbers") } == true)
+        #expect(back.problems?.contains { $0.contains("2 values out of range") } == true)
+    }
+
+    /// Huge values edited into a results file (1e19 traps a conversion to Int in a plot's axis
+    /// labels; 1e308 overflows a mean): left out when read, said, and the rest renders.
+    @Test func hugeValuesInAResultsFileAreLeftOutAndTheReportRenders() throws {
+        var r = results()
+        r.workloads[0].series[0].values = [10, 11, 12]
+        let dir = try write(r)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/results.json"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for huge in ["1e19", "1e308", "-1e308"] {
+            let edited = text.replacing(/"values" : \[\s*10,/, with: "\"values\" : [\(huge),", maxReplacements: 1)
+            try #require(edited != text)
+            try edited.write(toFile: path, atomically: true, encoding: .utf8)
+            let back = try RunReport.read(dir)
+            #expect(back.workloads[0].series[0].values == [11, 12], "\(huge): \(back.workloads[0].series[0].values)")
+            #expect(back.problems?.contains { $0.contains("out of range") && $0.contains(path) } == true)
+            try RunReport.render(back, to: dir)
+        }
     }
 
     @Test func aResultsFileWithFiguresNoReportCanBeMadeOfIsRefusedByName() throws {

@@ -242,12 +242,17 @@ final class LineWriter: @unchecked Sendable {
     }
 }
 
-/// Reads lines from a file descriptor (blocking), at most `limit` bytes each.
+/// Reads lines from a file descriptor (blocking), at most `limit` bytes each, in time linear in
+/// what it reads: each byte is searched for a newline once, and the buffer is compacted only
+/// when its consumed part is at least half of it (a 60 MB line is not copied per read).
 final class LineReader {
     enum Line { case line(Data), tooLong(Int), end }
     let fd: Int32
     let limit: Int
     private var buffer: [UInt8] = []
+    /// Where the current line begins in `buffer`, and how much of it was searched already.
+    private var start = 0
+    private var scanned = 0
     private var chunk = [UInt8](repeating: 0, count: 65536)
     /// Skipping the rest of a line that was too long.
     private var skipping = false
@@ -258,20 +263,25 @@ final class LineReader {
     /// dropped as they come, never kept); `end` at end of file or on a read error.
     func next() -> Line {
         while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Data(buffer[..<nl])
-                buffer.removeSubrange(...nl)
+            if let nl = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
+                let line = Data(buffer[start..<nl])
+                start = nl + 1
+                scanned = 0
+                if start >= buffer.count - start { buffer.removeFirst(start); start = 0 }
                 if skipping { skipping = false; continue }
                 return .line(line)
             }
-            if buffer.count > limit {
-                let dropped = buffer.count
+            scanned = buffer.count - start
+            if scanned > limit {
+                let dropped = scanned
                 buffer.removeAll(keepingCapacity: true)
+                start = 0; scanned = 0
                 if !skipping { skipping = true; return .tooLong(dropped) }
             }
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .end }
+            if start > 0 && start >= buffer.count - start { buffer.removeFirst(start); start = 0 }
             buffer.append(contentsOf: chunk[0..<n])
         }
     }

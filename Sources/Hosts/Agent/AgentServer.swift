@@ -54,7 +54,7 @@ public final class AgentServer: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: AgentProtocol.heartbeatSeconds)
                 let last = lock.withLock { lastHeartbeat }
                 if last > 0, Double(monotonicNanoseconds() - last) / 1e9 > AgentProtocol.controllerSilenceSeconds {
-                    FileHandle.standardError.write(Data("pathbed agent: no heartbeat from the controller for \(Int(AgentProtocol.controllerSilenceSeconds)) s; reverting faults and stopping\n".utf8))
+                    StandardStream.stderr.write(Data("pathbed agent: no heartbeat from the controller for \(Int(AgentProtocol.controllerSilenceSeconds)) s; reverting faults and stopping\n".utf8))
                     lock.withLock { gone = true }
                     CommandRunner.stopAll()
                     onControllerGone()
@@ -136,7 +136,16 @@ public final class AgentServer: @unchecked Sendable {
         if case let DecodingError.typeMismatch(_, context)? = error as? DecodingError, context.codingPath.isEmpty {
             return "no message is named `\(names[0])`: \(text)"
         }
-        return "`\(names[0])` is not a request of protocol \(AgentProtocol.version) (\(error)): \(text)"
+        // The line is JSON (read above): what the decoder calls corrupt is a value that does not
+        // fit its field, most often a number out of its type's range.
+        func at(_ path: [any CodingKey]) -> String { path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined() }
+        let why: String
+        switch error as? DecodingError {
+        case let .dataCorrupted(c)?: why = "a value does not fit its field (a number out of range, or of the wrong kind)" + (c.codingPath.isEmpty ? "" : " at \(at(c.codingPath))")
+        case let .typeMismatch(_, c)?, let .valueNotFound(_, c)?: why = "\(c.debugDescription) at \(at(c.codingPath))"
+        default: why = "\(error)"
+        }
+        return "`\(names[0])` is not a request of protocol \(AgentProtocol.version): \(why): \(text)"
     }
 
     func feed(for id: Int) -> StdinFeed {

@@ -27,8 +27,11 @@ public struct Inventory: Codable, Sendable {
     }
 
     public static func read(_ path: String) throws(LabError) -> Inventory {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LabError("cannot read the inventory \(path)", fix: "`pathbed vm up` writes one for the built-in VM pair; docs/agent.md shows the format")
+        let data: Data
+        switch RegularFile.read(path, limit: 16 << 20) {
+        case let .success(d): data = d
+        case let .failure(e):
+            throw LabError("cannot read the inventory \(path): \(e.why)", fix: "`pathbed vm up` writes one for the built-in VM pair; docs/agent.md shows the format")
         }
         do {
             var inv = try JSONDecoder().decode(Inventory.self, from: data)

@@ -165,7 +165,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
                 // A login script's chatter before the agent starts: keep it for error messages.
                 arrived.withLock {
                     stderrTail.append(line.prefix(1024)); stderrTail.append(0x0A)
-                    if stderrTail.count > 8192 { stderrTail.removeFirst(stderrTail.count - 8192) }
+                    if stderrTail.count > 8192 { stderrTail = Data(stderrTail.suffix(8192)) }
                 }
                 continue
             }
@@ -187,10 +187,10 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
             if n <= 0 { break }
             arrived.withLock {
                 stderrTail.append(contentsOf: chunk[0..<n])
-                if stderrTail.count > 8192 { stderrTail.removeFirst(stderrTail.count - 8192) }
+                if stderrTail.count > 8192 { stderrTail = Data(stderrTail.suffix(8192)) }
             }
             if ProcessInfo.processInfo.environment["PATHBED_AGENT_LOG"] != nil {
-                FileHandle.standardError.write(Data("[\(host)] ".utf8) + Data(chunk[0..<n]))
+                StandardStream.stderr.write(Data("[\(host)] ".utf8) + Data(chunk[0..<n]))
             }
         }
         Glibc.close(fd)

@@ -13,11 +13,17 @@ extension LocalExecutor {
 
     public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
         var failures: [String] = []
-        for c in changes.reversed() {
+        var done: Set<String> = []
+        for c in changes.reversed() where done.insert(c.interface).inserted {
+            // Only what a lab raised on this host, and only back to what it was before.
+            guard let before = MTURecords.recorded(c.interface) else {
+                failures.append("the MTU of \(c.interface) was not raised by a lab on this host (no record in \(MTURecords.directory)); left as it is")
+                continue
+            }
             do {
                 let h = try root()
-                guard let now = try h.links().first(where: { $0.name == c.interface }) else { continue }  // gone: nothing to restore
-                if now.mtu != c.mtu { try h.setMTU(c.interface, c.mtu) }
+                if let now = try h.links().first(where: { $0.name == c.interface }), now.mtu != before { try h.setMTU(c.interface, before) }
+                MTURecords.forget(c.interface)
             } catch { failures.append("\(error)") }
         }
         return failures
@@ -25,10 +31,13 @@ extension LocalExecutor {
 
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
-        try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() || stop() }, input: input, output: output)
+        // Programs run in the host's own namespace or in a lab's, never in a namespace no lab made.
+        if let namespace { try requireOwned(namespace) }
+        return try CommandRunner.run(argv, in: namespace, timeout: timeout, stop: { [stopWhen] in Interrupts.signal != 0 || stopWhen() || stop() }, input: input, output: output)
     }
 
     public func runAttached(_ argv: [String], in namespace: String) throws -> Int32 {
+        try requireOwned(namespace)
         let fd = try NetworkNamespace.open(namespace)
         let pid = NetworkNamespace.spawn(fd, argv)
         Glibc.close(fd)

@@ -57,7 +57,7 @@ public final class LocalExecutor: HostExecutor {
         if owned.contains(ns) { return }
         guard let lab = Ownership.lab(ofNamespace: ns), NetworkNamespace.list().contains(ns),
               (try? route(ns).alias(of: "lo")) == Ownership.namespaceTag(lab: lab) else {
-            throw NetlinkError("change", "namespace \(ns)", namespace: ns, errno: EPERM,
+            throw NetlinkError("enter or change", "the namespace", namespace: ns, errno: EPERM,
                                hint: "no Pathbed lab made it (not named pb.LAB or pb.LAB.NODE, or no lab's tag on its loopback); Pathbed never touches such a namespace")
         }
         owned.insert(ns)
@@ -194,6 +194,10 @@ public final class LocalExecutor: HostExecutor {
         case let .awaitGone(r):
             try awaitGone(r)
         case let .setUnderlayMTU(interface, address, mtu):
+            guard MTURecords.range.contains(mtu) else {
+                throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EINVAL,
+                                   hint: "an MTU is from \(MTURecords.range.lowerBound) to \(MTURecords.range.upperBound)")
+            }
             guard let name = interface ?? address.flatMap(Self.interface(holding:)) else {
                 throw NetlinkError("raise the underlay MTU", "to \(mtu)", namespace: "the host", errno: EADDRNOTAVAIL,
                                    hint: address.map { "no interface of this host has the underlay address \($0); give the host's real address as `underlay:`, or name the interface with `interface:`" }
@@ -204,6 +208,10 @@ public final class LocalExecutor: HostExecutor {
                 throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: ENODEV)
             }
             if before.mtu != mtu {
+                // Recorded on this host before the change: only a recorded change is undone.
+                do { try MTURecords.record(name, before: before.mtu) } catch {
+                    throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: EACCES, hint: error.message)
+                }
                 try h.setMTU(name, mtu)
                 changedMTUs.append(MTUChange(interface: name, mtu: before.mtu))
             }

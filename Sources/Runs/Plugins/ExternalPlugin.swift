@@ -112,6 +112,10 @@ enum ExternalPlugin {
         private var dropped = 0
         var droppedMessages: Int { lock.withLock { dropped } }
         static let maximumSamples = 1_000_000
+        private let decoder = JSONDecoder()
+        /// A metric, unit or result name: printable, at most 100 characters (it becomes a CSV
+        /// column, a plot's legend and a line of the summary).
+        static func isName(_ s: String) -> Bool { s.count <= 100 && s.unicodeScalars.allSatisfy { !isControl($0) } }
         static let maximumMetrics = 64
         static let maximumNotes = 200
         /// The first message, written once the plugin has said hello (never before: a program
@@ -119,6 +123,8 @@ enum ExternalPlugin {
         private var startMessage: Data?
         private var started = false
         private(set) var exitCode: Int32?
+        /// Set when it did not end within this many seconds of `stop` or `revert` and was killed.
+        private var killedAfter: Double?
         private var thread: Thread?
         let onLog: (String) -> Void
         /// Set by the run's stop, or by `stopHard`.
@@ -147,7 +153,7 @@ enum ExternalPlugin {
             let e = Unchecked(executor)
             let th = Thread { [self] in
                 let code = (try? e.value.run(argv, in: me.namespace, timeout: launch.duration + 60, input: feed) { [self] s, d in
-                    if s == .stdout { take(d) } else { lock.withLock { stderrTail.append(d); if stderrTail.count > 4096 { stderrTail.removeFirst(stderrTail.count - 4096) } } }
+                    if s == .stdout { take(d) } else { lock.withLock { stderrTail.append(d); if stderrTail.count > 4096 { stderrTail = Data(stderrTail.suffix(4096)) } } }
                 }) ?? 127
                 lock.withLock { exitCode = code }
                 e.value.close()
@@ -160,11 +166,18 @@ enum ExternalPlugin {
             let now = clock.now
             var lines: [Data] = []
             lock.withLock {
+                // Split at each newline in one pass, then drop what was taken once (removing each
+                // line from the front as it was found made a chunk of short lines quadratic).
+                let searchFrom = partial.endIndex
                 partial.append(d)
-                while let nl = partial.firstIndex(of: 0x0A) {
-                    lines.append(Data(partial[partial.startIndex..<nl]))
-                    partial.removeSubrange(partial.startIndex...nl)
+                var lineStart = partial.startIndex
+                var i = partial.index(partial.startIndex, offsetBy: max(0, searchFrom - partial.startIndex))
+                while let nl = partial[i...].firstIndex(of: 0x0A) {
+                    lines.append(Data(partial[lineStart..<nl]))
+                    lineStart = nl + 1
+                    i = lineStart
                 }
+                if lineStart > partial.startIndex { partial = Data(partial[lineStart...]) }
                 // A message is one line of at most 1 MB: more without a newline is not the protocol.
                 if partial.count > 1 << 20 {
                     partial.removeAll()
@@ -172,8 +185,8 @@ enum ExternalPlugin {
                 }
             }
             for line in lines where !line.isEmpty {
-                guard let m = try? JSONDecoder().decode(Message.self, from: line) else {
-                    lock.withLock { note(&errors, "not a message: \(String(decoding: line.prefix(200), as: UTF8.self))") }
+                guard let m = try? decoder.decode(Message.self, from: line) else {
+                    lock.withLock { note(&errors, "not a message: \(printable(String(decoding: line.prefix(200), as: UTF8.self)))") }
                     continue
                 }
                 var greeting: Data?
@@ -189,26 +202,34 @@ enum ExternalPlugin {
                         }
                     case "sample":
                         guard let metric = m.metric, let v = m.value else { note(&errors, "a sample needs `metric` and `value`"); break }
+                        guard Self.isName(metric), Self.isName(m.unit ?? "") else {
+                            note(&errors, "a sample's metric and unit are at most 100 printable characters: \(printable(String(metric.prefix(100))))"); break
+                        }
                         guard v.isFinite, abs(v) <= 1e15 else { note(&errors, "sample \(metric) = \(v) is out of range (at most 1e15 in size)"); break }
+                        guard m.unit != "Mbit/s" || v >= 0 else { note(&errors, "sample \(metric) = \(v) Mbit/s: a throughput is not negative"); break }
                         guard samples[metric] != nil || samples.count < Self.maximumMetrics else { dropped += 1; break }
                         // A plugin's Mbit/s series is throughput (plotted with it, and faults' impacts computed on it).
-                        var s = samples[metric] ?? Series(name: "\(launch.name) (\(metric))", unit: m.unit ?? "", quantity: m.unit == "Mbit/s" ? .throughput : .pluginMetric)
-                        guard s.values.count < Self.maximumSamples else { dropped += 1; break }
-                        s.times.append(now); s.values.append(v)
-                        samples[metric] = s
+                        if samples[metric] == nil {
+                            samples[metric] = Series(name: "\(launch.name) (\(metric))", unit: m.unit ?? "", quantity: m.unit == "Mbit/s" ? .throughput : .pluginMetric)
+                        }
+                        guard samples[metric]!.values.count < Self.maximumSamples else { dropped += 1; break }
+                        // Appended in place: a copy of the series per sample made 100,000 samples quadratic.
+                        samples[metric]!.times.append(now)
+                        samples[metric]!.values.append(v)
                     case "result":
                         for (k, v) in (m.values ?? [:]).prefix(Self.maximumMetrics) {
-                            if v.isFinite, abs(v) <= 1e15 { values[k] = v } else { note(&errors, "result \(k) = \(v) is out of range (at most 1e15 in size)") }
+                            if !Self.isName(k) { note(&errors, "a result's names are at most 100 printable characters: \(printable(String(k.prefix(100))))") }
+                            else if v.isFinite, abs(v) <= 1e15 { values[k] = v } else { note(&errors, "result \(k) = \(v) is out of range (at most 1e15 in size)") }
                         }
                     case "error":
-                        note(&errors, m.message ?? "error")
+                        note(&errors, printable(m.message ?? "error"))
                     case "log":
-                        note(&logs, m.message ?? "")
+                        note(&logs, printable(m.message ?? ""))
                     default: break
                     }
                 }
                 if let greeting { feed.write(greeting) }
-                if m.type == "log" || m.type == "error" { onLog("\(label): \(String((m.message ?? "").prefix(500)))") }
+                if m.type == "log" || m.type == "error" { onLog("\(label): \(printable(String((m.message ?? "").prefix(500))))") }
             }
         }
 
@@ -230,6 +251,7 @@ enum ExternalPlugin {
         }
 
         var hasEnded: Bool { lock.withLock { exitCode != nil } }
+        var exitStatus: Int32? { lock.withLock { exitCode } }
         func said(_ type: String) -> Bool { lock.withLock { said.contains(type) } }
 
         /// Sends `stop` or `revert`, closes stdin, and waits for the program to end (it is
@@ -239,7 +261,10 @@ enum ExternalPlugin {
             feed.close()
             let deadline = clock.now + grace
             while !hasEnded && clock.now < deadline { usleep(10_000) }
-            if !hasEnded { stopHard() }
+            if !hasEnded {
+                lock.withLock { killedAfter = grace }
+                stopHard()
+            }
         }
 
         /// Waits for the program's end on its own (a workload that finishes its work).
@@ -262,9 +287,22 @@ enum ExternalPlugin {
                     return "it never said hello (exit \(exitCode.map(String.init) ?? "none"))" + (err.isEmpty ? "" : ": \(err.suffix(300))")
                 }
                 if let e = errors.first { return e }
+                if let g = killedAfter {
+                    return String(format: "it did not end within %.0f s of being told to %@, and was killed: what it had not written yet is lost", g, launch.role == .fault ? "revert" : "stop")
+                }
                 if let c = exitCode, c != 0, c != 143 { return "exit \(c): \(String(decoding: stderrTail, as: UTF8.self).suffix(300))" }
                 return nil
             }
         }
     }
+}
+
+/// Whether a character is a control character (C0, DEL, C1): never shown as it is.
+func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
+
+/// Text from a plugin or a program as it may be shown on a terminal or in a file: control
+/// characters (an escape sequence, a NUL, a newline in a name) become `?`; tabs stay.
+func printable(_ s: String) -> String {
+    guard s.unicodeScalars.contains(where: { isControl($0) && $0 != "\t" }) else { return s }
+    return String(String.UnicodeScalarView(s.unicodeScalars.map { isControl($0) && $0 != "\t" ? "?" : $0 }))
 }

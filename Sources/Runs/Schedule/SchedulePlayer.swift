@@ -29,9 +29,16 @@ final class SchedulePlayer: @unchecked Sendable {
     /// External fault plugins running, by window, and every one started.
     private var running: [Int: ExternalPlugin.Process] = [:]
     private var external: [ExternalPlugin.Process] = []
+    /// The threads that talk to external fault plugins: one slow or broken plugin holds up no
+    /// other step of the schedule.
+    private var pluginThreads: [Thread] = []
+    /// Faults not injected, or not confirmed reverted: each is a problem of the run.
+    let problems: ProblemList
 
-    init(lab: LabController, labName: String, windows: [FaultWindow], clock: RunClock, stop: StopFlag, progress: @escaping (String) -> Void) {
+    init(lab: LabController, labName: String, windows: [FaultWindow], clock: RunClock, stop: StopFlag, problems: ProblemList = ProblemList(),
+         progress: @escaping (String) -> Void) {
         self.lab = lab; self.labName = labName; self.windows = windows; self.clock = clock; self.stop = stop; self.progress = progress
+        self.problems = problems
         playbook = Playbook(windows, lead: Self.lead)
         book = EventBook(windows.map {
             RunResults.Event(label: $0.label, kind: $0.kind.rawValue, planned: $0.start, actual: -1, applied: -1, revertPlanned: $0.end, revertActual: nil)
@@ -51,7 +58,7 @@ final class SchedulePlayer: @unchecked Sendable {
         switch step.kind {
         case let .change(k):
             if let launch = w.external {
-                try startExternal(step.window, launch)
+                startExternal(step.window, launch)
             } else {
                 let actions = w.changes[k].actions
                 lock.withLock {
@@ -62,11 +69,7 @@ final class SchedulePlayer: @unchecked Sendable {
             }
         case .revert:
             if let p = lock.withLock({ running.removeValue(forKey: step.window) }) {
-                let actual = clock.now
-                p.finish()
-                if !p.said("reverted") { progress("fault \(w.label): the plugin ended without saying reverted: \(p.failure ?? "")") }
-                book.update(step.window) { $0.revertActual = actual }
-                progress(String(format: "%6.3f s  %@: reverted", actual, w.label))
+                onPluginThread { [self] in revertExternal(step.window, p) }
             } else {
                 // Faults that overlap on one object compose: what another window still holds
                 // there is made again instead of undone (a link stays down, the other window's
@@ -88,19 +91,53 @@ final class SchedulePlayer: @unchecked Sendable {
         return true
     }
 
-    private func startExternal(_ window: Int, _ launch: ExternalPlugin.Launch) throws {
+    private func onPluginThread(_ body: @escaping @Sendable () -> Void) {
+        let th = Thread(block: body)
+        lock.withLock { pluginThreads.append(th) }
+        th.start()
+    }
+
+    /// Starts a fault plugin and waits, on a thread of its own, for it to say `injected`. One
+    /// that does not is stopped, and its fault is a problem of the run (never injected).
+    private func startExternal(_ window: Int, _ launch: ExternalPlugin.Launch) {
         let w = windows[window]
         let actual = clock.now
         let p = ExternalPlugin.Process(launch, side: nil, clock: clock, stop: stop, onLog: progress)
         lock.withLock { running[window] = p; external.append(p) }
-        try p.start(lab: lab)
-        guard p.wait(for: "injected") else {
-            p.stopHard()
-            throw LabError("fault \(w.label): the plugin did not say injected within \(Int(ExternalPlugin.answerSeconds)) s: \(p.failure ?? "no answer")",
-                           fix: "docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
+        onPluginThread { [self] in
+            do { try p.start(lab: lab) } catch {
+                problems.add("fault \(w.label) was not injected: its plugin could not be started: \(error)")
+                return
+            }
+            guard p.wait(for: "injected") else {
+                let why = p.hasEnded ? "its plugin ended (exit \(p.exitStatus.map(String.init) ?? "none")) without saying injected"
+                    : "its plugin did not say injected within \(Int(ExternalPlugin.answerSeconds)) s"
+                p.stopHard()
+                problems.add("fault \(w.label) was not injected: \(why)" + (p.failure.map { " (\($0))" } ?? "")
+                             + "; docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
+                progress("fault \(w.label): not injected: \(why)")
+                return
+            }
+            book.update(window) { $0.actual = actual; $0.applied = clock.now }
+            progress(String(format: "%6.3f s  %@: injected", actual, w.label))
         }
-        book.update(window) { $0.actual = actual; $0.applied = clock.now }
-        progress(String(format: "%6.3f s  %@: injected", actual, w.label))
+    }
+
+    /// Tells a fault plugin to revert and waits for it to end (killed after a grace). A fault
+    /// whose plugin never said `reverted` may still be in force: a problem of the run, and not
+    /// recorded as reverted.
+    private func revertExternal(_ window: Int, _ p: ExternalPlugin.Process, grace: Double = 10) {
+        let w = windows[window]
+        let actual = clock.now
+        p.finish(grace: grace)
+        if p.said("reverted") {
+            book.update(window) { if $0.revertActual == nil { $0.revertActual = actual } }
+            progress(String(format: "%6.3f s  %@: reverted", actual, w.label))
+        } else if p.said("injected") {
+            let how = p.failure ?? "exit \(p.exitStatus.map(String.init) ?? "none")"
+            problems.add("fault \(w.label): its plugin ended without saying reverted (\(how)); what it changed may still be in force")
+            progress("fault \(w.label): the plugin ended without saying reverted (\(how)); what it changed may still be in force")
+        }
     }
 
     private func journal() {
@@ -145,8 +182,12 @@ final class SchedulePlayer: @unchecked Sendable {
     /// what could not be undone.
     @discardableResult
     func revertEverything() -> [String] {
-        let (plugins, pluginWindows) = lock.withLock { (external, running) }
-        for p in plugins where !p.hasEnded { p.finish(grace: 5) }
+        // Fault plugins still in force are told to revert, all at once; then every thread that
+        // talks to a plugin is waited for (bounded: each is killed within its grace).
+        let pluginWindows = lock.withLock { () -> [Int: ExternalPlugin.Process] in let r = running; running.removeAll(); return r }
+        for (w, p) in pluginWindows { onPluginThread { [self] in revertExternal(w, p, grace: 5) } }
+        let deadline = monotonicNanoseconds() + 40_000_000_000
+        for th in lock.withLock({ pluginThreads }) { while th.isExecuting, monotonicNanoseconds() < deadline { usleep(10_000) } }
         // Changes sent ahead are made (or given up) before everything is undone.
         dispatcher.waitUntilIdle()
         let byWindow = lock.withLock { () -> [Int: [HostAction]] in let a = active; active.removeAll(); return a }
@@ -164,7 +205,6 @@ final class SchedulePlayer: @unchecked Sendable {
         for (w, actions) in byWindow where !actions.contains(where: { failedHosts.contains($0.host) }) {
             book.update(w) { if $0.revertActual == nil { $0.revertActual = now } }
         }
-        for (w, p) in pluginWindows where p.hasEnded { book.update(w) { if $0.revertActual == nil { $0.revertActual = now } } }
         if !left.isEmpty, failures.isEmpty { lab.recordFaults(labName, []) }
         return failures
     }

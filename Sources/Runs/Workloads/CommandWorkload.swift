@@ -37,7 +37,7 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
         guard let e = try? env.connection(to: options.node, stop: stop).value else { return }
         defer { e.close() }
         let startedAt = env.clock.now
-        var tail = BoundedText(limit: 8192)
+        var tail = BoundedText(limit: 64 << 10)
         let end = startedAt + duration
         let timer = Thread { while env.clock.now < end && !stop.isSet { usleep(10_000) }; stop.set() }
         timer.start()
@@ -50,7 +50,7 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
             result = RunResults.WorkloadResult(name: workload.name, plugin: workload.plugin, node: options.node, target: options.argv.joined(separator: " "),
                                                mptcp: workload.mptcp, started: startedAt, exitCode: code,
                                                error: endedEarly ? "exit \(code): \(tail.text.suffix(300))" : nil,
-                                               series: [], metrics: ["seconds": ranFor], output: tail.text)
+                                               series: [], metrics: ["seconds": ranFor], output: tail.text, notes: tail.note.map { [$0] })
         }
     }
 

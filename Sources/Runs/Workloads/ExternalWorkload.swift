@@ -67,7 +67,7 @@ final class ExternalWorkload: WorkloadPlugin, @unchecked Sendable {
         let errors = (p?.errors.count ?? 0) + (server?.errors.count ?? 0)
         var notes: [String] = []
         if dropped > 0 { notes.append("\(dropped) of the plugin's messages were past the limits (docs/plugins.md) and not kept") }
-        if errors > 1 { notes.append("the plugin reported \(errors) errors; the first: \(error ?? "")") }
+        if errors > 1 { notes.append("\(errors) problems with the plugin's messages (its own errors, and lines that were not the protocol); the first: \(error ?? "")") }
         r.notes = notes.isEmpty ? nil : notes
         return r
     }

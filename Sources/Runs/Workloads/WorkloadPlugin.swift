@@ -174,12 +174,15 @@ struct BoundedText {
     mutating func append(_ d: Data) {
         data.append(d)
         if data.count > limit {
-            let cut = data.count - limit
-            data.removeFirst(cut)
-            dropped += cut
+            dropped += data.count - limit
+            // A fresh copy of the end: Data.removeFirst keeps the storage it cut from, which
+            // grew to the program's whole output (1.4 GB for 1.5 GB printed).
+            data = Data(data.suffix(limit))
         }
     }
     var text: String { String(decoding: data, as: UTF8.self) }
+    /// What was left out, in words, when anything was.
+    var note: String? { dropped > 0 ? "its output was \(dropped + data.count) bytes; the last \(data.count) are kept" : nil }
 }
 
 extension Collection {
