@@ -52,6 +52,9 @@ extension LabController {
             s.file = j.file
             let there = Set(all.map(\.name))
             let missing = j.allNamespaces.filter { !there.contains($0) }
+            if let pid = j.runPID, LabController.liveRun(j) == nil {
+                s.problems.append("a run of it (pid \(pid)) ended without cleaning up (killed): what it left running and any fault it had in force are undone by the next `pathbed up \(j.file)` or `pathbed down \(lab)`")
+            }
             if j.state == .building {
                 s.state = .building
                 let alive = kill(j.pid, 0) == 0

@@ -69,6 +69,7 @@ public struct RunController {
             try run.playSchedule()
             let results = run.collect(hosts: hosts, endedEarly: nil)
             try RunReport.write(results, to: dir)
+            unlink("\(dir)/\(RunDirectory.inProgress)")
             run.tearDown()
             return Outcome(directory: dir, results: results)
         } catch {
@@ -80,6 +81,7 @@ public struct RunController {
             let why = (error as? LabError)?.message ?? "\(error)"
             let results = run.collect(hosts: hosts, endedEarly: why, at: endedAt)
             let written = (try? RunReport.write(results, to: dir)) != nil
+            if written { unlink("\(dir)/\(RunDirectory.inProgress)") }
             throw Failed(error: error, directory: written ? dir : nil)
         }
     }
@@ -153,6 +155,13 @@ final class RunSession: @unchecked Sendable {
     func makeDirectory() throws -> String {
         let stamp = ISO8601DateFormatter().string(from: started).replacingOccurrences(of: ":", with: "")
         directory = try RunDirectory.make(controller.options.directory ?? "\(controller.options.outDirectory)/\(t.name)-\(stamp)")
+        // Says what the directory is until the results replace it: a run killed with SIGKILL
+        // can write nothing more, and leaves this.
+        let note = "run of lab \(t.name) (\(t.file)) started \(ISO8601DateFormatter().string(from: started)) by pid \(getpid()).\n"
+            + "Its results (results.json, plots, summary.txt) are written here when it ends, whatever ends it,\n"
+            + "and this file is removed then. If it is still here and the run is gone, the run was killed\n"
+            + "(kill -9) before it could write anything: `pathbed up` or `down` of the lab cleans up after it.\n"
+        try? note.write(toFile: "\(directory)/\(RunDirectory.inProgress)", atomically: true, encoding: .utf8)
         return directory
     }
 
@@ -320,6 +329,9 @@ final class ProblemList: @unchecked Sendable {
 
 /// A run's own directory.
 public enum RunDirectory {
+    /// The file a run directory holds while its run is under way.
+    public static let inProgress = "RUNNING.txt"
+
     /// Makes `base` (and what is missing above it), or `base-2`, `base-3`... when it exists: a
     /// run never writes into another run's directory (two started in the same second).
     public static func make(_ base: String) throws -> String {

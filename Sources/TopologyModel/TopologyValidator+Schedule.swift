@@ -59,6 +59,8 @@ extension TopologyValidator {
             } else {
                 error("\(path).for", "a fault of 0s changes nothing", hint: "give it a positive `for:`, e.g. 10s"); ok = false
             }
+        } else if written.wrote("\(path).for") {
+            ok = false  // written but not a duration: the decoder said so, at its place
         } else {
             error(path, "fault `\(f.kind.rawValue)` has no `for:` duration; every fault must be reverted", hint: "add e.g. `for: 10s`")
             ok = false

@@ -54,6 +54,8 @@ extension TopologyValidator {
             if d.nanoseconds > 0 { duration = d } else {
                 error("\(path).duration", "a workload of 0s does nothing", hint: "give it a positive `duration:`, e.g. 10s"); ok = false
             }
+        } else if written.wrote("\(path).duration") {
+            ok = false  // written but not a duration: the decoder said so, at its place
         } else {
             error(path, "workload '\(w.name)' has no `duration:`; every workload ends", hint: "add e.g. `duration: 30s`"); ok = false
         }
