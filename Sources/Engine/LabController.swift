@@ -237,9 +237,9 @@ public struct LabController {
 
     /// What a dry run would undo of a run that did not end cleanly.
     static func leftoverNotes(_ j: LabJournal) -> [String] {
-        guard j.runPID != nil, liveRun(j) == nil else { return [] }
-        return ["a run (pid \(j.runPID!)) did not end cleanly: would stop what it left running in the lab"]
-            + (j.activeFaults ?? []).map { "\($0.host): \($0.action) was left by it: would undo it" }
+        guard liveRun(j) == nil else { return [] }
+        return (j.runPID.map { ["a run (pid \($0)) did not end cleanly: would stop what it left running in the lab"] } ?? [])
+            + (j.activeFaults ?? []).map { "\($0.host): \($0.action) was left by a run that did not finish: would undo it" }
     }
 
     /// After a run that did not end cleanly (killed): its processes in the lab are stopped on
@@ -255,7 +255,10 @@ public struct LabController {
             }
             j.runPID = nil
         }
-        if let faults = j.activeFaults, !faults.isEmpty {
+        // The faults of a run that is alive are its own (a second `up` of the same file while
+        // it plays must not undo them); only a dead run's, or those recorded without a run, are
+        // leftovers.
+        if let faults = j.activeFaults, !faults.isEmpty, Self.liveRun(j) == nil || Self.liveRun(j) == getpid() {
             // A run was killed mid-fault: its links come back up before anything else.
             for f in faults { try executor(f.host).revert(f.action) }
             changes += faults.map { "\($0.host): \($0.action) was left by a run that did not finish: undone" }

@@ -31,7 +31,12 @@ public enum RunReport {
         let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
         var r: RunResults
         do { r = try d.decode(RunResults.self, from: data) } catch {
-            throw ReportError("\(path) is not a results file this Pathbed reads: \(Self.describe(error))", fix: "give the results.json `pathbed run` wrote, unchanged")
+            var why = Self.describe(error)
+            // JSON that parses, yet "corrupted": a value that does not fit its field.
+            if case .dataCorrupted? = error as? DecodingError, (try? JSONSerialization.jsonObject(with: data)) != nil {
+                why = "a value does not fit its field (a number out of range, or negative where it cannot be; a date not in ISO 8601)"
+            }
+            throw ReportError("\(path) is not a results file this Pathbed reads: \(why)", fix: "give the results.json `pathbed run` wrote, unchanged")
         }
         guard r.format == "pathbed-results", r.version <= RunResults.formatVersion else {
             throw ReportError("\(path) is format \(r.format) version \(r.version); this Pathbed reads version \(RunResults.formatVersion)")
@@ -60,7 +65,10 @@ public enum RunReport {
         let busy = r.interfaces.filter { ($0.values.max() ?? 0) > 0.05 }
         let throughput = r.workloads.flatMap(\.series).filter { $0.quantity == .throughput }
         let rtt = r.workloads.flatMap(\.series).filter { $0.quantity == .rtt }
-        try Render.csv(throughput + rtt + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
+        // Every series, a plugin's metrics and a transfer's figures included (empty cells where a
+        // series has no sample near a grid point).
+        let others = r.workloads.flatMap(\.series).filter { $0.quantity != .throughput && $0.quantity != .rtt }
+        try Render.csv(throughput + rtt + others + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
         let marks = r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
             + r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }.map { Mark(label: "\($0.node) \($0.type) \($0.detail)", start: $0.t) }
         try Render.svg(title: "\(r.lab): throughput per interface (received)", unit: "Mbit/s", series: busy, marks: marks, end: r.durationSeconds)
@@ -73,11 +81,21 @@ public enum RunReport {
             try Render.svg(title: "\(r.lab): RTT", unit: "ms", series: rtt, marks: marks, end: r.durationSeconds)
                 .write(toFile: "\(dir)/rtt.svg", atomically: true, encoding: .utf8)
         }
+        // A plugin's own metrics: one plot per unit (`plugin-ms.svg`, `plugin-2.svg` for a unit
+        // that is no file name), never on the RTT plot.
+        let byUnit = Dictionary(grouping: others.filter { $0.quantity == .pluginMetric }, by: \.unit)
+        for (i, (unit, series)) in byUnit.sorted(by: { $0.key < $1.key }).enumerated() {
+            let safe = unit.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } && !unit.isEmpty && unit.count <= 20 ? unit : "\(i + 1)"
+            try Render.svg(title: "\(r.lab): plugin metrics\(unit.isEmpty ? "" : " (\(unit))")", unit: unit, series: series, marks: marks, end: r.durationSeconds)
+                .write(toFile: "\(dir)/plugin-\(safe).svg", atomically: true, encoding: .utf8)
+        }
         try summary(r).write(toFile: "\(dir)/summary.txt", atomically: true, encoding: .utf8)
     }
 
     /// The table printed at the end of a run.
-    public static func summary(_ r: RunResults) -> String {
+    public static func summary(_ r: RunResults) -> String { safeText(rawSummary(r)) }
+
+    static func rawSummary(_ r: RunResults) -> String {
         var out = "run of lab \(r.lab) (\(r.file)), \(String(format: "%.0f", r.durationSeconds)) s, "
             + r.hosts.sorted { $0.key < $1.key }.map { "\($0.key): Linux \($0.value.kernel)" }.joined(separator: ", ") + "\n\n"
         if let why = r.endedEarly { out += "THE RUN ENDED EARLY: \(why)\n(what was measured until then is below)\n\n" }

@@ -137,9 +137,9 @@ public struct RunResults: Codable, Sendable {
     public mutating func dropNonFinite() -> Int {
         var dropped = 0
         // In range: finite and at most 1e15 in size (as a plugin's samples must be), times within
-        // ten million seconds: every figure later drawn or converted stays exact and in range.
+        // ten billion seconds (any run a topology can describe): every figure later drawn or converted stays exact and in range.
         func ok(_ v: Double) -> Bool { v.isFinite && abs(v) <= 1e15 }
-        func okTime(_ t: Double) -> Bool { t.isFinite && abs(t) <= 1e7 }
+        func okTime(_ t: Double) -> Bool { t.isFinite && abs(t) <= 1e10 }
         func clean(_ s: inout Series) {
             let keep = zip(s.times, s.values).filter { okTime($0.0) && ok($0.1) }
             dropped += s.times.count - keep.count
@@ -176,8 +176,9 @@ public struct RunResults: Codable, Sendable {
         guard sampleIntervalSeconds.isFinite, sampleIntervalSeconds >= 0.001, sampleIntervalSeconds <= 3600 else {
             return "sampleIntervalSeconds \(sampleIntervalSeconds) is not from 0.001 to 3600"
         }
-        guard durationSeconds.isFinite, durationSeconds >= 0, durationSeconds <= 1e7 else {
-            return "durationSeconds \(durationSeconds) is not from 0 to 10,000,000"
+        // Any run a topology can describe (at most 2^63 ns, 9.2e9 s) can be read back.
+        guard durationSeconds.isFinite, durationSeconds >= 0, durationSeconds <= 1e10 else {
+            return "durationSeconds \(durationSeconds) is not from 0 to 10,000,000,000"
         }
         let all = interfaces + workloads.flatMap(\.series)
         for s in all {

@@ -67,6 +67,9 @@ public struct RunController {
             hosts = try run.describeHosts()
             try run.startMeasuring()
             try run.playSchedule()
+            // Fault plugins still reverting (one given its grace, then killed) are waited for:
+            // what they did or failed to do is in the results.
+            run.revertFaults()
             let results = run.collect(hosts: hosts, endedEarly: nil)
             try RunReport.write(results, to: dir)
             unlink("\(dir)/\(RunDirectory.inProgress)")
@@ -78,11 +81,14 @@ public struct RunController {
             let endedAt = run.clock.now
             run.stopEverything()
             run.revertFaults()
-            let why = (error as? LabError)?.message ?? "\(error)"
+            // A signal is why, whatever it broke on its way (a server that did not start).
+            let why = Interrupts.signal != 0 ? "run interrupted (signal \(Interrupts.signal))" : (error as? LabError)?.message ?? "\(error)"
             let results = run.collect(hosts: hosts, endedEarly: why, at: endedAt)
             let written = (try? RunReport.write(results, to: dir)) != nil
             if written { unlink("\(dir)/\(RunDirectory.inProgress)") }
-            throw Failed(error: error, directory: written ? dir : nil)
+            let shown: any Error = Interrupts.signal != 0 && !"\(error)".contains("interrupted")
+                ? LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and " + (options.keep ? "the lab kept (--keep)" : "the lab removed")) : error
+            throw Failed(error: shown, directory: written ? dir : nil)
         }
     }
 }
@@ -223,7 +229,7 @@ final class RunSession: @unchecked Sendable {
     func playSchedule() throws {
         var lastNote = -10.0
         while clock.now < duration {
-            if Interrupts.signal != 0 { stop.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and the lab removed") }
+            if Interrupts.signal != 0 { stop.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and " + (controller.options.keep ? "the lab kept (--keep)" : "the lab removed")) }
             if try player.playDue() { continue }
             if clock.now - lastNote >= 5 {
                 lastNote = clock.now

@@ -84,8 +84,9 @@ struct Down: ParsableCommand {
         do {
             let name = try labName(lab)
             try LabController.requireRoot("removing a lab", "down \(lab)")
-            // With --wait, Ctrl-C ends the wait for the kernel and still removes its probe.
-            if wait { Interrupts.catchSignals() }
+            // Ctrl-C or SIGTERM never stops a removal halfway (nor leaves its lock behind): the
+            // lab is removed to the end; with --wait, it ends the wait for the kernel.
+            Interrupts.catchSignals()
             let r = try LabController.forJournal(name).down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable)
             for m in r.restoredMTUs { print("  restored \(m)") }
             for h in r.forgotten { printError("warning: forgot host \(h): it cannot be reached, and what the lab had there is taken as gone with it") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planning
+import Report
 import TopologyModel
 
 @main
@@ -35,9 +36,11 @@ func loadTopology(_ path: String) throws -> Topology {
     }
 }
 
+/// Everything Pathbed says on stderr may hold text from outside (a program's output in an error,
+/// a name from a file): it is made safe for the terminal first.
 func printError(_ text: String) {
     var stderr = StandardError()
-    print(text, to: &stderr)
+    print(safeText(text), to: &stderr)
 }
 
 struct StandardError: TextOutputStream {

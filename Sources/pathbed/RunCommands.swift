@@ -48,8 +48,7 @@ struct RunCommand: ParsableCommand {
                 o.keep = keep
                 let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }
                 print(RunReport.summary(outcome.results))
-                let files = ["results.json", "series.csv", "workloads.svg", "interfaces.svg", "rtt.svg", "summary.txt"]
-                    .filter { FileManager.default.fileExists(atPath: "\(outcome.directory)/\($0)") }
+                let files = ((try? FileManager.default.contentsOfDirectory(atPath: outcome.directory)) ?? []).sorted()
                 print("report: \(outcome.directory)/ (\(files.joined(separator: ", ")))")
                 if !outcome.succeeded { throw Self.problems(outcome.results.problems ?? []) }
                 return

@@ -92,6 +92,11 @@ extension LabTests {
         #expect(down.status == 1 && down.err.contains("a run of lab 'two-paths' is in progress"), "\(down.err)")
         let second = try run([pathbed, "run", twoPaths, "--out", d.path + "/second"], timeout: 60)
         #expect(second.status == 1 && second.err.contains("in progress"), "\(second.err)")
+        // `up` of the same file changes nothing, and above all does not undo the run's fault.
+        let again = try pb("up", twoPaths)
+        #expect(again.status == 0 && !again.out.contains("undone"), "\(again.out) \(again.err)")
+        let path2 = try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out
+        #expect(!path2.contains(",UP"), "path2 is still down, as the run's fault has it: \(path2)")
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
@@ -272,7 +277,18 @@ extension LabTests {
             exit 0
 
             """.write(toFile: quitter, atomically: true, encoding: .utf8)
-        chmod(mute, 0o755); chmod(quitter, 0o755)
+        let deaf = d.appendingPathComponent("deaf.sh").path
+        try """
+            #!/bin/bash
+            trap '' TERM
+            echo '{"type":"hello","protocol":1,"name":"deaf","roles":["fault"]}'
+            read line
+            echo '{"type":"injected"}'
+            exec 0<&- 1>&-
+            sleep 100
+
+            """.write(toFile: deaf, atomically: true, encoding: .utf8)
+        chmod(mute, 0o755); chmod(quitter, 0o755); chmod(deaf, 0o755)
         let file = d.appendingPathComponent("fpl.yaml").path
         try """
             name: fpl
@@ -284,6 +300,7 @@ extension LabTests {
               - { at: 0.5s, fault: plugin, plugin: ./mute.sh, nodes: [b], for: 3s }
               - { at: 1s, fault: plugin, plugin: ./quitter.sh, nodes: [b], for: 1s }
               - { at: 1.5s, fault: link-down, link: l, for: 1s }
+              - { at: 2s, fault: plugin, plugin: ./deaf.sh, nodes: [a], for: 1s }
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let started = Date()
         let r = try run([pathbed, "run", file, "--out", d.path], timeout: 120)
@@ -300,6 +317,8 @@ extension LabTests {
         #expect(down?["revertActual"] != nil)
         let quit = events.first { ($0["label"] as? String ?? "").contains("quitter") }
         #expect(quit != nil && quit?["revertActual"] == nil, "a fault never said reverted is not recorded as reverted: \(String(describing: quit))")
+        // Killed after its grace (it ignores SIGTERM): a problem all the same, not a success.
+        #expect(problems.contains { $0.contains("deaf.sh") && $0.contains("without saying reverted") }, "\(problems)")
         #expect(try hostSnapshot() == before)
     }
 

@@ -66,6 +66,22 @@ import Testing
         #expect { try RunReport.read(dir) } throws: { "\($0)".contains("not a regular file") }
     }
 
+    /// A plugin's metric of another unit than Mbit/s is in series.csv and on a plot of its own;
+    /// text from outside (an escape sequence in a name) reaches neither terminal nor file raw.
+    @Test func pluginMetricsAreInTheCSVAndPlottedAndNamesAreMadeSafe() throws {
+        var r = results()
+        r.workloads[0].series = [Series(name: "w (lat)", unit: "ms", quantity: .pluginMetric, times: [0.1, 0.2], values: [3, 4])]
+        r.workloads[0].name = "w\u{1b}]0;pwn\u{07}\u{202e}"
+        let dir = try write(r)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let csv = try String(contentsOfFile: dir + "/series.csv", encoding: .utf8)
+        #expect(csv.hasPrefix("time_s,w (lat) (ms)"), "\(csv.prefix(80))")
+        #expect(FileManager.default.fileExists(atPath: dir + "/plugin-ms.svg"))
+        let summary = try String(contentsOfFile: dir + "/summary.txt", encoding: .utf8)
+        #expect(!summary.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x202e }, "\(summary)")
+        #expect(safeText("a\u{1b}[2Jb\nc") == "a?[2Jb\nc" && safeText("a\nb", singleLine: true) == "a?b")
+    }
+
     @Test func theCSVGridIsBounded() {
         let s = Series(name: "a", unit: "Mbit/s", quantity: .throughput, times: [0, 1e6], values: [1, 2])
         let csv = Render.csv([s], step: 0.001, end: 1e6)

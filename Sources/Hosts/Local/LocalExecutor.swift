@@ -207,7 +207,12 @@ public final class LocalExecutor: HostExecutor {
             guard let before = try h.links().first(where: { $0.name == name }) else {
                 throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: ENODEV)
             }
-            if before.mtu != mtu {
+            // Never on the loopback, and raised only: an underlay already large enough is left as it is.
+            if name == "lo" {
+                throw NetlinkError("raise the underlay MTU", "of \(name) to \(mtu)", namespace: "the host", errno: EINVAL,
+                                   hint: "the loopback is no tunnel's underlay; name the interface that carries the tunnels")
+            }
+            if before.mtu < mtu {
                 // Recorded on this host before the change: only a recorded change is undone.
                 do { try MTURecords.record(name, before: before.mtu) } catch {
                     throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: EACCES, hint: error.message)

@@ -43,7 +43,7 @@ enum MTURecords {
         var buffer = [UInt8](repeating: 0, count: 32)
         let n = read(fd, &buffer, 31)
         guard n > 0, let v = UInt32(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
-              range.contains(v) else { return nil }
+              (68...(1 << 20)).contains(v) else { return nil }  // any MTU an interface may have had
         return v
     }
 

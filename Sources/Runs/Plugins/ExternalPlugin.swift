@@ -16,6 +16,9 @@ enum ExternalPlugin {
     static let protocolVersion = 1
     /// How long a plugin has to say `hello`, `ready` or `injected`.
     static let answerSeconds = 20.0
+    /// A fault plugin that says `injected` later than this after it was asked puts its fault at
+    /// another time than planned: a problem of the run.
+    static let lateSeconds = 1.0
 
     enum Role: String, Codable, Sendable { case workload, fault }
 
@@ -104,6 +107,7 @@ enum ExternalPlugin {
         private var partial = Data()
         private var said: Set<String> = []
         private(set) var samples: [String: Series] = [:]
+        private var sampleCount = 0
         private(set) var values: [String: Double] = [:]
         private(set) var errors: [String] = []
         private(set) var logs: [String] = []
@@ -111,6 +115,7 @@ enum ExternalPlugin {
         /// Messages past the limits below, not kept (counted, and said in the result).
         private var dropped = 0
         var droppedMessages: Int { lock.withLock { dropped } }
+        /// Samples kept of one plugin, all its metrics together (about 180 bytes each in memory).
         static let maximumSamples = 1_000_000
         private let decoder = JSONDecoder()
         /// A metric, unit or result name: printable, at most 100 characters (it becomes a CSV
@@ -201,6 +206,7 @@ enum ExternalPlugin {
                             greeting = startMessage
                         }
                     case "sample":
+                        guard started else { note(&errors, "a sample before hello is not kept"); break }
                         guard let metric = m.metric, let v = m.value else { note(&errors, "a sample needs `metric` and `value`"); break }
                         guard Self.isName(metric), Self.isName(m.unit ?? "") else {
                             note(&errors, "a sample's metric and unit are at most 100 printable characters: \(printable(String(metric.prefix(100))))"); break
@@ -212,11 +218,13 @@ enum ExternalPlugin {
                         if samples[metric] == nil {
                             samples[metric] = Series(name: "\(launch.name) (\(metric))", unit: m.unit ?? "", quantity: m.unit == "Mbit/s" ? .throughput : .pluginMetric)
                         }
-                        guard samples[metric]!.values.count < Self.maximumSamples else { dropped += 1; break }
+                        guard sampleCount < Self.maximumSamples else { dropped += 1; break }
+                        sampleCount += 1
                         // Appended in place: a copy of the series per sample made 100,000 samples quadratic.
                         samples[metric]!.times.append(now)
                         samples[metric]!.values.append(v)
                     case "result":
+                        guard started else { note(&errors, "a result before hello is not kept"); break }
                         for (k, v) in (m.values ?? [:]).prefix(Self.maximumMetrics) {
                             if !Self.isName(k) { note(&errors, "a result's names are at most 100 printable characters: \(printable(String(k.prefix(100))))") }
                             else if v.isFinite, abs(v) <= 1e15 { values[k] = v } else { note(&errors, "result \(k) = \(v) is out of range (at most 1e15 in size)") }
@@ -300,9 +308,5 @@ enum ExternalPlugin {
 /// Whether a character is a control character (C0, DEL, C1): never shown as it is.
 func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
 
-/// Text from a plugin or a program as it may be shown on a terminal or in a file: control
-/// characters (an escape sequence, a NUL, a newline in a name) become `?`; tabs stay.
-func printable(_ s: String) -> String {
-    guard s.unicodeScalars.contains(where: { isControl($0) && $0 != "\t" }) else { return s }
-    return String(String.UnicodeScalarView(s.unicodeScalars.map { isControl($0) && $0 != "\t" ? "?" : $0 }))
-}
+/// Text from a plugin as it may be shown: see `safeText`.
+func printable(_ s: String) -> String { safeText(s, singleLine: true) }

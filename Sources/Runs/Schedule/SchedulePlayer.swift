@@ -118,8 +118,16 @@ final class SchedulePlayer: @unchecked Sendable {
                 progress("fault \(w.label): not injected: \(why)")
                 return
             }
-            book.update(window) { $0.actual = actual; $0.applied = clock.now }
+            let applied = clock.now
+            book.update(window) { $0.actual = actual; $0.applied = applied }
             progress(String(format: "%6.3f s  %@: injected", actual, w.label))
+            // A plugin that answers late puts its fault at another time than the schedule's:
+            // the results must not show it in force from its planned start.
+            if applied > w.end {
+                problems.add(String(format: "fault %@: its plugin said injected at %.2f s, after the fault's planned end (%.2f s): it was not in force when planned", w.label, applied, w.end))
+            } else if applied - actual > ExternalPlugin.lateSeconds {
+                problems.add(String(format: "fault %@: its plugin said injected %.2f s after it was asked (at %.2f s)", w.label, applied - actual, actual))
+            }
         }
     }
 
@@ -131,7 +139,8 @@ final class SchedulePlayer: @unchecked Sendable {
         let actual = clock.now
         p.finish(grace: grace)
         if p.said("reverted") {
-            book.update(window) { if $0.revertActual == nil { $0.revertActual = actual } }
+            // Never before it was in force (a plugin that injected late reverted later still).
+            book.update(window) { if $0.revertActual == nil { $0.revertActual = max(actual, $0.applied) } }
             progress(String(format: "%6.3f s  %@: reverted", actual, w.label))
         } else if p.said("injected") {
             let how = p.failure ?? "exit \(p.exitStatus.map(String.init) ?? "none")"
