@@ -111,7 +111,8 @@ public final class RecordingExecutor: HostExecutor {
 
     /// Processes "stopped" per lab, as a kernel would count them.
     public var processesInLab: [String: Int] = [:]
-    public func stopProcesses(inLab lab: String) -> Int { processesInLab.removeValue(forKey: lab) ?? 0 }
+    public func stopProcesses(inLab lab: String, sparing: [Int32]) -> Int { processesInLab.removeValue(forKey: lab) ?? 0 }
+    public func processes(inLab lab: String) -> [Int32] { [] }
 
     public func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport {
         var report = RemovalReport()

@@ -129,8 +129,11 @@ public protocol HostExecutor: AnyObject {
     func interfaces(in namespace: String) throws -> [InterfaceState]
     /// Stops processes in the lab's tagged namespaces and removes them. Untagged ones are reported, not touched.
     func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport
-    /// Stops every process in the lab's tagged namespaces (what a killed run left running); returns how many.
-    func stopProcesses(inLab lab: String) throws -> Int
+    /// Stops every process in the lab's tagged namespaces (what a killed run left running) but
+    /// those in `sparing`; returns how many.
+    func stopProcesses(inLab lab: String, sparing: [Int32]) throws -> Int
+    /// The processes in the lab's tagged namespaces now (a run keeping its lab spares these).
+    func processes(inLab lab: String) throws -> [Int32]
 
     // Changes to a running lab (reconcile; faults later).
     /// Removes namespaces of the lab (their devices go with them).
@@ -232,4 +235,9 @@ public enum HostConnections {
 final class ExecutorList: @unchecked Sendable {
     let items: [HostExecutor]
     init(_ items: [HostExecutor]) { self.items = items }
+}
+
+extension HostExecutor {
+    /// Stops every process in the lab's tagged namespaces.
+    public func stopProcesses(inLab lab: String) throws -> Int { try stopProcesses(inLab: lab, sparing: []) }
 }

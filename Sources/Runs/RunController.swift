@@ -111,6 +111,8 @@ final class RunSession: @unchecked Sendable {
     let mptcp: MPTCPWatch
     var lab: LabController { controller.lab }
     private var isUp = false
+    /// Processes in the lab's namespaces per host when it came up.
+    private var before: [String: [Int32]] = [:]
     private var tornDown = false
     /// What went wrong during the run, in the order it was seen.
     let problems = ProblemList()
@@ -174,6 +176,9 @@ final class RunSession: @unchecked Sendable {
     func bringUp() throws {
         let up = try lab.up(t, asRun: true, progress: progress)
         isUp = true
+        // What runs in the lab before the run starts anything (a user's own programs, under
+        // --keep): spared at its end, when everything else it left in the lab is stopped.
+        for h in plan.hosts { before[h.host] = (try? lab.executor(h.host).processes(inLab: t.name)) ?? [] }
         progress("lab \(t.name) is up (\(String(format: "%.2f", up.seconds)) s)")
     }
 
@@ -304,8 +309,15 @@ final class RunSession: @unchecked Sendable {
         for f in player.revertEverything() { progress("could not revert: \(f)") }
     }
 
-    /// The lab down, unless the run keeps it.
+    /// The lab down, unless the run keeps it; a kept lab is left with no process of the run's
+    /// (one that cleared its environment and left its group is found in the lab's namespaces).
     func tearDown() {
+        if controller.options.keep && isUp {
+            for h in plan.hosts {
+                let n = (try? lab.executor(h.host).stopProcesses(inLab: t.name, sparing: before[h.host] ?? [])) ?? 0
+                if n > 0 { progress("\(h.host): stopped \(n) processes the run left in the lab") }
+            }
+        }
         if !controller.options.keep && isUp {
             lab.releaseRun(t.name)
             _ = try? lab.down(t.name)

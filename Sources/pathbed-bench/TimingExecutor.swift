@@ -36,7 +36,8 @@ final class TimingExecutor: HostExecutor {
     func interfaces(in namespace: String) throws -> [InterfaceState] { try inner.interfaces(in: namespace) }
     func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport { inner.removeLab(lab, waitForKernel: waitForKernel) }
     func removeNamespaces(_ names: [String]) throws { try inner.removeNamespaces(names) }
-    func stopProcesses(inLab lab: String) throws -> Int { try inner.stopProcesses(inLab: lab) }
+    func stopProcesses(inLab lab: String, sparing: [Int32]) throws -> Int { try inner.stopProcesses(inLab: lab, sparing: sparing) }
+    func processes(inLab lab: String) throws -> [Int32] { try inner.processes(inLab: lab) }
     func deleteLink(_ link: InterfaceRef) throws { try inner.deleteLink(link) }
     func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws { try inner.setProfile(link, from: old, to: new) }
     func info() throws -> HostInfo { try inner.info() }

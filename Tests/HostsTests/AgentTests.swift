@@ -11,7 +11,7 @@ import TopologyModel
     static let requests: [AgentRequest] = [
         .hello(protocol: AgentProtocol.version, version: pathbedVersion, host: "h"), .info, .capabilities(sysctls: ["net.ipv4.ip_forward"]),
         .apply(operations: [.createNamespace(name: "pb.x.a", lab: "x")]), .rollBack, .namespaceNames, .namespaces(lab: "x"),
-        .interfaces(namespace: "pb.x.a"), .removeLab(lab: "x", waitForKernel: true), .stopProcesses(lab: "x"), .removeNamespaces(names: ["pb.x.a"]),
+        .interfaces(namespace: "pb.x.a"), .removeLab(lab: "x", waitForKernel: true), .stopProcesses(lab: "x", sparing: [12]), .stopProcesses(lab: "x", sparing: nil), .processes(lab: "x"), .removeNamespaces(names: ["pb.x.a"]),
         .deleteLink(link: InterfaceRef(namespace: "pb.x", name: "s1")), .setProfile(link: InterfaceRef(namespace: "pb.x.a", name: "eth0"), from: nil, to: nil),
         .restoreMTUs(mtus: [MTUChange(interface: "eth0", mtu: 1500)]), .run(argv: ["true"], namespace: nil, timeout: 3, input: true), .tunnelKeys,
         .inject(actions: [cut], at: 123_456_789, revertAfter: 3), .revert(actions: [cut], at: nil),

@@ -345,4 +345,34 @@ extension LabTests {
         #expect(r.status != 0 && r.err.contains("no Pathbed lab made it"), "\(r.out) \(r.err)")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/pb-handmade-ran"))
     }
+
+    /// `run --keep`: what the run started is stopped at its end, also a child that cleared its
+    /// environment (no tag) and left its group; a program the user had running in the lab
+    /// before the run is left alone.
+    @Test func aKeptLabKeepsNothingOfTheRunButTheUsersOwn() throws {
+        let before = try hostSnapshot()
+        let d = try scratchDirectory()
+        defer { _ = try? pb("down", "keepy"); try? FileManager.default.removeItem(at: d) }
+        let file = d.appendingPathComponent("keepy.yaml").path
+        try """
+            name: keepy
+            nodes: { a: {}, b: {} }
+            links:
+              - { name: l, endpoints: [a:eth0, b:eth0], subnet: 10.0.0.0/24 }
+            workloads:
+              - { name: c, plugin: command, node: a, duration: 2s, with: { command: "env -i setsid sleep 7741 </dev/null >/dev/null 2>&1 & sleep 30" } }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        try #require(try pb("up", file).status == 0)
+        let mine = try run(["bash", "-c", "'\(pathbed)' exec b -- setsid sleep 7742 </dev/null >/dev/null 2>&1 & sleep 0.5"])
+        #expect(mine.status == 0)
+        let r = try run([pathbed, "run", file, "--keep", "--out", d.path], timeout: 60)
+        #expect(r.status == 0, "\(r.err.suffix(500))")
+        let left = try run(["pgrep", "-f", "sleep 774"]).out
+        #expect(try run(["pgrep", "-f", "sleep 7741"]).status != 0, "the run's escaped child is gone: \(left)")
+        #expect(try run(["pgrep", "-f", "sleep 7742"]).status == 0, "the user's own program runs on")
+        #expect(try pb("status", "keepy").out.contains("keepy: up"))
+        _ = try pb("down", "keepy")
+        #expect(try run(["pgrep", "-f", "sleep 774"]).status != 0)
+        #expect(try hostSnapshot() == before)
+    }
 }

@@ -30,7 +30,8 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case namespaces(lab: String)
     case interfaces(namespace: String)
     case removeLab(lab: String, waitForKernel: Bool)
-    case stopProcesses(lab: String)
+    case stopProcesses(lab: String, sparing: [Int32]?)
+    case processes(lab: String)
     case removeNamespaces(names: [String])
     case deleteLink(link: InterfaceRef)
     case setProfile(link: InterfaceRef, from: QdiscSpec?, to: QdiscSpec?)
@@ -70,6 +71,7 @@ public enum AgentRequest: Codable, Sendable, Equatable {
         case .interfaces: "interfaces"
         case .removeLab: "removeLab"
         case .stopProcesses: "stopProcesses"
+        case .processes: "processes"
         case .removeNamespaces: "removeNamespaces"
         case .deleteLink: "deleteLink"
         case .setProfile: "setProfile"
@@ -117,6 +119,7 @@ public enum AgentReply: Codable, Sendable {
     case interfaces(interfaces: [InterfaceState])
     case removal(report: RemovalReport)
     case stopped(count: Int)
+    case processes(pids: [Int32])
     case exit(code: Int32)
     case tunnelKeys(keys: [KeyedTunnel])
     /// inject, revert: when the host began the changes (its CLOCK_MONOTONIC, ns); the line's

@@ -199,8 +199,10 @@ public final class AgentServer: @unchecked Sendable {
                 reply = .interfaces(interfaces: try executor.interfaces(in: namespace))
             case let .removeLab(lab, waitForKernel):
                 reply = .removal(report: executor.removeLab(lab, waitForKernel: waitForKernel))
-            case let .stopProcesses(lab):
-                reply = .stopped(count: try executor.stopProcesses(inLab: lab))
+            case let .stopProcesses(lab, sparing):
+                reply = .stopped(count: try executor.stopProcesses(inLab: lab, sparing: sparing ?? []))
+            case let .processes(lab):
+                reply = .processes(pids: try executor.processes(inLab: lab))
             case let .removeNamespaces(names):
                 try executor.removeNamespaces(names)
                 reply = .done

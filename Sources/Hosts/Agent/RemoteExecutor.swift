@@ -343,8 +343,14 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         }
     }
 
-    public func stopProcesses(inLab lab: String) throws -> Int {
-        let r = try result(.stopProcesses(lab: lab))
+    public func processes(inLab lab: String) throws -> [Int32] {
+        let r = try result(.processes(lab: lab))
+        guard case let .processes(pids) = r.reply else { throw unexpected(r, to: "processes") }
+        return pids
+    }
+
+    public func stopProcesses(inLab lab: String, sparing: [Int32]) throws -> Int {
+        let r = try result(.stopProcesses(lab: lab, sparing: sparing.isEmpty ? nil : sparing))
         guard case let .stopped(n) = r.reply else { throw unexpected(r, to: "stopProcesses") }
         return n
     }

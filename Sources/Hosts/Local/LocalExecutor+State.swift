@@ -40,9 +40,13 @@ extension LocalExecutor {
         }
     }
 
-    public func stopProcesses(inLab lab: String) -> Int {
+    public func stopProcesses(inLab lab: String, sparing: [Int32]) -> Int {
         let ours = namespaces(of: lab).filter(\.tagged).map(\.name)
-        return ProcessStopper.stop(in: ours)
+        return ProcessStopper.stop(in: ours, sparing: Set(sparing))
+    }
+
+    public func processes(inLab lab: String) -> [Int32] {
+        NetworkNamespace.pids(in: namespaces(of: lab).filter(\.tagged).map(\.name)).filter { $0 != getpid() }
     }
 
     public func removeLab(_ lab: String, waitForKernel: Bool) -> RemovalReport {

@@ -3,8 +3,8 @@ import Netlink
 
 /// Stops the processes inside namespaces: SIGTERM, then SIGKILL to those left after 2 s.
 enum ProcessStopper {
-    static func stop(in namespaces: [String]) -> Int {
-        var pids = NetworkNamespace.pids(in: namespaces).filter { $0 != getpid() }
+    static func stop(in namespaces: [String], sparing: Set<Int32> = []) -> Int {
+        var pids = NetworkNamespace.pids(in: namespaces).filter { $0 != getpid() && !sparing.contains($0) }
         let count = pids.count
         guard !pids.isEmpty else { return 0 }
         for p in pids { kill(p, SIGTERM) }
