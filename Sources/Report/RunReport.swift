@@ -85,7 +85,8 @@ public enum RunReport {
         // that is no file name), never on the RTT plot.
         let byUnit = Dictionary(grouping: others.filter { $0.quantity == .pluginMetric }, by: \.unit)
         for (i, (unit, series)) in byUnit.sorted(by: { $0.key < $1.key }).enumerated() {
-            let safe = unit.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } && !unit.isEmpty && unit.count <= 20 ? unit : "\(i + 1)"
+            let spelled = unit.replacingOccurrences(of: "/", with: "-per-").replacingOccurrences(of: "%", with: "percent")
+            let safe = spelled.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") } && !unit.isEmpty && spelled.count <= 24 ? spelled : "\(i + 1)"
             try Render.svg(title: "\(r.lab): plugin metrics\(unit.isEmpty ? "" : " (\(unit))")", unit: unit, series: series, marks: marks, end: r.durationSeconds)
                 .write(toFile: "\(dir)/plugin-\(safe).svg", atomically: true, encoding: .utf8)
         }
