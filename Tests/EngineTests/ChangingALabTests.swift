@@ -10,7 +10,8 @@ import TopologyModel
 /// rebuilt node waits for the kernel to free its old devices; a change that fails puts the lab
 /// back as it was; a run holds its lab; a host that is gone can be forgotten. Through the fake.
 @Suite struct ChangingALabTests {
-    let dir = scratchStateDirectory()
+    let scratch = ScratchDirectory()
+    var dir: String { scratch.path }
     let fake = RecordingExecutor(host: "local")
     var controller: LabController
     init() { controller = LabController(store: StateStore(directory: dir), executors: ["local": fake], interrupted: { 0 }) }

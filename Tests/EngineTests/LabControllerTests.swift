@@ -9,12 +9,13 @@ import TopologyModel
 /// up, down, rollback, interrupts, journals and reconcile, driven through the recording fake:
 /// no root, no kernel.
 @Suite struct LabControllerTests {
+    let scratch = ScratchDirectory()
     let dir: String
     let fake = RecordingExecutor(host: "local")
     var controller: LabController
 
     init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("pb-state-\(UUID().uuidString)").path
+        dir = scratch.path
         controller = LabController(store: StateStore(directory: dir), executors: ["local": fake], interrupted: { 0 })
     }
 

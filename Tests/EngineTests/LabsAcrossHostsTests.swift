@@ -8,7 +8,8 @@ import TopologyModel
 
 /// Labs over several hosts, driven through one recording fake per host. No root, no kernel, no ssh.
 @Suite struct LabsAcrossHostsTests {
-    let dir = scratchStateDirectory()
+    let scratch = ScratchDirectory()
+    var dir: String { scratch.path }
     let mptcpVM = RecordingExecutor(host: "mptcp-vm")
     let plainVM = RecordingExecutor(host: "plain-vm")
 

@@ -7,5 +7,9 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 /// An example lab of topologies/, by its file name.
 func topology(_ name: String) throws -> Topology { try TopologyLoader.load(path: repositoryRoot.appendingPathComponent("topologies/\(name)").path) }
 
-/// A fresh state directory for one test's journals.
-func scratchStateDirectory() -> String { FileManager.default.temporaryDirectory.appendingPathComponent("pb-state-\(UUID().uuidString)").path }
+/// A fresh state directory for one test's journals, removed with the suite instance that holds
+/// it (each test gets its own instance).
+final class ScratchDirectory: Sendable {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("pb-state-\(UUID().uuidString)").path
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
