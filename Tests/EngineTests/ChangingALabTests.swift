@@ -14,7 +14,7 @@ import TopologyModel
     var dir: String { scratch.path }
     let fake = RecordingExecutor(host: "local")
     var controller: LabController
-    init() { controller = LabController(store: StateStore(directory: dir), executors: ["local": fake], interrupted: { 0 }) }
+    init() { controller = LabController(store: StateStore(directory: scratch.path), executors: ["local": fake], interrupted: { 0 }) }
     func lab(_ yaml: String) throws -> Topology { try TopologyLoader.load(data: Data(yaml.utf8), file: "test.yaml") }
 
     static let routed = """

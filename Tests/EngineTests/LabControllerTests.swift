@@ -124,6 +124,7 @@ import TopologyModel
     @Test func anUnsafeStateDirectoryIsRefused() throws {
         let target = dir + "-target"
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: target) }
         try FileManager.default.createSymbolicLink(atPath: dir, withDestinationPath: target)
         #expect(throws: LabError.self) { try StateStore(directory: dir).prepare() }
         unlink(dir)
