@@ -12,6 +12,11 @@ public enum PlanText {
                 out += "  \(l.name): \(l.label)  \(l.hosts[0]) <-> \(l.hosts[1])  key \(l.tunnelKey ?? 0)  mtu \(l.mtu)\n"
             }
         }
+        let queues = ShapedQueue.of(t)
+        if !queues.isEmpty {
+            out += "queues (each shaped direction: its length in packets and in ms at its rate; `queue:` of a profile sets it):\n"
+            for q in queues { out += "  \(q.summary)\n" }
+        }
         let merged = Planner.kernelBridges(t)
         if !merged.bridgeOf.isEmpty {
             let groups = Dictionary(grouping: merged.bridgeOf.keys, by: { merged.bridgeOf[$0]! })

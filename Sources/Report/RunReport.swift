@@ -96,6 +96,27 @@ public enum RunReport {
     /// The table printed at the end of a run.
     public static func summary(_ r: RunResults) -> String { safeText(rawSummary(r)) }
 
+    /// The shaped directions' queues, one row per profile and length (a lab of many links
+    /// shaped alike is a few rows).
+    static func queueTable(_ queues: [RunResults.Queue]) -> String {
+        struct Key: Hashable { var profile: String; var rule: String; var packets: Int; var forDelay: String; var milliseconds: String }
+        var order: [Key] = []
+        var ends: [Key: [String]] = [:]
+        for q in queues {
+            // From a results file: a figure out of range is shown as unknown, not computed with.
+            let ms = q.milliseconds.flatMap { $0.isFinite && (0...1e9).contains($0) ? String(format: "%.1f", $0) : nil } ?? "-"
+            let held = q.forDelay.flatMap { (0...q.packets).contains($0) ? "\($0)" : nil } ?? "-"
+            let k = Key(profile: q.profile, rule: q.rule, packets: q.packets, forDelay: held, milliseconds: ms)
+            if ends[k] == nil { order.append(k) }
+            ends[k, default: []].append("\(q.link) \(q.end)")
+        }
+        let rows = order.map { k -> [String] in
+            let e = ends[k] ?? []
+            return [k.profile, k.rule, "\(k.packets)", k.forDelay, k.milliseconds, e.count > 3 ? e.prefix(2).joined(separator: ", ") + ", ... (\(e.count) in all)" : e.joined(separator: ", ")]
+        }
+        return Render.table(["profile", "queue", "packets", "held for the delay", "queued: ms at the rate", "shaped directions (link, end)"], rows) + "\n"
+    }
+
     static func rawSummary(_ r: RunResults) -> String {
         var out = "run of lab \(r.lab) (\(r.file)), \(String(format: "%.0f", r.durationSeconds)) s, "
             + r.hosts.sorted { $0.key < $1.key }.map { "\($0.key): Linux \($0.value.kernel)" }.joined(separator: ", ") + "\n\n"
@@ -129,6 +150,7 @@ public enum RunReport {
             }) + "\n"
         }
         out += RunStatistics.timing([r])
+        if let queues = r.queues, !queues.isEmpty { out += "\n" + queueTable(queues) }
         if !r.mptcpCounters.isEmpty {
             out += "\n" + Render.table(["node", "MPTcpExt counters that grew during the run"], r.mptcpCounters.sorted { $0.key < $1.key }.map { node, c in
                 [node, c.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]

@@ -36,6 +36,28 @@ public struct RunResults: Codable, Sendable {
     /// What went wrong or was left out: workloads that failed, hosts that stopped answering,
     /// values out of range, samples past the limits. Empty for a run that went as planned.
     public var problems: [String]?
+    /// The queue of every shaped direction (docs/topology.md, "Queues"); absent in results of
+    /// releases before it was recorded.
+    public var queues: [Queue]?
+
+    public struct Queue: Codable, Sendable, Hashable {
+        public var link: String
+        /// The end whose egress it shapes: `node:interface`, or the bridge.
+        public var end: String
+        public var host: String
+        public var profile: String
+        /// The profile's `queue:` rule (`bdp`, a time such as `100ms`, `N packets`, `netem`).
+        public var rule: String
+        /// The limit, in full frames, and how many of them the delay holds.
+        public var packets: Int
+        public var forDelay: Int?
+        /// How long the rest, the queue proper, takes to leave at the rate; absent without a rate.
+        public var milliseconds: Double?
+        public init(link: String, end: String, host: String, profile: String, rule: String, packets: Int, forDelay: Int, milliseconds: Double?) {
+            self.link = link; self.end = end; self.host = host; self.profile = profile; self.rule = rule; self.packets = packets
+            self.forDelay = forDelay; self.milliseconds = milliseconds
+        }
+    }
 
     public struct MPTCPEvent: Codable, Sendable {
         public var t: Double

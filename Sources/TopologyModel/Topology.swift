@@ -71,8 +71,31 @@ public struct LinkProfile: Sendable, Hashable {
     public var duplicate: Percent?
     public var corrupt: Percent?
     public var reorder: Reorder?
-    public var queueLimit: Int?
+    /// The queue of each shaped direction (nil: the default rule, `.bdp`).
+    public var queue: Queue?
     public var direction: Direction
+
+    /// How long a shaped direction's queue is (docs/topology.md, "Queues").
+    public enum Queue: Hashable, Sendable, CustomStringConvertible {
+        /// The bandwidth-delay product (the rate times twice the delay), never less than the
+        /// floor (`QueueSizing`): the default.
+        case bdp
+        /// This long at the rate, whatever the delay.
+        case time(Duration)
+        /// This many packets.
+        case packets(Int)
+        /// netem's own default: 1000 packets, as a hand-built `tc qdisc add ... netem` has.
+        case netem
+
+        public var description: String {
+            switch self {
+            case .bdp: "bdp"
+            case let .time(d): "\(d)"
+            case let .packets(n): "\(n) packets"
+            case .netem: "netem"
+            }
+        }
+    }
 
     /// True when a kernel needs netem for this profile (anything beyond a rate).
     public var needsNetem: Bool {

@@ -110,6 +110,30 @@ struct TopologyDecoder {
         return d
     }
 
+    /// `queue:` bdp, netem, a number of packets, or a time at the rate.
+    private func decodeQueue(_ n: Yams.Node, _ p: String) -> LinkProfile.Queue? {
+        let what = "bdp, netem, a number of packets (1 to 1,000,000) or a time at the rate (1ms to 10s)"
+        guard let text = reader.scalar(n, p, expected: what) else { return nil }
+        switch text {
+        case "bdp": return .bdp
+        case "netem": return .netem
+        default: break
+        }
+        if text.allSatisfy(\.isNumber) {
+            guard let v = Int(text), (1...1_000_000).contains(v) else {
+                reader.error(n, p, "\(text) packets is not from 1 to 1,000,000", hint: "give a queue of 1 to 1,000,000 packets"); return nil
+            }
+            return .packets(v)
+        }
+        switch Duration.parse(text) {
+        case let .success(d) where d >= .ms(1) && d <= .seconds(10): return .time(d)
+        case .success:
+            reader.error(n, p, "a queue of \(text) at the rate is not from 1ms to 10s", hint: "e.g. `queue: 100ms`"); return nil
+        case .failure:
+            reader.error(n, p, "'\(text)' is not a queue: `queue` is \(what)", hint: "e.g. `queue: bdp`, `queue: 100ms` or `queue: 1000`"); return nil
+        }
+    }
+
     private mutating func decodeProfile(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> LinkProfile? {
         guard checkName(name, keyNode, path, what: "profile"), let o = ObjectReader(reader, node, path: path, shape: Shapes.profile) else { return nil }
         var pr = LinkProfile(name: name, location: reader.location(keyNode))
@@ -133,7 +157,14 @@ struct TopologyDecoder {
                 if percent != nil { pr.reorder = reorder }
             }
         }
-        if let (n, p) = o["queue-limit"] { pr.queueLimit = reader.integer(n, p, min: 1, max: 1_000_000) }
+        if let (n, p) = o["queue-limit"] { pr.queue = reader.integer(n, p, min: 1, max: 1_000_000).map { .packets($0) } }
+        if let (n, p) = o["queue"] {
+            if o["queue-limit"] != nil {
+                reader.error(n, p, "`queue` and `queue-limit` both give the queue", hint: "keep `queue` (e.g. `queue: 1000` for 1000 packets)")
+            } else {
+                pr.queue = decodeQueue(n, p)
+            }
+        }
         if let (n, p) = o["direction"] { pr.direction = reader.choice(n, p, ["both", "forward", "reverse"]).flatMap(LinkProfile.Direction.init) ?? .both }
         if pr.jitter != nil, pr.delay == nil {
             reader.error(node, path, "profile '\(name)' sets `jitter` without `delay`", hint: "jitter varies a delay: add e.g. `delay: 20ms`")

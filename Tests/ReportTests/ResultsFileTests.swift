@@ -48,6 +48,20 @@ import Testing
         }
     }
 
+    /// A run's summary states every shaped direction's queue, alike ones on one row; figures out
+    /// of range in a results file are shown as unknown.
+    @Test func theSummaryStatesTheQueues() throws {
+        var r = results()
+        r.queues = (0..<5).map { RunResults.Queue(link: "l\($0)", end: "a:eth\($0)", host: "here", profile: "wlan", rule: "bdp", packets: 61, forDelay: 17, milliseconds: 26.6) }
+            + [RunResults.Queue(link: "x", end: "b:eth0", host: "here", profile: "odd", rule: "100ms", packets: 10, forDelay: 99, milliseconds: .infinity)]
+        let text = RunReport.summary(r)
+        #expect(text.contains("wlan"), "\(text)")
+        let wlan = try #require(text.split(separator: "\n").first { $0.contains("wlan") })
+        #expect(wlan.contains("61") && wlan.contains("17") && wlan.contains("26.6") && wlan.contains("(5 in all)"))
+        let odd = try #require(text.split(separator: "\n").first { $0.contains("odd") })
+        #expect(!odd.contains("inf") && !odd.contains("99"))
+    }
+
     @Test func aResultsFileWithFiguresNoReportCanBeMadeOfIsRefusedByName() throws {
         let dir = try write(results())
         defer { try? FileManager.default.removeItem(atPath: dir) }

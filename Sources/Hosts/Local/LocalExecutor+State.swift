@@ -21,10 +21,18 @@ extension LocalExecutor {
         return try links.filter { $0.name != "lo" && !($0.group == 0 && Self.fallbackDevices.contains($0.name)) }.map { l in
             let mine = qdiscs.filter { $0.interfaceIndex == l.index }
             var shaping: [String] = []
+            // The queue as the kernel holds it: packets of full frames, and ms at the rate.
+            var rateBytes: UInt64?, queuePackets: Double?
+            let frame = Double(l.mtu) + 14
             if let root = mine.first(where: { $0.parent == 0xFFFF_FFFF }), root.kind != "noqueue" {
                 switch root.kind {
-                case "tbf": shaping.append("tbf \(Bitrate(bitsPerSecond: (root.rateBytesPerSecond ?? 0) * 8))")
-                case "htb": shaping.append("htb \(try h.htbRate(l.name).map { Bitrate(bitsPerSecond: $0 * 8).description } ?? "?")")
+                case "tbf":
+                    rateBytes = root.rateBytesPerSecond
+                    shaping.append("tbf \(Bitrate(bitsPerSecond: (root.rateBytesPerSecond ?? 0) * 8))")
+                    queuePackets = root.limit.map { (Double($0) / frame).rounded(.down) }
+                case "htb":
+                    rateBytes = try h.htbRate(l.name)
+                    shaping.append("htb \(rateBytes.map { Bitrate(bitsPerSecond: $0 * 8).description } ?? "?")")
                 default: shaping.append(root.kind)
                 }
             }
@@ -34,9 +42,19 @@ extension LocalExecutor {
                 if let j = n.jitterMicroseconds, j > 0 { s += " jitter \(Duration(nanoseconds: Int64(j) * 1000))" }
                 if let loss = n.lossPercent, loss > 0 { s += " loss \(Percent(loss))" }
                 if shaping.first == "netem" { shaping = [s] } else { shaping.append(s) }
+                queuePackets = n.limit.map(Double.init)
             }
-            return InterfaceState(name: l.name, kind: l.kind ?? "-", isUp: l.isUp, mtu: l.mtu, group: l.group,
-                                  shaping: shaping.joined(separator: " / "))
+            var text = shaping.joined(separator: " / ")
+            if let p = queuePackets, p.isFinite, p >= 0, p < 1e9 {
+                let n = mine.first(where: { $0.kind == "netem" })
+                var params = NetemParameters()
+                params.delayMicroseconds = n?.delayMicroseconds ?? 0
+                params.jitterMicroseconds = n?.jitterMicroseconds ?? 0
+                let q = QdiscSpec.split(packets: Int(p), rateBitsPerSecond: rateBytes.map { $0 &* 8 }, netem: params, frame: frame)
+                text += ", queue \(q.packets) packets" + (q.forDelay > 0 ? " (\(q.forDelay) held for the delay)" : "")
+                    + (q.milliseconds.map { String(format: ", %.1f ms at the rate", $0) } ?? "")
+            }
+            return InterfaceState(name: l.name, kind: l.kind ?? "-", isUp: l.isUp, mtu: l.mtu, group: l.group, shaping: text)
         }
     }
 
