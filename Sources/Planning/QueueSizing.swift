@@ -7,10 +7,11 @@ import TopologyModel
 /// - netem holds every packet for its delay, so its limit must cover `rate x (delay + jitter)`
 ///   in packets, plus a standing queue.
 /// - the standing queue is one bandwidth-delay product (`rate x RTT`, RTT taken as twice this
-///   direction's delay), enough for one TCP flow to keep the link busy, and never below 5 ms of
-///   the rate or 8 packets, so that links without delay still absorb a burst. (A 64-packet floor
-///   held 0.78 s at 1 Mbit/s, where TCP then got 74 % of the rate, and added up to 39 ms of
-///   queueing each way at 20 Mbit/s.)
+///   direction's delay), enough for one TCP flow to keep the link busy, and never below 20 ms of
+///   the rate or 44 packets (one 64 KB GSO burst of full frames), so that links without delay
+///   still absorb a burst. (A floor of 5 ms or 8 packets dropped the bursts an MPTCP sender puts
+///   on its faster path: the kernel selftest simult_flows.sh's 10/3 Mbit/s case took 15.0 s
+///   against its 11.9 s bound; 20 ms or 8 packets, 12.6 s; 50 ms, 11.3 s. docs/benchmarks.md.)
 /// - tbf's byte fifo holds at least its bucket plus a frame: tbf passes a packet that fits the
 ///   bucket (a 64 KB GSO packet at 100 Mbit/s) whole to the fifo, which otherwise drops it
 ///   (measured: 0.3 Mbit/s of 100).
@@ -23,9 +24,12 @@ import TopologyModel
 /// Every figure is computed in floating point and clamped to what the kernel's fields hold,
 /// so no profile that validates can overflow here.
 public enum QueueSizing {
-    public static let minimumPackets = 8
+    /// One 64 KB GSO burst of full frames.
+    public static let minimumPackets = 44
+    /// netem's limit when `tc` is given none.
+    public static let netemDefaultLimit = 1000
     /// A standing queue holds at least this much of the rate (links without delay still absorb a burst).
-    public static let standingFloorSeconds = 0.005
+    public static let standingFloorSeconds = 0.020
     public static let assumedUnlimitedRate: UInt64 = 1_000_000_000
     /// Two ticks of a 250 Hz kernel.
     public static let bucketSeconds = 0.008
@@ -47,8 +51,22 @@ public enum QueueSizing {
         let oneWaySeconds = Double((p.delay?.nanoseconds ?? 0) + (p.jitter?.nanoseconds ?? 0)) / 1e9
         let packetsPerSecond = rate / 8 / frame
         let inFlight = (oneWaySeconds * packetsPerSecond).rounded(.up)
-        let standing = max(Double(minimumPackets), (2 * oneWaySeconds * packetsPerSecond).rounded(.up), (standingFloorSeconds * packetsPerSecond).rounded(.up))
-        let limitPackets = clamp(p.queueLimit.map(Double.init) ?? (inFlight + standing))
+        // The standing queue (what waits to be sent at the rate), and netem's limit, which also
+        // holds what its delay line carries.
+        let standing: Double, limit: Double
+        switch p.queue ?? .bdp {
+        case .bdp:
+            standing = max(Double(minimumPackets), (2 * oneWaySeconds * packetsPerSecond).rounded(.up), (standingFloorSeconds * packetsPerSecond).rounded(.up))
+            limit = inFlight + standing
+        case let .time(d):
+            standing = max(2, (d.seconds * packetsPerSecond).rounded(.up))
+            limit = inFlight + standing
+        case let .packets(n):
+            standing = Double(n); limit = Double(n)
+        case .netem:
+            standing = Double(netemDefaultLimit); limit = Double(netemDefaultLimit)
+        }
+        let limitPackets = clamp(limit)
 
         var rateBits: UInt64?, burst: UInt32?, limitBytes: UInt32?
         if let r = p.rate {
@@ -56,7 +74,7 @@ public enum QueueSizing {
             burst = burstBytes(rateBitsPerSecond: r.bitsPerSecond, mtu: mtu)
             // tbf hands a packet that fits its bucket (a 64 KB GSO packet at high rates) whole to
             // its byte fifo: the fifo must hold one, or every such packet is dropped.
-            limitBytes = clamp(max((p.queueLimit.map(Double.init) ?? standing) * frame, Double(burst ?? 0) + frame))
+            limitBytes = clamp(max(standing * frame, Double(burst ?? 0) + frame))
         }
         var netem: NetemParameters?
         if p.needsNetem {
@@ -78,5 +96,71 @@ public enum QueueSizing {
             netem = n
         }
         return QdiscSpec(profile: p.name, rateBitsPerSecond: rateBits, burstBytes: burst, limitBytes: limitBytes, netem: netem)
+    }
+}
+
+extension QdiscSpec {
+    /// The queue of this shaped direction: its limit in packets (of `mtu`-sized frames), how many
+    /// of them the delay holds (netem keeps every packet for its delay), and how long the rest, the
+    /// queue proper, takes to leave at the rate: what `plan`, `status` and a run's results say.
+    public func queue(mtu: Int) -> (packets: Int, forDelay: Int, milliseconds: Double?) {
+        let frame = Double(mtu + 14)
+        let packets: Int
+        switch shaping {
+        case let .htb(_, _, netem?): packets = Int(netem.limitPackets)
+        case let .netem(n): packets = Int(n.limitPackets)
+        case .htb: packets = 1000  // htb's default leaf, a pfifo of the device's txqueuelen (a veth's: 1000)
+        case let .tbf(_, _, limit): packets = Int((Double(limit) / frame).rounded(.down))
+        }
+        return Self.split(packets: packets, rateBitsPerSecond: rateBitsPerSecond, netem: netem, frame: frame)
+    }
+
+    /// A limit split into what the delay holds and the queue proper, in ms at the rate (the same
+    /// arithmetic as `QueueSizing`, for a plan and for what a kernel reports).
+    public static func split(packets: Int, rateBitsPerSecond: UInt64?, netem: NetemParameters?, frame: Double) -> (packets: Int, forDelay: Int, milliseconds: Double?) {
+        guard let rate = rateBitsPerSecond, rate > 0 else { return (packets, 0, nil) }
+        let oneWay = Double(UInt64(netem?.delayMicroseconds ?? 0) + UInt64(netem?.jitterMicroseconds ?? 0)) / 1e6
+        let forDelay = min(packets, Int((oneWay * Double(rate) / 8 / frame).rounded(.up)))
+        return (packets, forDelay, Double(packets - forDelay) * frame * 8 / Double(rate) * 1000)
+    }
+}
+
+/// The queue of one shaped direction of a link, as `plan`, `status`, results.json and a run's
+/// summary state it: where it is, the rule of its profile, and its length in packets and in
+/// milliseconds of its rate.
+public struct ShapedQueue: Codable, Sendable, Hashable {
+    public var link: String
+    /// The end whose egress it shapes: `node:interface`, or the bridge.
+    public var end: String
+    public var host: String
+    public var profile: String
+    /// The profile's `queue:` (`bdp` when it has none).
+    public var rule: String
+    /// The limit, in full frames.
+    public var packets: Int
+    /// How many of them the delay holds.
+    public var forDelay: Int
+    /// How long the rest, the queue proper, takes to leave at the rate (nil without a rate).
+    public var milliseconds: Double?
+
+    /// `wlan router:wlan0 (wlan, bdp): 61 packets, 17 held for the delay, 44 queued: 26.6 ms at the rate`
+    public var summary: String {
+        "\(link) \(end) (\(profile), \(rule)): \(packets) packets" + (forDelay > 0 ? ", \(forDelay) held for the delay, \(packets - forDelay) queued" : "")
+            + (milliseconds.map { String(format: ": %.1f ms at the rate", $0) } ?? "")
+    }
+
+    /// Every shaped direction of the lab, in link order.
+    public static func of(_ t: Topology) -> [ShapedQueue] {
+        let profiles = Dictionary(t.profiles.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var out: [ShapedQueue] = []
+        for link in t.links {
+            for (i, e) in link.endpoints.enumerated() {
+                guard let q = Planner.qdisc(profiles, link, end: i) else { continue }
+                let (packets, forDelay, ms) = q.queue(mtu: link.mtu)
+                out.append(ShapedQueue(link: link.name, end: "\(e)", host: link.hosts[i], profile: q.profile,
+                                       rule: profiles[q.profile]?.queue?.description ?? "bdp", packets: packets, forDelay: forDelay, milliseconds: ms))
+            }
+        }
+        return out
     }
 }

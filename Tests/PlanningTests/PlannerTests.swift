@@ -67,6 +67,64 @@ import TopologyModel
         #expect(r.kinds == [.tbf] && r.shaping.limitBytes == UInt32(QueueSizing.minimumPackets * 1514))
     }
 
+    /// Each `queue:` choice gives the length it says: a time at the rate (plus what the delay
+    /// holds), packets, netem's 1000; and a rate-only profile's tbf fifo holds the same time.
+    @Test func everyQueueChoiceHasTheLengthItSays() throws {
+        var p = LinkProfile(name: "p", location: SourceLocation(file: "", line: 0, column: 0))
+        p.rate = try Bitrate.parse("10mbit").get()
+        p.delay = try Duration.parse("50ms").get()
+        func limit(_ q: LinkProfile.Queue?) throws -> Int {
+            var c = p; c.queue = q
+            return Int(try #require(QueueSizing.qdisc(for: c, mtu: 1500)?.netem?.limitPackets))
+        }
+        // 825.6 frames per second: 42 in flight for the delay, and the standing queue (a BDP: 83).
+        #expect(try limit(nil) == 42 + 83)
+        #expect(try limit(.bdp) == 42 + 83)
+        #expect(try limit(.time(.ms(20))) == 42 + 17)
+        #expect(try limit(.packets(300)) == 300)
+        #expect(try limit(.netem) == 1000)
+        var rateOnly = LinkProfile(name: "r", location: p.location)
+        rateOnly.rate = p.rate
+        rateOnly.queue = .time(.ms(100))
+        let tbf = try #require(QueueSizing.qdisc(for: rateOnly, mtu: 1500))
+        #expect(tbf.shaping.limitBytes == UInt32(83 * 1514))
+        let stated = tbf.queue(mtu: 1500)
+        #expect(stated.packets == 83)
+        #expect(stated.forDelay == 0 && abs((stated.milliseconds ?? 0) - 100.5) < 0.1)
+        // The default floor: 44 packets or 20 ms of the rate, for a link without delay.
+        rateOnly.queue = nil
+        #expect(try #require(QueueSizing.qdisc(for: rateOnly, mtu: 1500)).queue(mtu: 1500).packets == QueueSizing.minimumPackets)
+    }
+
+    /// `plan` and a run's results state every shaped direction's queue, with the rule it follows.
+    @Test func everyShapedDirectionStatesItsQueue() throws {
+        let yaml = """
+            name: queues
+            profiles:
+              wlan: { rate: 20mbit, delay: 10ms }
+              long: { rate: 10mbit, queue: 100ms }
+              fixed: { rate: 10mbit, delay: 1ms, queue: 1000, direction: forward }
+            nodes: { a: {}, b: {}, c: {} }
+            links:
+              - { name: w, endpoints: [a:eth0, b:eth0], profile: wlan }
+              - { name: l, endpoints: [a:eth1, c:eth0], profile: long }
+              - { name: f, endpoints: [b:eth1, c:eth1], profile: fixed }
+              - { name: plain, endpoints: [a:eth2, c:eth2] }
+            """
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "queues.yaml")
+        let q = ShapedQueue.of(t)
+        #expect(q.map { "\($0.link) \($0.end)" } == ["w a:eth0", "w b:eth0", "l a:eth1", "l c:eth0", "f b:eth1"])
+        #expect(q.map(\.rule) == ["bdp", "bdp", "100ms", "100ms", "1000 packets"])
+        // WLAN: 17 frames for 10 ms and a standing queue of one GSO burst (44; the BDP is 34).
+        #expect(q[0].packets == 17 + 44)
+        #expect(q[2].packets == 83 && q[4].packets == 1000)
+        #expect(abs((q[4].milliseconds ?? 0) - 1210.0) < 0.1)
+        let text = PlanText.render(Planner.plan(t), topology: t)
+        #expect(text.contains("queues ("))
+        #expect(text.contains("  f b:eth1 (fixed, 1000 packets): 1000 packets, 1 held for the delay, 999 queued: 1210.0 ms at the rate"))
+        #expect(q[0].forDelay == 17 && abs((q[0].milliseconds ?? 0) - 26.6) < 0.1)
+    }
+
     @Test func oneWayProfileShapesOneEnd() throws {
         let yaml = """
             name: oneway
