@@ -120,8 +120,10 @@ extension QdiscSpec {
     public static func split(packets: Int, rateBitsPerSecond: UInt64?, netem: NetemParameters?, frame: Double) -> (packets: Int, forDelay: Int, milliseconds: Double?) {
         guard let rate = rateBitsPerSecond, rate > 0 else { return (packets, 0, nil) }
         let oneWay = Double(UInt64(netem?.delayMicroseconds ?? 0) + UInt64(netem?.jitterMicroseconds ?? 0)) / 1e6
-        let forDelay = min(packets, Int((oneWay * Double(rate) / 8 / frame).rounded(.up)))
-        return (packets, forDelay, Double(packets - forDelay) * frame * 8 / Double(rate) * 1000)
+        // Also from what a kernel reports: computed in floating point, clamped before it is an Int.
+        let held = min(Double(max(packets, 0)), (oneWay * Double(rate) / 8 / max(frame, 1)).rounded(.up))
+        let forDelay = held.isFinite ? Int(held) : 0
+        return (packets, forDelay, Double(max(packets - forDelay, 0)) * frame * 8 / Double(rate) * 1000)
     }
 }
 

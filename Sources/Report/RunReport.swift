@@ -103,17 +103,20 @@ public enum RunReport {
         var order: [Key] = []
         var ends: [Key: [String]] = [:]
         for q in queues {
-            // From a results file: a figure out of range is shown as unknown, not computed with.
-            let ms = q.milliseconds.flatMap { $0.isFinite && (0...1e9).contains($0) ? String(format: "%.1f", $0) : nil } ?? "-"
-            let held = q.forDelay.flatMap { (0...q.packets).contains($0) ? "\($0)" : nil } ?? "-"
-            let k = Key(profile: q.profile, rule: q.rule, packets: q.packets, forDelay: held, milliseconds: ms)
+            // From a results file (read checks the ranges): a figure out of range is shown as
+            // unknown, never computed with; names on one line each.
+            let ms = q.milliseconds.flatMap { $0.isFinite && (0...1e12).contains($0) ? String(format: "%.1f", $0) : nil } ?? "-"
+            let held = q.forDelay.flatMap { q.packets >= 0 && (0...q.packets).contains($0) ? "\($0)" : nil } ?? "-"
+            let k = Key(profile: safeText(q.profile, singleLine: true), rule: safeText(q.rule, singleLine: true), packets: q.packets, forDelay: held, milliseconds: ms)
             if ends[k] == nil { order.append(k) }
-            ends[k, default: []].append("\(q.link) \(q.end)")
+            ends[k, default: []].append(safeText("\(q.link) \(q.end)", singleLine: true))
         }
-        let rows = order.map { k -> [String] in
+        let shown = 40
+        var rows = order.prefix(shown).map { k -> [String] in
             let e = ends[k] ?? []
             return [k.profile, k.rule, "\(k.packets)", k.forDelay, k.milliseconds, e.count > 3 ? e.prefix(2).joined(separator: ", ") + ", ... (\(e.count) in all)" : e.joined(separator: ", ")]
         }
+        if order.count > shown { rows.append(["... \(order.count - shown) more in results.json", "", "", "", "", ""]) }
         return Render.table(["profile", "queue", "packets", "held for the delay", "queued: ms at the rate", "shaped directions (link, end)"], rows) + "\n"
     }
 

@@ -210,6 +210,13 @@ public struct RunResults: Codable, Sendable {
         }
         for e in events where ![e.planned, e.actual, e.applied].allSatisfy(\.isFinite) { return "event '\(e.label)' has a time that is not a finite number" }
         for r in rawCounters where !r.t.isFinite { return "a raw sample of \(r.host) has a time that is not a finite number" }
+        for q in queues ?? [] {
+            // What a kernel's 32-bit limit can hold, in frames of at least 1 byte.
+            guard (0...Int(Int32.max)).contains(q.packets), (q.forDelay.map { (0...q.packets).contains($0) } ?? true),
+                  (q.milliseconds.map { $0.isFinite && (0...1e12).contains($0) } ?? true) else {
+                return "the queue of \(q.link) \(q.end) (packets \(q.packets), held for the delay \(q.forDelay.map(String.init) ?? "-"), \(q.milliseconds.map { "\($0)" } ?? "-") ms) is out of range"
+            }
+        }
         return nil
     }
 

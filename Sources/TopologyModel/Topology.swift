@@ -91,11 +91,14 @@ public struct LinkProfile: Sendable, Hashable {
             switch self {
             case .bdp: "bdp"
             case let .time(d): "\(d)"
-            case let .packets(n): "\(n) packets"
+            case let .packets(n): n == 1 ? "1 packet" : "\(n) packets"
             case .netem: "netem"
             }
         }
     }
+
+    /// The most tbf's 32-bit rate field holds (bytes per second); above it a rate is htb's.
+    public static let tbfMaxBitsPerSecond = UInt64(Int32.max) * 8
 
     /// True when a kernel needs netem for this profile (anything beyond a rate).
     public var needsNetem: Bool {

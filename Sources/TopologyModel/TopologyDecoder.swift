@@ -113,13 +113,21 @@ struct TopologyDecoder {
     /// `queue:` bdp, netem, a number of packets, or a time at the rate.
     private func decodeQueue(_ n: Yams.Node, _ p: String) -> LinkProfile.Queue? {
         let what = "bdp, netem, a number of packets (1 to 1,000,000) or a time at the rate (1ms to 10s)"
-        guard let text = reader.scalar(n, p, expected: what) else { return nil }
+        guard let raw = reader.scalar(n, p, expected: what) else { return nil }
+        // `1000 packets` as plans and results write it, and any case, as units are read.
+        var text = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        for suffix in ["packets", "packet"] where text.hasSuffix(suffix) && text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces).allSatisfy({ $0.isASCII && $0.isNumber }) {
+            text = String(text.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+        }
+        guard !text.isEmpty else {
+            reader.error(n, p, "`queue` is empty", hint: "e.g. `queue: bdp`, `queue: 100ms` or `queue: 1000`"); return nil
+        }
         switch text {
         case "bdp": return .bdp
         case "netem": return .netem
         default: break
         }
-        if text.allSatisfy(\.isNumber) {
+        if text.allSatisfy({ $0.isASCII && $0.isNumber }) {
             guard let v = Int(text), (1...1_000_000).contains(v) else {
                 reader.error(n, p, "\(text) packets is not from 1 to 1,000,000", hint: "give a queue of 1 to 1,000,000 packets"); return nil
             }
@@ -130,14 +138,20 @@ struct TopologyDecoder {
         case .success:
             reader.error(n, p, "a queue of \(text) at the rate is not from 1ms to 10s", hint: "e.g. `queue: 100ms`"); return nil
         case .failure:
-            reader.error(n, p, "'\(text)' is not a queue: `queue` is \(what)", hint: "e.g. `queue: bdp`, `queue: 100ms` or `queue: 1000`"); return nil
+            reader.error(n, p, "'\(raw)' is not a queue: `queue` is \(what)", hint: "e.g. `queue: bdp`, `queue: 100ms` or `queue: 1000`"); return nil
         }
     }
 
     private mutating func decodeProfile(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> LinkProfile? {
         guard checkName(name, keyNode, path, what: "profile"), let o = ObjectReader(reader, node, path: path, shape: Shapes.profile) else { return nil }
         var pr = LinkProfile(name: name, location: reader.location(keyNode))
-        if let (n, p) = o["rate"] { pr.rate = reader.bitrate(n, p) }
+        if let (n, p) = o["rate"] {
+            pr.rate = reader.bitrate(n, p)
+            // The kernel's shapers count whole bytes per second.
+            if let r = pr.rate, r.bitsPerSecond < 8 {
+                reader.error(n, p, "a rate of \(r) is less than one byte per second, the least the kernel's shapers take", hint: "use at least 8bit"); pr.rate = nil
+            }
+        }
         if let (n, p) = o["delay"] { pr.delay = boundedDelay(n, p) }
         if let (n, p) = o["jitter"] { pr.jitter = boundedDelay(n, p) }
         if let (n, p) = o["delay-correlation"] { pr.delayCorrelation = reader.percent(n, p) }
@@ -168,6 +182,16 @@ struct TopologyDecoder {
         if let (n, p) = o["direction"] { pr.direction = reader.choice(n, p, ["both", "forward", "reverse"]).flatMap(LinkProfile.Direction.init) ?? .both }
         if pr.jitter != nil, pr.delay == nil {
             reader.error(node, path, "profile '\(name)' sets `jitter` without `delay`", hint: "jitter varies a delay: add e.g. `delay: 20ms`")
+        }
+        if let (n, p) = o["queue"] ?? o["queue-limit"], pr.queue != nil {
+            // A queue belongs to a qdisc: without a rate or netem there is none, and htb alone
+            // (past tbf's 32-bit field) keeps the device's own queue.
+            if pr.rate == nil && !pr.needsNetem {
+                reader.error(n, p, "profile '\(name)' gives a queue but shapes nothing, so there is no queue to size", hint: "give the profile a `rate` (or a `delay`), or remove `queue`")
+            } else if let r = pr.rate, r.bitsPerSecond > LinkProfile.tbfMaxBitsPerSecond, !pr.needsNetem {
+                reader.error(n, p, "a rate of \(r) is shaped by htb alone, which keeps the device's own queue (1000 packets): `queue` would have no effect",
+                             hint: "remove `queue`, use a rate up to 17.18gbit, or add a `delay` (netem then holds the queue)")
+            }
         }
         if let j = pr.jitter, let d = pr.delay, j > d {
             reader.error(node, "\(path).jitter", "jitter \(j) is larger than the delay \(d), so packets would need negative delay",

@@ -62,6 +62,18 @@ import Testing
         #expect(!odd.contains("inf") && !odd.contains("99"))
     }
 
+    /// Queue figures from a results file are range-checked before anything is computed with them
+    /// (a negative limit trapped the summary's table).
+    @Test func queuesOutOfRangeInAResultsFileAreRefused() throws {
+        for (packets, held, ms) in [(-5, 0, 1.0), (Int.min, 1, 1.0), (10, 11, 1.0), (10, 1, -1.0), (10, 1, 1e300), (Int.max, 0, 1.0)] as [(Int, Int, Double)] {
+            var r = results()
+            r.queues = [RunResults.Queue(link: "l", end: "a:eth0", host: "here", profile: "p", rule: "bdp", packets: packets, forDelay: held, milliseconds: ms)]
+            let dir = try write(r)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            #expect(throws: (any Error).self, "\(packets) \(held) \(ms)") { _ = try RunReport.read(dir) }
+        }
+    }
+
     @Test func aResultsFileWithFiguresNoReportCanBeMadeOfIsRefusedByName() throws {
         let dir = try write(results())
         defer { try? FileManager.default.removeItem(atPath: dir) }

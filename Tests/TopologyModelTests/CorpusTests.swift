@@ -79,3 +79,14 @@ import Testing
         #expect(a.links == b.links && a.nodes == b.nodes)
     }
 }
+
+/// `queue:` as people write it: any case, and `N packets` as plans and results print it.
+@Suite struct QueueSpellingTests {
+    @Test(arguments: [("BDP", "bdp"), ("Netem", "netem"), ("1000 packets", "1000 packets"), ("1000packets", "1000 packets"),
+                      ("1 packet", "1 packet"), ("100MS", "100ms"), ("0.1s", "100ms"), ("'250'", "250 packets")])
+    func spelled(text: String, rule: String) throws {
+        let yaml = "name: t\nprofiles: { p: { rate: 10mbit, queue: \(text) } }\nnodes: { a: {}, b: {} }\n"
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "q.yaml")
+        #expect(t.profile(named: "p")?.queue?.description == rule)
+    }
+}
