@@ -38,6 +38,11 @@ public enum QueueSizing {
 
     static func clamp(_ v: Double) -> UInt32 { UInt32(min(max(v.rounded(.up), 0), fieldMax)) }
 
+    /// Full frames a rate (bits per second) sends in `seconds`, rounded up.
+    public static func frames(in seconds: Double, rate: Double, frame: Double) -> Double {
+        (seconds * rate / 8 / frame).rounded(.up)
+    }
+
     /// Bucket bytes for a rate (bits per second) and an MTU.
     public static func burstBytes(rateBitsPerSecond: UInt64, mtu: Int) -> UInt32 {
         let frame = Double(mtu + 14)
@@ -49,17 +54,17 @@ public enum QueueSizing {
         let frame = Double(mtu + 14)
         let rate = Double(p.rate?.bitsPerSecond ?? assumedUnlimitedRate)
         let oneWaySeconds = Double((p.delay?.nanoseconds ?? 0) + (p.jitter?.nanoseconds ?? 0)) / 1e9
-        let packetsPerSecond = rate / 8 / frame
-        let inFlight = (oneWaySeconds * packetsPerSecond).rounded(.up)
+        func packets(_ seconds: Double) -> Double { frames(in: seconds, rate: rate, frame: frame) }
+        let inFlight = packets(oneWaySeconds)
         // The standing queue (what waits to be sent at the rate), and netem's limit, which also
         // holds what its delay line carries.
         let standing: Double, limit: Double
         switch p.queue ?? .bdp {
         case .bdp:
-            standing = max(Double(minimumPackets), (2 * oneWaySeconds * packetsPerSecond).rounded(.up), (standingFloorSeconds * packetsPerSecond).rounded(.up))
+            standing = max(Double(minimumPackets), packets(2 * oneWaySeconds), packets(standingFloorSeconds))
             limit = inFlight + standing
         case let .time(d):
-            standing = max(2, (d.seconds * packetsPerSecond).rounded(.up))
+            standing = max(2, packets(d.seconds))
             limit = inFlight + standing
         case let .packets(n):
             standing = Double(n); limit = Double(n)
@@ -112,16 +117,16 @@ extension QdiscSpec {
         case .htb: packets = 1000  // htb's default leaf, a pfifo of the device's txqueuelen (a veth's: 1000)
         case let .tbf(_, _, limit): packets = Int((Double(limit) / frame).rounded(.down))
         }
-        return Self.split(packets: packets, rateBitsPerSecond: rateBitsPerSecond, netem: netem, frame: frame)
+        let oneWay = Double(UInt64(netem?.delayMicroseconds ?? 0) + UInt64(netem?.jitterMicroseconds ?? 0)) / 1e6
+        return Self.split(packets: packets, rateBitsPerSecond: rateBitsPerSecond, oneWaySeconds: oneWay, frame: frame)
     }
 
     /// A limit split into what the delay holds and the queue proper, in ms at the rate (the same
     /// arithmetic as `QueueSizing`, for a plan and for what a kernel reports).
-    public static func split(packets: Int, rateBitsPerSecond: UInt64?, netem: NetemParameters?, frame: Double) -> (packets: Int, forDelay: Int, milliseconds: Double?) {
+    public static func split(packets: Int, rateBitsPerSecond: UInt64?, oneWaySeconds: Double, frame: Double) -> (packets: Int, forDelay: Int, milliseconds: Double?) {
         guard let rate = rateBitsPerSecond, rate > 0 else { return (packets, 0, nil) }
-        let oneWay = Double(UInt64(netem?.delayMicroseconds ?? 0) + UInt64(netem?.jitterMicroseconds ?? 0)) / 1e6
         // Also from what a kernel reports: computed in floating point, clamped before it is an Int.
-        let held = min(Double(max(packets, 0)), (oneWay * Double(rate) / 8 / max(frame, 1)).rounded(.up))
+        let held = min(Double(max(packets, 0)), QueueSizing.frames(in: oneWaySeconds, rate: Double(rate), frame: max(frame, 1)))
         let forDelay = held.isFinite ? Int(held) : 0
         return (packets, forDelay, Double(max(packets - forDelay, 0)) * frame * 8 / Double(rate) * 1000)
     }

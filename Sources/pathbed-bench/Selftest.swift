@@ -5,20 +5,6 @@ import Hosts
 import Planning
 import TopologyModel
 
-/// A connection used from the server's thread only.
-final class SideConnection: @unchecked Sendable {
-    let executor: HostExecutor
-    init(_ e: HostExecutor) { executor = e }
-}
-
-/// What the server printed, read after its thread ended.
-final class ServerOutput: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func append(_ d: Data) { lock.lock(); data.append(d); lock.unlock() }
-    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
-}
-
 /// The kernel's MPTCP selftest `simult_flows.sh`, built by Pathbed and by hand side by side in
 /// the MPTCP VM of the built-in pair: two paths between a client and a router (netem rate, and
 /// delay where the case has one, on both ends of each), a plain link from the router to a
@@ -153,14 +139,12 @@ else:
     /// pm_nl_ctl), timed both ways, and removed: one shell script in the VM.
     static func byHand(_ c: Case) -> String {
         func netem(_ rate: Int, _ delay: Int) -> String { "netem rate \(rate)mbit\(delay > 0 ? " delay \(delay)ms" : "")" }
+        let n = "pbsf-\(getpid())"
         return """
             set -e
-            n1=pbsf-$$-1; n2=pbsf-$$-2; n3=pbsf-$$-3; py=/tmp/pbsf-$$.py
-            cleanup() { ip netns del $n1 2>/dev/null; ip netns del $n2 2>/dev/null; ip netns del $n3 2>/dev/null; rm -f $py $py.server; }
+            n1=\(n)-1; n2=\(n)-2; n3=\(n)-3; py=
+            cleanup() { ip netns del $n1 2>/dev/null; ip netns del $n2 2>/dev/null; ip netns del $n3 2>/dev/null; [ -z "$py" ] || rm -f "$py" "$py.server"; }
             trap cleanup EXIT
-            cat > $py <<'PYEOF'
-            \(transfer)
-            PYEOF
             ip netns add $n1; ip netns add $n2; ip netns add $n3
             for n in $n1 $n2 $n3; do ip -n $n link set lo up; done
             ip link add e11 netns $n1 type veth peer name e21 netns $n2
@@ -182,14 +166,27 @@ else:
             tc -n $n1 qdisc add dev e12 root \(netem(c.rate2, c.delay2))
             tc -n $n2 qdisc add dev e21 root \(netem(c.rate1, c.delay1))
             tc -n $n2 qdisc add dev e22 root \(netem(c.rate2, c.delay2))
-            for dir in upload download; do
-              if [ $dir = upload ]; then up=\(size); down=\(small); else up=\(small); down=\(size); fi
-              ip netns exec $n3 python3 $py server 10100 $down > $py.server & s=$!
-              c=$(ip netns exec $n1 python3 $py client 10.0.3.3 10100 $up)
-              wait $s
-              echo "$dir $c $(cat $py.server)"
-            done
+            \(transfers(client: "\(n)-1", server: "\(n)-3", address: "10.0.3.3"))
             """
+    }
+
+    /// Both transfers between two namespaces of the VM, one line each:
+    /// `DIRECTION t0 clientEnd clientBytes serverEnd serverBytes`. The by-hand script and the
+    /// Pathbed labs time them the same way; the caller's EXIT trap removes `$py`.
+    static func transfers(client: String, server: String, address: String) -> String {
+        """
+        py=$(mktemp /tmp/pbsf-XXXXXX)
+        cat > $py <<'PYEOF'
+        \(transfer)
+        PYEOF
+        for dir in upload download; do
+          if [ $dir = upload ]; then up=\(size); down=\(small); else up=\(small); down=\(size); fi
+          ip netns exec \(sh(server)) python3 $py server 10100 $down > $py.server & s=$!
+          c=$(ip netns exec \(sh(client)) python3 $py client \(address) 10100 $up)
+          wait $s
+          echo "$dir $c $(cat $py.server)"
+        done
+        """
     }
 
     /// The transfer's time from the client's `t0 end bytes` and the server's `end bytes`: from
@@ -219,57 +216,43 @@ else:
 
         var times: [Time] = []
         func check() throws { if Interrupts.signal != 0 { throw ExitCode(130) } }
+        /// Runs a script that prints `transfers` lines in the VM, and its two times.
+        func timed(_ script: String, on e: HostExecutor, variant: String, run: Int, _ c: Case) throws -> [Time] {
+            var out = Data()
+            let code = try e.run(["sh", "-c", script], in: nil, timeout: 300) { s, d in if s == .stdout { out.append(d) } }
+            try check()  // an interrupted transfer is no failure of the lab
+            let text = String(decoding: out, as: UTF8.self)
+            let lines = text.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            let found = lines.compactMap { f -> Time? in
+                guard f.count == 6, let ms = Self.milliseconds(client: Array(f[1...3]), server: Array(f[4...5]), up: f[0] == "upload" ? Self.size : Self.small,
+                                                            down: f[0] == "upload" ? Self.small : Self.size) else { return nil }
+                return Time(run: run, caseName: c.name, variant: variant, direction: f[0], milliseconds: ms, bound: c.boundMilliseconds)
+            }
+            guard code == 0, found.count == 2 else { throw ValidationError("\(variant), \(c.name): the transfers failed (exit \(code)): \(text.suffix(500)); `pathbed vm status` says whether the pair is healthy, `pathbed vm down` and a new run start it afresh") }
+            for t in found { say(String(format: "  %-18@ %-8@ %7.0f ms%@", variant, t.direction, t.milliseconds, t.milliseconds > Double(t.bound) ? "  OVER" : "")) }
+            return found
+        }
         for run in 1...runs {
             for c in chosen {
                 say("run \(run), \(c.name) (bound \(c.boundMilliseconds) ms)")
                 if !noHand {
-                    let t = LabController.forLab(try TopologyLoader.load(data: Data(Self.yaml(c, queue: "bdp").utf8), file: "selftest"), inventory: inventory)
-                    defer { for e in t.executors.values { e.close() } }
-                    var out = Data()
-                    let code = try t.executor("mptcp-vm").run(["sh", "-c", Self.byHand(c)], in: nil, timeout: 300) { s, d in if s == .stdout { out.append(d) } }
-                    guard code == 0 else { throw ValidationError("the case built by hand failed (exit \(code)): \(String(decoding: out, as: UTF8.self).suffix(500))") }
-                    for line in String(decoding: out, as: UTF8.self).split(separator: "\n") {
-                        let f = line.split(separator: " ").map(String.init)
-                        guard f.count == 6, let ms = Self.milliseconds(client: Array(f[1...3]), server: Array(f[4...5]), up: f[0] == "upload" ? Self.size : Self.small,
-                                                                    down: f[0] == "upload" ? Self.small : Self.size) else {
-                            throw ValidationError("the case built by hand gave no time: \(line)")
-                        }
-                        times.append(Time(run: run, caseName: c.name, variant: "by hand", direction: String(f[0]), milliseconds: ms, bound: c.boundMilliseconds))
-                        say(String(format: "  %-18@ %-8@ %7.0f ms%@", "by hand", String(f[0]), ms, ms > Double(c.boundMilliseconds) ? "  OVER" : ""))
-                    }
+                    let lab = LabController.forLab(try TopologyLoader.load(data: Data(Self.yaml(c, queue: "bdp").utf8), file: "selftest"), inventory: inventory)
+                    defer { for e in lab.executors.values { e.close() } }
+                    times += try timed(Self.byHand(c), on: lab.executor("mptcp-vm"), variant: "by hand", run: run, c)
                 }
-                try check()
                 for q in queues {
+                    try check()
                     let topology = try TopologyLoader.load(data: Data(Self.yaml(c, queue: q).utf8), file: "selftest")
                     let lab = LabController.forLab(topology, inventory: inventory)
                     defer { for e in lab.executors.values { e.close() } }
                     _ = try? lab.down(topology.name)
                     _ = try lab.up(topology)
                     defer { _ = try? lab.down(topology.name) }
-                    let e = try lab.executor("mptcp-vm")
-                    for (direction, up, down) in [("upload", Self.size, Self.small), ("download", Self.small, Self.size)] {
-                        let side = SideConnection(e.sideConnection(stop: { Interrupts.signal != 0 }))
-                        let ns3 = topology.namespace(of: "ns3")
-                        let serverOut = ServerOutput()
-                        let server = Thread {
-                            _ = try? side.executor.run(["python3", "-c", Self.transfer, "server", "10100", "\(down)"], in: ns3, timeout: 150) { s, d in if s == .stdout { serverOut.append(d) } }
-                            side.executor.close()
-                        }
-                        server.start()
-                        var out = Data()
-                        _ = try e.run(["python3", "-c", Self.transfer, "client", "10.0.3.1", "10100", "\(up)"], in: topology.namespace(of: "ns1"), timeout: 150) { s, d in if s == .stdout { out.append(d) } }
-                        while server.isExecuting { usleep(20_000) }
-                        let f = String(decoding: out, as: UTF8.self).split(whereSeparator: \.isWhitespace).map(String.init)
-                        let g = serverOut.text.split(whereSeparator: \.isWhitespace).map(String.init)
-                        try check()  // an interrupted transfer is no failure of the lab
-                        guard f.count == 3, g.count == 2, let ms = Self.milliseconds(client: f, server: g, up: up, down: down) else {
-                            throw ValidationError("queue \(q), \(direction): the transfer failed: \(String(decoding: out, as: UTF8.self).suffix(300)) \(serverOut.text.suffix(300))")
-                        }
-                        times.append(Time(run: run, caseName: c.name, variant: "queue: \(q)", direction: direction, milliseconds: ms, bound: c.boundMilliseconds))
-                        say(String(format: "  %-18@ %-8@ %7.0f ms%@", "queue: \(q)", direction, ms, ms > Double(c.boundMilliseconds) ? "  OVER" : ""))
-                        try check()
-                    }
+                    let script = "trap '[ -z \"$py\" ] || rm -f \"$py\" \"$py.server\"' EXIT; set -e\n"
+                        + Self.transfers(client: topology.namespace(of: "ns1"), server: topology.namespace(of: "ns3"), address: "10.0.3.1")
+                    times += try timed(script, on: lab.executor("mptcp-vm"), variant: "queue: \(q)", run: run, c)
                 }
+                try check()
             }
         }
         say("\n| case (rates, one-way delays) | bound | " + (noHand ? [] : ["by hand"]).joined() + (noHand ? "" : " | ") + queues.map { "queue: \($0)" }.joined(separator: " | ") + " |")

@@ -91,6 +91,8 @@ import TopologyModel
         let stated = tbf.queue(mtu: 1500)
         #expect(stated.packets == 83)
         #expect(stated.forDelay == 0 && abs((stated.milliseconds ?? 0) - 100.5) < 0.1)
+        // The validator refuses `queue` past tbf's range with the netlink layer's limit.
+        #expect(LinkProfile.tbfMaxBitsPerSecond == Shaping.tbfMaxBitsPerSecond)
         // The default floor: 44 packets or 20 ms of the rate, for a link without delay.
         rateOnly.queue = nil
         #expect(try #require(QueueSizing.qdisc(for: rateOnly, mtu: 1500)).queue(mtu: 1500).packets == QueueSizing.minimumPackets)

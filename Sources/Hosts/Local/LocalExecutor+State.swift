@@ -36,7 +36,8 @@ extension LocalExecutor {
                 default: shaping.append(root.kind)
                 }
             }
-            if let n = mine.first(where: { $0.kind == "netem" }) {
+            let netem = mine.first(where: { $0.kind == "netem" })
+            if let n = netem {
                 var s = "netem"
                 if let d = n.delayMicroseconds, d > 0 { s += " delay \(Duration(nanoseconds: Int64(d) * 1000))" }
                 if let j = n.jitterMicroseconds, j > 0 { s += " jitter \(Duration(nanoseconds: Int64(j) * 1000))" }
@@ -46,11 +47,8 @@ extension LocalExecutor {
             }
             var text = shaping.joined(separator: " / ")
             if let p = queuePackets, p.isFinite, p >= 0, p < 1e9 {
-                let n = mine.first(where: { $0.kind == "netem" })
-                var params = NetemParameters()
-                params.delayMicroseconds = n?.delayMicroseconds ?? 0
-                params.jitterMicroseconds = n?.jitterMicroseconds ?? 0
-                let q = QdiscSpec.split(packets: Int(p), rateBitsPerSecond: rateBytes.map { $0 &* 8 }, netem: params, frame: frame)
+                let oneWay = Double(UInt64(netem?.delayMicroseconds ?? 0) + UInt64(netem?.jitterMicroseconds ?? 0)) / 1e6
+                let q = QdiscSpec.split(packets: Int(p), rateBitsPerSecond: rateBytes.map { $0 &* 8 }, oneWaySeconds: oneWay, frame: frame)
                 text += ", queue \(q.packets) packets" + (q.forDelay > 0 ? " (\(q.forDelay) held for the delay)" : "")
                     + (q.milliseconds.map { String(format: ", %.1f ms at the rate", $0) } ?? "")
             }
