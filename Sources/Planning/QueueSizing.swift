@@ -7,11 +7,13 @@ import TopologyModel
 /// - netem holds every packet for its delay, so its limit must cover `rate x (delay + jitter)`
 ///   in packets, plus a standing queue.
 /// - the standing queue is one bandwidth-delay product (`rate x RTT`, RTT taken as twice this
-///   direction's delay), enough for one TCP flow to keep the link busy, and never below 20 ms of
-///   the rate or 44 packets (one 64 KB GSO burst of full frames), so that links without delay
-///   still absorb a burst. (A floor of 5 ms or 8 packets dropped the bursts an MPTCP sender puts
-///   on its faster path: the kernel selftest simult_flows.sh's 10/3 Mbit/s case took 15.0 s
-///   against its 11.9 s bound; 20 ms or 8 packets, 12.6 s; 50 ms, 11.3 s. docs/benchmarks.md.)
+///   direction's delay), enough for one TCP flow to keep the link busy, and never below 44
+///   packets (one 64 KB GSO burst of full frames), so that links without delay still absorb a
+///   burst. (A floor of 5 ms or 8 packets dropped the bursts an MPTCP sender puts on its faster
+///   path: the kernel selftest simult_flows.sh's 10/3 Mbit/s case took 15.0 s against its 11.9 s
+///   bound; 20 ms or 8 packets, 12.6 s; 50 ms, 11.3 s. A floor of 20 ms as well gave fast links
+///   without delay deeper queues than a burst needs: 83 packets on the origin's 50 Mbit/s LAN.
+///   docs/benchmarks.md.)
 /// - tbf's byte fifo holds at least its bucket plus a frame: tbf passes a packet that fits the
 ///   bucket (a 64 KB GSO packet at 100 Mbit/s) whole to the fifo, which otherwise drops it
 ///   (measured: 0.3 Mbit/s of 100).
@@ -28,8 +30,6 @@ public enum QueueSizing {
     public static let minimumPackets = 44
     /// netem's limit when `tc` is given none.
     public static let netemDefaultLimit = 1000
-    /// A standing queue holds at least this much of the rate (links without delay still absorb a burst).
-    public static let standingFloorSeconds = 0.020
     public static let assumedUnlimitedRate: UInt64 = 1_000_000_000
     /// Two ticks of a 250 Hz kernel.
     public static let bucketSeconds = 0.008
@@ -61,7 +61,7 @@ public enum QueueSizing {
         let standing: Double, limit: Double
         switch p.queue ?? .bdp {
         case .bdp:
-            standing = max(Double(minimumPackets), packets(2 * oneWaySeconds), packets(standingFloorSeconds))
+            standing = max(Double(minimumPackets), packets(2 * oneWaySeconds))
             limit = inFlight + standing
         case let .time(d):
             standing = max(2, packets(d.seconds))
@@ -149,24 +149,38 @@ public struct ShapedQueue: Codable, Sendable, Hashable {
     public var forDelay: Int
     /// How long the rest, the queue proper, takes to leave at the rate (nil without a rate).
     public var milliseconds: Double?
+    /// The fault that installs this queue for its window (`fault 2 (profile)`); nil: the file's
+    /// profile, for the whole run.
+    public var during: String?
 
     /// `wlan router:wlan0 (wlan, bdp): 61 packets, 17 held for the delay, 44 queued: 26.6 ms at the rate`
     public var summary: String {
         "\(link) \(end) (\(profile), \(rule)): \(packets) packets" + (forDelay > 0 ? ", \(forDelay) held for the delay, \(packets - forDelay) queued" : "")
             + (milliseconds.map { String(format: ": %.1f ms at the rate", $0) } ?? "")
+            + (during.map { ", during \($0)" } ?? "")
     }
 
-    /// Every shaped direction of the lab, in link order.
+    /// Every shaped direction of the lab, in link order; then the queues that a `profile` fault
+    /// installs for its window (both directions of its link, as the fault shapes them).
     public static func of(_ t: Topology) -> [ShapedQueue] {
         let profiles = Dictionary(t.profiles.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var out: [ShapedQueue] = []
+        func add(_ link: Link, _ i: Int, _ q: QdiscSpec, during: String? = nil) {
+            let (packets, forDelay, ms) = q.queue(mtu: link.mtu)
+            out.append(ShapedQueue(link: link.name, end: "\(link.endpoints[i])", host: link.hosts[i], profile: q.profile,
+                                   rule: profiles[q.profile]?.queue?.description ?? "bdp", packets: packets, forDelay: forDelay, milliseconds: ms, during: during))
+        }
         for link in t.links {
-            for (i, e) in link.endpoints.enumerated() {
-                guard let q = Planner.qdisc(profiles, link, end: i) else { continue }
-                let (packets, forDelay, ms) = q.queue(mtu: link.mtu)
-                out.append(ShapedQueue(link: link.name, end: "\(e)", host: link.hosts[i], profile: q.profile,
-                                       rule: profiles[q.profile]?.queue?.description ?? "bdp", packets: packets, forDelay: forDelay, milliseconds: ms))
+            for i in link.endpoints.indices {
+                if let q = Planner.qdisc(profiles, link, end: i) { add(link, i, q) }
             }
+        }
+        for (n, f) in t.schedule.enumerated() {
+            guard case let .profile(l, name) = f.kind, t.links.indices.contains(l), var p = profiles[name] else { continue }
+            let link = t.links[l]
+            p.direction = LinkProfile.Direction.both  // a profile fault shapes both directions of its link
+            guard let q = QueueSizing.qdisc(for: p, mtu: link.mtu) else { continue }
+            for i in link.endpoints.indices { add(link, i, q, during: "fault \(n + 1) (profile)") }
         }
         return out
     }

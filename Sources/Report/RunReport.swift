@@ -99,7 +99,7 @@ public enum RunReport {
     /// The shaped directions' queues, one row per profile and length (a lab of many links
     /// shaped alike is a few rows).
     static func queueTable(_ queues: [RunResults.Queue]) -> String {
-        struct Key: Hashable { var profile: String; var rule: String; var packets: Int; var forDelay: String; var milliseconds: String }
+        struct Key: Hashable { var profile: String; var rule: String; var packets: Int; var forDelay: String; var milliseconds: String; var during: String }
         var order: [Key] = []
         var ends: [Key: [String]] = [:]
         for q in queues {
@@ -107,17 +107,17 @@ public enum RunReport {
             // unknown, never computed with; names on one line each.
             let ms = q.milliseconds.flatMap { $0.isFinite && (0...1e12).contains($0) ? String(format: "%.1f", $0) : nil } ?? "-"
             let held = q.forDelay.flatMap { q.packets >= 0 && (0...q.packets).contains($0) ? "\($0)" : nil } ?? "-"
-            let k = Key(profile: safeText(q.profile, singleLine: true), rule: safeText(q.rule, singleLine: true), packets: q.packets, forDelay: held, milliseconds: ms)
+            let k = Key(profile: safeText(q.profile, singleLine: true), rule: safeText(q.rule, singleLine: true), packets: q.packets, forDelay: held, milliseconds: ms, during: q.during.map { safeText($0, singleLine: true) } ?? "the run")
             if ends[k] == nil { order.append(k) }
             ends[k, default: []].append(safeText("\(q.link) \(q.end)", singleLine: true))
         }
         let shown = 40
         var rows = order.prefix(shown).map { k -> [String] in
             let e = ends[k] ?? []
-            return [k.profile, k.rule, "\(k.packets)", k.forDelay, k.milliseconds, e.count > 3 ? e.prefix(2).joined(separator: ", ") + ", ... (\(e.count) in all)" : e.joined(separator: ", ")]
+            return [k.profile, k.rule, "\(k.packets)", k.forDelay, k.milliseconds, k.during, e.count > 3 ? e.prefix(2).joined(separator: ", ") + ", ... (\(e.count) in all)" : e.joined(separator: ", ")]
         }
-        if order.count > shown { rows.append(["... \(order.count - shown) more in results.json", "", "", "", "", ""]) }
-        return Render.table(["profile", "queue", "packets", "held for the delay", "queued: ms at the rate", "shaped directions (link, end)"], rows) + "\n"
+        if order.count > shown { rows.append(["... \(order.count - shown) more in results.json", "", "", "", "", "", ""]) }
+        return Render.table(["profile", "queue", "packets", "held for the delay", "queued: ms at the rate", "in force", "shaped directions (link, end)"], rows) + "\n"
     }
 
     static func rawSummary(_ r: RunResults) -> String {

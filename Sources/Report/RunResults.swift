@@ -53,9 +53,12 @@ public struct RunResults: Codable, Sendable {
         public var forDelay: Int?
         /// How long the rest, the queue proper, takes to leave at the rate; absent without a rate.
         public var milliseconds: Double?
-        public init(link: String, end: String, host: String, profile: String, rule: String, packets: Int, forDelay: Int, milliseconds: Double?) {
+        /// The fault that installs this queue for its window (`fault 2 (profile)`); absent: the
+        /// file's profile, for the whole run.
+        public var during: String?
+        public init(link: String, end: String, host: String, profile: String, rule: String, packets: Int, forDelay: Int, milliseconds: Double?, during: String? = nil) {
             self.link = link; self.end = end; self.host = host; self.profile = profile; self.rule = rule; self.packets = packets
-            self.forDelay = forDelay; self.milliseconds = milliseconds
+            self.forDelay = forDelay; self.milliseconds = milliseconds; self.during = during
         }
     }
 

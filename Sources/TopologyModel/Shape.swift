@@ -102,7 +102,7 @@ public enum Shapes {
         Field("corrupt", .percent, "Share of packets with a flipped bit (netem)."),
         Field("reorder", .oneOf([.percent, .object(reorder)]), "Reordering (netem; needs a delay)."),
         Field("queue", .oneOf([.enumeration(["bdp", "netem"]), .integer(min: 1, max: 1_000_000), .duration]),
-              "Queue of each shaped direction: `bdp` (the default: what the delay holds plus the rate times twice the delay, never less than 44 packets or 20 ms of the rate), a time at the rate (`100ms`, plus what the delay holds), packets (`1000`), or `netem` (its own default, 1000 packets)."),
+              "Queue of each shaped direction: `bdp` (the default: what the delay holds plus the rate times twice the delay, never less than 44 packets), a time at the rate (`100ms`, plus what the delay holds), packets (`1000`), or `netem` (its own default, 1000 packets)."),
         Field("queue-limit", .integer(min: 1, max: 1_000_000), "Queue length in packets: the same as `queue: N` (give one of the two)."),
         Field("direction", .enumeration(["both", "forward", "reverse"]),
               "Which direction is shaped: forward = traffic leaving the link's first endpoint, reverse = leaving the second (default both)."),

@@ -32,9 +32,23 @@ struct Plan: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(plan), as: UTF8.self))
+            let queues = ShapedQueue.of(topology).filter { q in host.map { q.host == $0 } ?? true }
+            print(String(decoding: try encoder.encode(PlanDocument(plan: plan, queues: queues)), as: UTF8.self))
         } else {
             print(PlanText.render(plan, topology: topology), terminator: "")
         }
+    }
+}
+
+/// `plan --json`: the plan's fields, and `queues`, each shaped direction's queue as the text's
+/// "queues" section states it (in a run's results.json too).
+struct PlanDocument: Encodable {
+    var plan: LabPlan
+    var queues: [ShapedQueue]
+    enum Key: String, CodingKey { case queues }
+    func encode(to encoder: any Encoder) throws {
+        try plan.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(queues, forKey: .queues)
     }
 }

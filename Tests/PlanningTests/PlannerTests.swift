@@ -93,9 +93,13 @@ import TopologyModel
         #expect(stated.forDelay == 0 && abs((stated.milliseconds ?? 0) - 100.5) < 0.1)
         // The validator refuses `queue` past tbf's range with the netlink layer's limit.
         #expect(LinkProfile.tbfMaxBitsPerSecond == Shaping.tbfMaxBitsPerSecond)
-        // The default floor: 44 packets or 20 ms of the rate, for a link without delay.
+        // The default floor: 44 packets for a link without delay, at any rate whose bucket is smaller
+        // (a LAN of 50 Mbit/s: 44 packets, 10.7 ms, not 20 ms of the rate; origin.md's RTT under load).
         rateOnly.queue = nil
         #expect(try #require(QueueSizing.qdisc(for: rateOnly, mtu: 1500)).queue(mtu: 1500).packets == QueueSizing.minimumPackets)
+        rateOnly.rate = try Bitrate.parse("50mbit").get()
+        let lan = try #require(QueueSizing.qdisc(for: rateOnly, mtu: 1500)).queue(mtu: 1500)
+        #expect(lan.packets == QueueSizing.minimumPackets && abs((lan.milliseconds ?? 0) - 10.7) < 0.1)
     }
 
     /// `plan` and a run's results state every shaped direction's queue, with the rule it follows.
@@ -125,6 +129,28 @@ import TopologyModel
         #expect(text.contains("queues ("))
         #expect(text.contains("  f b:eth1 (fixed, 1000 packets): 1000 packets, 1 held for the delay, 999 queued: 1210.0 ms at the rate"))
         #expect(q[0].forDelay == 17 && abs((q[0].milliseconds ?? 0) - 26.6) < 0.1)
+        #expect(q.allSatisfy { $0.during == nil })
+    }
+
+    /// A `profile` fault's queues are stated too: both directions of its link, for its window
+    /// (in `plan`, `plan --json` and results.json), after the file's own.
+    @Test func aProfileFaultStatesTheQueuesItInstalls() throws {
+        let yaml = """
+            name: faultqueues
+            profiles:
+              fast: { rate: 20mbit, direction: forward }
+              slow: { rate: 1mbit, delay: 50ms }
+            nodes: { a: {}, b: {} }
+            links: [ { name: p, endpoints: [a:eth0, b:eth0], profile: fast, subnet: 10.9.0.0/24 } ]
+            workloads: [ { name: rtt, plugin: ping, client: a, server: b, duration: 10s } ]
+            schedule: [ { at: 2s, fault: profile, link: p, profile: slow, for: 3s } ]
+            """
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "faultqueues.yaml")
+        let q = ShapedQueue.of(t)
+        #expect(q.map { "\($0.end) \($0.profile) \($0.during ?? "-")" } == ["a:eth0 fast -", "a:eth0 slow fault 1 (profile)", "b:eth0 slow fault 1 (profile)"])
+        // 1 Mbit/s for 50 ms: 5 frames held, and a standing queue of 44 (the BDP is 9).
+        #expect(q[1].packets == 5 + 44 && q[1].forDelay == 5)
+        #expect(PlanText.render(Planner.plan(t), topology: t).contains("p b:eth0 (slow, bdp): 49 packets, 5 held for the delay, 44 queued: 532.9 ms at the rate, during fault 1 (profile)"))
     }
 
     @Test func oneWayProfileShapesOneEnd() throws {

@@ -54,7 +54,10 @@ import Testing
         var r = results()
         r.queues = (0..<5).map { RunResults.Queue(link: "l\($0)", end: "a:eth\($0)", host: "here", profile: "wlan", rule: "bdp", packets: 61, forDelay: 17, milliseconds: 26.6) }
             + [RunResults.Queue(link: "x", end: "b:eth0", host: "here", profile: "odd", rule: "100ms", packets: 10, forDelay: 99, milliseconds: .infinity)]
+            + [RunResults.Queue(link: "l0", end: "a:eth0", host: "here", profile: "slow", rule: "bdp", packets: 49, forDelay: 5, milliseconds: 532.9, during: "fault 1\n(profile)")]
         let text = RunReport.summary(r)
+        let slow = try #require(text.split(separator: "\n").first { $0.contains("slow") })
+        #expect(slow.contains("fault 1?(profile)") && slow.contains("532.9"), "\(text)")
         #expect(text.contains("wlan"), "\(text)")
         let wlan = try #require(text.split(separator: "\n").first { $0.contains("wlan") })
         #expect(wlan.contains("61") && wlan.contains("17") && wlan.contains("26.6") && wlan.contains("(5 in all)"))
