@@ -31,7 +31,7 @@ extension LabController {
                 let info = try e.info()
                 let caps = e.capabilities(sysctls: h.sysctlKeys)
                 return HostCheck(host: h.host, reach: reach, declaredMPTCP: declared, info: .success(info), capabilities: caps,
-                                 missing: caps.problems(for: h, declaredMPTCP: declared, labSpansHosts: t.hosts.count > 1))
+                                 missing: caps.problems(for: h, declaredMPTCP: declared, labSpansHosts: t.hosts.count > 1, origins: Capabilities.Origins(t)))
             } catch {
                 return HostCheck(host: h.host, reach: reach, declaredMPTCP: declared,
                                  info: .failure(error as? LabError ?? LabError("\(error)")), capabilities: nil, missing: [])

@@ -16,7 +16,7 @@ extension LabController {
         }
         progress("\(plan.hosts.map(\.host).joined(separator: ", ")): kernels checked in \(String(format: "%.2f", Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)) s")
         for (i, h) in plan.hosts.enumerated() {
-            problems += found.get(i).problems(for: h, declaredMPTCP: t.host(named: h.host)?.mptcp ?? true, labSpansHosts: t.hosts.count > 1)
+            problems += found.get(i).problems(for: h, declaredMPTCP: t.host(named: h.host)?.mptcp ?? true, labSpansHosts: t.hosts.count > 1, origins: Capabilities.Origins(t))
                 .map { "    - \(h.host): \($0.name): \($0.detail); \($0.fix)" }
         }
         if !problems.isEmpty {

@@ -28,6 +28,27 @@ import TopologyModel
                               .init(name: "veth", ok: true, detail: "", fix: "")])
     }
 
+    /// What a kernel lacks is named with what in the file needs it: netem with each profile and
+    /// its line, a congestion control the kernel has but does not allow in a namespace (it would
+    /// fail with a bare EPERM) with the node, its line and how to allow it; nothing is changed.
+    @Test func whatAKernelLacksIsNamedWithWhatNeedsItBeforeAnyChange() throws {
+        var t = try thesis()
+        let client = try #require(t.nodes.firstIndex { $0.name == "client" })
+        #expect(t.nodes[client].congestionControl == "cubic")
+        var caps = Self.withMPTCP(true)
+        caps.checks = caps.checks.map { c in c.name == "netem" ? .init(name: "netem", ok: false, detail: "ENOENT", fix: "load sch_netem") : c }
+        caps.congestionControls = ["reno", "bbr", "cubic"]
+        caps.allowedCongestionControls = ["reno", "bbr"]
+        mptcpVM.capabilitiesToReport = caps; plainVM.capabilitiesToReport = Self.withMPTCP(true)
+        t.nodes[client].location = SourceLocation(file: "lab.yaml", line: 25, column: 3)
+        let e = try #require(throws: LabError.self) { try controller().up(t) }
+        let text = "\(e)"
+        #expect(text.contains("netem: ENOENT; needed by profile wlan (") && text.contains("profile lte-lossy ("), "\(text)")
+        #expect(text.contains("congestion control cubic, chosen by node client (lab.yaml:25:3), is available but not allowed"), "\(text)")
+        #expect(text.contains("sysctl -w net.ipv4.tcp_allowed_congestion_control='reno bbr cubic'"), "\(text)")
+        #expect(mptcpVM.applied.isEmpty && plainVM.applied.isEmpty)
+    }
+
     @Test func underlayMTUsAreJournaledAndRestoredByDown() throws {
         let t = try thesis()
         mptcpVM.capabilitiesToReport = Self.withMPTCP(true); plainVM.capabilitiesToReport = Self.withMPTCP(true)

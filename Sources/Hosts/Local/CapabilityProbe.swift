@@ -55,7 +55,10 @@ public enum CapabilityProbe {
         }
         let ccs = NetworkNamespace.readSysctl(fd, "net.ipv4.tcp_available_congestion_control") ?? ""
         caps.congestionControls = ccs.split(separator: " ").map(String.init)
-        add("congestion controls", !ccs.isEmpty, ccs.isEmpty ? "unknown" : ccs)
+        // Global, readable from any namespace: which of them a namespace may make its default.
+        let allowed = NetworkNamespace.readSysctl(fd, "net.ipv4.tcp_allowed_congestion_control")
+        caps.allowedCongestionControls = allowed.map { $0.split(separator: " ").map(String.init) }
+        add("congestion controls", !ccs.isEmpty, ccs.isEmpty ? "unknown" : ccs + (allowed.map { "; allowed in a namespace: \($0)" } ?? ""))
         for key in Set(sysctls).sorted() {
             if let e = NetworkNamespace.sysctlWriteProblem(fd, key) {
                 caps.sysctlProblems[key] = e == ENOENT ? "this kernel has no such key" : e == EACCES ? "it is read-only" : String(cString: strerror(e))
