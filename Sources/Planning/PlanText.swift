@@ -17,6 +17,17 @@ public enum PlanText {
             out += "queues (each shaped direction: its length in packets and in ms at its rate; `queue:` of a profile sets it):\n"
             for q in queues { out += "  \(q.summary)\n" }
         }
+        // Routes Pathbed adds that the file does not write: say them.
+        var gateways: [String] = []
+        let addresses = t.addressesByNode
+        for n in t.nodes where n.sourceRouting {
+            for (iface, address) in addresses[n.name] ?? [] {
+                if let g = Planner.sourceRoutingGateway(t, n, iface, address) {
+                    gateways.append("  \(n.name): \(iface)'s table routes beyond its subnet through \(g), the link's one forwarding neighbour (no route of the file has a gateway there)")
+                }
+            }
+        }
+        if !gateways.isEmpty { out += "source routing (default routes the file does not write):\n" + gateways.joined(separator: "\n") + "\n" }
         let merged = Planner.kernelBridges(t)
         if !merged.bridgeOf.isEmpty {
             let groups = Dictionary(grouping: merged.bridgeOf.keys, by: { merged.bridgeOf[$0]! })

@@ -120,10 +120,15 @@ public enum Planner {
                     while taken.contains(table) { table += 1 }
                     add(n.host, .addRoute(namespace: ns, RouteSpec(destination: address.network, family: address.family, device: iface,
                                                                    source: address.address, table: UInt32(table), scopeLink: true)))
-                    // Copy the routes whose gateway sits on this interface into its table.
+                    // Copy the routes whose gateway sits on this interface into its table; where
+                    // none does, a default through the link's one forwarding neighbour (subflows
+                    // from this address reach nothing beyond its subnet otherwise). `plan` says so.
                     for r in n.routes where r.table == nil {
                         guard let via = r.via, address.contains(via), r.device == nil || r.device == iface else { continue }
                         add(n.host, .addRoute(namespace: ns, RouteSpec(destination: r.destination, family: r.family, via: via, device: iface, table: UInt32(table))))
+                    }
+                    if let gateway = sourceRoutingGateway(t, n, iface, address) {
+                        add(n.host, .addRoute(namespace: ns, RouteSpec(destination: nil, family: address.family, via: gateway, device: iface, table: UInt32(table))))
                     }
                     add(n.host, .addRule(namespace: ns, from: address.address, table: UInt32(table), priority: UInt32(1000 + i)))
                     table += 1
@@ -222,6 +227,14 @@ public enum Planner {
     public static let sourceRoutingFirstTable = 100
 
     /// Each node's addressed interfaces in file order (one pass over the links).
+    /// The gateway a node's source-routing table for an interface gets a default route through:
+    /// the link's one forwarding neighbour, where the node's own routes give the table nothing
+    /// beyond its subnet.
+    public static func sourceRoutingGateway(_ t: Topology, _ n: Node, _ iface: String, _ address: IPNetwork) -> IPAddress? {
+        guard n.sourceRouting, !t.sourceRoutingTableReachesBeyondSubnet(node: n, interface: iface, address: address) else { return nil }
+        return t.gateway(node: n.name, interface: iface, family: address.family)
+    }
+
     static func interfaces(_ t: Topology) -> [String: [(String, IPNetwork)]] {
         var out: [String: [(String, IPNetwork)]] = [:]
         for link in t.links {

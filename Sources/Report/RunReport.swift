@@ -127,6 +127,11 @@ public enum RunReport {
         if let problems = r.problems, !problems.isEmpty {
             out += "PROBLEMS:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") + "\n\n"
         }
+        if let warnings = r.warnings, !warnings.isEmpty {
+            out += "WARNINGS (the lab's wiring; `pathbed validate` says the same):\n"
+                + warnings.prefix(20).map { "  - " + safeText($0, singleLine: true) }.joined(separator: "\n")
+                + (warnings.count > 20 ? "\n  - ... \(warnings.count - 20) more in results.json" : "") + "\n\n"
+        }
         // What was left out to stay within bounds (not a failure, but never silent).
         let notes = r.workloads.flatMap { w in (w.notes ?? []).map { "\(w.name): \($0)" } }
         if !notes.isEmpty { out += "NOTES:\n" + notes.map { "  - \($0)" }.joined(separator: "\n") + "\n\n" }

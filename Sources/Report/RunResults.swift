@@ -36,6 +36,9 @@ public struct RunResults: Codable, Sendable {
     /// What went wrong or was left out: workloads that failed, hosts that stopped answering,
     /// values out of range, samples past the limits. Empty for a run that went as planned.
     public var problems: [String]?
+    /// Where the lab is wired so that it cannot do what it says (`pathbed validate`'s warnings):
+    /// said with the figures, which they may explain.
+    public var warnings: [String]?
     /// The queue of every shaped direction (docs/topology.md, "Queues"); absent in results of
     /// releases before it was recorded.
     public var queues: [Queue]?

@@ -295,6 +295,8 @@ final class RunSession: @unchecked Sendable {
             if let e = w.error, endedEarly == nil || !e.contains("when the run ended early") { found.append("workload \(w.name) failed: \(e)") }
         }
         results.problems = found.isEmpty ? nil : found
+        let warnings = TopologyLint.warnings(t).map { "\($0.location): \($0.message)" + ($0.hint.map { " (fix: \($0))" } ?? "") }
+        results.warnings = warnings.isEmpty ? nil : warnings
         return results
     }
 

@@ -15,13 +15,18 @@ public struct Diagnostic: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// What the user should do about it.
     public var hint: String?
+    /// An error stops the file; a warning (a lab wired so that it cannot do what it says) is
+    /// said and the lab still comes up, unless `--strict`.
+    public var severity: Severity = .error
 
-    public init(_ location: SourceLocation, path: String, _ message: String, hint: String? = nil) {
-        self.location = location; self.path = path; self.message = message; self.hint = hint
+    public enum Severity: String, Sendable, Hashable { case error, warning }
+
+    public init(_ location: SourceLocation, path: String, _ message: String, hint: String? = nil, severity: Severity = .error) {
+        self.location = location; self.path = path; self.message = message; self.hint = hint; self.severity = severity
     }
 
     public var description: String {
-        var s = "\(location): error: "
+        var s = "\(location): \(severity.rawValue): "
         if !path.isEmpty { s += "\(path): " }
         s += message
         if let hint { s += "\n    fix: \(hint)" }

@@ -157,7 +157,8 @@ extension TopologyValidator {
     func program(_ written: String, _ path: String) -> String? {
         let base = (topology.file as NSString).deletingLastPathComponent
         let full = ((written.hasPrefix("/") ? written : (base as NSString).appendingPathComponent(written)) as NSString).standardizingPath
-        let absolute = full.hasPrefix("/") ? full : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(full)
+        // Standardized after it is made absolute: `./a.sh` in the current directory is named `/dir/a.sh`.
+        let absolute = full.hasPrefix("/") ? full : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(full) as NSString).standardizingPath
         var st = stat()
         guard stat(absolute, &st) == 0 else {
             error(path, "the plugin \(absolute) does not exist", hint: "paths are relative to the topology file (\(base.isEmpty ? "." : base))")

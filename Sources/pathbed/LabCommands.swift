@@ -26,7 +26,7 @@ struct Up: ParsableCommand {
     @OptionGroup var hosts: HostOptions
 
     func run() throws {
-        let t = try loadTopology(file)
+        let t = try loadTopology(file, sayWarnings: true)
         do {
             let controller = try hosts.controller(for: t, quiet: quiet)
             if !dryRun { try LabController.requireRoot("building a lab", "up \(file)") }

@@ -27,9 +27,15 @@ struct Pathbed: ParsableCommand {
 }
 
 /// Loads a topology, printing every problem to standard error and exiting non-zero on failure.
-func loadTopology(_ path: String) throws -> Topology {
+func loadTopology(_ path: String, sayWarnings: Bool = false) throws -> Topology {
     do {
-        return try TopologyLoader.load(path: path)
+        let t = try TopologyLoader.load(path: path)
+        // A lab wired so that it cannot do what it says still comes up, but never silently.
+        if sayWarnings {
+            let warnings = TopologyLint.warnings(t)
+            if !warnings.isEmpty { printError(warnings.map(\.description).joined(separator: "\n") + "\n(`pathbed validate --strict` refuses a file with warnings)") }
+        }
+        return t
     } catch let errors as TopologyErrors {
         printError(errors.description)
         throw ExitCode(1)

@@ -37,7 +37,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let t = try loadTopology(file)
+        let t = try loadTopology(file, sayWarnings: true)
         do {
             try LabController.requireRoot("running a lab", "run \(file)")
             let lab = try hosts.controller(for: t, quiet: false)

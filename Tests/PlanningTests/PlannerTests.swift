@@ -153,6 +153,39 @@ import TopologyModel
         #expect(PlanText.render(Planner.plan(t), topology: t).contains("p b:eth0 (slow, bdp): 49 packets, 5 held for the delay, 44 queued: 532.9 ms at the rate, during fault 1 (profile)"))
     }
 
+    /// A multihomed MPTCP client with one default route: each further interface's source-routing
+    /// table gets a default through its link's one forwarding neighbour (a router, or the only
+    /// router on a bridge), where none of the file's routes reaches it; none where the neighbour
+    /// does not forward. (Found by a new user: 8 MP_JOINs left the client and none arrived.)
+    @Test func sourceRoutingTablesGetTheirLinksOneRouter() throws {
+        let yaml = """
+            name: threepaths
+            nodes:
+              client:
+                mptcp: { endpoints: { wlan0: subflow, lte0: subflow, sat0: subflow, lan0: subflow }, limits: { subflows: 4 } }
+                routes: [ { to: default, via: 10.0.1.1 } ]
+              router: { forwarding: true }
+              gw: { forwarding: true }
+              modem: {}
+              server: { routes: [ { to: default, via: 10.0.9.1 } ] }
+            bridges: { lan: { subnet: 10.0.4.0/24 } }
+            links:
+              - { endpoints: [router:wlan0, client:wlan0], subnet: 10.0.1.0/24 }
+              - { endpoints: [router:lte0, client:lte0], subnet: 10.0.2.0/24 }
+              - { endpoints: [modem:sat0, client:sat0], subnet: 10.0.3.0/24 }
+              - { endpoints: [gw:lan0, lan] }
+              - { endpoints: [client:lan0, lan] }
+              - { endpoints: [router:eth0, server:eth0], subnet: 10.0.9.0/24 }
+            """
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "threepaths.yaml")
+        let routes = Planner.plan(t).hosts[0].operations.compactMap { op -> String? in
+            guard case let .addRoute(ns, r) = op, ns == t.namespace(of: "client"), r.table != nil, r.destination == nil else { return nil }
+            return "\(r.via.map { "\($0)" } ?? "-") \(r.device ?? "-")"
+        }
+        #expect(routes == ["10.0.1.1 wlan0", "10.0.2.1 lte0", "10.0.4.1 lan0"], "the file's default, then the links' routers; none through the modem")
+        #expect(PlanText.render(Planner.plan(t), topology: t).contains("lte0's table routes beyond its subnet through 10.0.2.1"))
+    }
+
     @Test func oneWayProfileShapesOneEnd() throws {
         let yaml = """
             name: oneway

@@ -90,3 +90,34 @@ import Testing
         #expect(t.profile(named: "p")?.queue?.description == rule)
     }
 }
+
+/// Every file in Lint/ is valid but wired so that it cannot do what it says: each must get the
+/// warnings (with positions) of its .expect file, and no example lab gets any.
+@Suite struct LintCorpusTests {
+    static let cases = files(in: "Tests/TopologyModelTests/Lint", ending: ".yaml")
+
+    @Test func corpusIsThere() { #expect(Self.cases.count >= 3) }
+
+    @Test(arguments: cases)
+    func misWiredLabIsWarnedAboutPrecisely(path: String) throws {
+        let t = try TopologyLoader.load(path: path)
+        let warnings = TopologyLint.warnings(t)
+        let expectations = try String(contentsOfFile: path.replacingOccurrences(of: ".yaml", with: ".expect"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        #expect(!expectations.isEmpty)
+        for expectation in expectations {
+            let m = try #require(expectation.firstMatch(of: /^(\d+):(\d+) (.*)$/))
+            let hit = warnings.contains { d in
+                (d.message + " " + (d.hint ?? "")).contains(String(m.3)) && d.location.line == Int(m.1)! && d.location.column == Int(m.2)!
+            }
+            #expect(hit, "\(path): no warning \(expectation); got:\n\(warnings.map(\.description).joined(separator: "\n"))")
+        }
+        #expect(warnings.allSatisfy { $0.severity == .warning && $0.location.file == path })
+    }
+
+    @Test(arguments: ExampleTopologyTests.examples)
+    func exampleLabsHaveNoWarnings(path: String) throws {
+        let warnings = TopologyLint.warnings(try TopologyLoader.load(path: path))
+        #expect(warnings.isEmpty, "\(warnings.map(\.description).joined(separator: "\n"))")
+    }
+}
