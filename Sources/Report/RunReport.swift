@@ -98,6 +98,22 @@ public enum RunReport {
 
     /// The shaped directions' queues, one row per profile and length (a lab of many links
     /// shaped alike is a few rows).
+    /// Each node's effective congestion control, scheduler and path manager, and where each came
+    /// from (a reader of the file may expect cubic where the host's default was bbr).
+    static func settingsTable(_ settings: [RunResults.NodeSettings]) -> String {
+        func cell(_ v: String?, _ from: String) -> String {
+            guard let v else { return "-" }
+            return safeText(v, singleLine: true) + (from == "file" ? " (file)" : " (host's default)")
+        }
+        let shown = 40
+        var rows = settings.prefix(shown).map { s in
+            [safeText(s.node, singleLine: true), safeText(s.host, singleLine: true), cell(s.congestionControl, s.congestionControlFrom),
+             cell(s.scheduler, s.schedulerFrom), cell(s.pathManager, s.pathManagerFrom)]
+        }
+        if settings.count > shown { rows.append(["... \(settings.count - shown) more in results.json", "", "", "", ""]) }
+        return Render.table(["node", "host", "congestion control", "MPTCP scheduler", "path manager"], rows) + "\n"
+    }
+
     static func queueTable(_ queues: [RunResults.Queue]) -> String {
         struct Key: Hashable { var profile: String; var rule: String; var packets: Int; var forDelay: String; var milliseconds: String; var during: String }
         var order: [Key] = []
@@ -158,6 +174,7 @@ public enum RunReport {
             }) + "\n"
         }
         out += RunStatistics.timing([r])
+        if let settings = r.settings, !settings.isEmpty { out += "\n" + settingsTable(settings) }
         if let queues = r.queues, !queues.isEmpty { out += "\n" + queueTable(queues) }
         if !r.mptcpCounters.isEmpty {
             out += "\n" + Render.table(["node", "MPTcpExt counters that grew during the run"], r.mptcpCounters.sorted { $0.key < $1.key }.map { node, c in

@@ -39,6 +39,28 @@ public struct RunResults: Codable, Sendable {
     /// Where the lab is wired so that it cannot do what it says (`pathbed validate`'s warnings):
     /// said with the figures, which they may explain.
     public var warnings: [String]?
+    /// Each node's congestion control, MPTCP scheduler and path manager as its namespace had them
+    /// when the run started, and where each came from; absent in results of releases before.
+    public var settings: [NodeSettings]?
+
+    public struct NodeSettings: Codable, Sendable, Hashable {
+        public var node: String
+        public var host: String
+        /// nil where the kernel did not say (or, for MPTCP's, where MPTCP is off).
+        public var congestionControl: String?
+        public var scheduler: String?
+        public var pathManager: String?
+        /// Where each came from: `file` (the topology sets it) or `host` (the namespace
+        /// inherited the host's default).
+        public var congestionControlFrom: String
+        public var schedulerFrom: String
+        public var pathManagerFrom: String
+        public init(node: String, host: String, congestionControl: String?, scheduler: String?, pathManager: String?,
+                    congestionControlFrom: String, schedulerFrom: String, pathManagerFrom: String) {
+            self.node = node; self.host = host; self.congestionControl = congestionControl; self.scheduler = scheduler; self.pathManager = pathManager
+            self.congestionControlFrom = congestionControlFrom; self.schedulerFrom = schedulerFrom; self.pathManagerFrom = pathManagerFrom
+        }
+    }
     /// The queue of every shaped direction (docs/topology.md, "Queues"); absent in results of
     /// releases before it was recorded.
     public var queues: [Queue]?

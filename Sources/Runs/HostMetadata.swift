@@ -10,6 +10,23 @@ enum HostMetadata {
     static let sysctls = ["net.mptcp.enabled", "net.mptcp.scheduler", "net.mptcp.pm_type", "net.ipv4.tcp_congestion_control",
                           "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.ip_forward", "net.ipv4.tcp_ecn", "net.core.default_qdisc"]
 
+    /// Each node's effective congestion control, MPTCP scheduler and path manager, as its namespace
+    /// had them before the run, and whether the file set each or the host's default stayed.
+    static func settings(_ t: Topology, _ before: [String: NamespaceMetadata]) -> [RunResults.NodeSettings] {
+        t.nodes.map { n in
+            let s = before[t.namespace(of: n.name)]?.sysctls ?? [:]
+            let mptcpOn = s["net.mptcp.enabled"] == "1"
+            let pm = s["net.mptcp.pm_type"].map { $0 == "0" ? "kernel" : $0 == "1" ? "userspace" : $0 }
+            // Kernels before 6.6 have no scheduler sysctl: theirs is the default one.
+            let scheduler = mptcpOn ? (s["net.mptcp.scheduler"] ?? (s.isEmpty ? nil : "default")) : nil
+            return RunResults.NodeSettings(node: n.name, host: n.host, congestionControl: s["net.ipv4.tcp_congestion_control"],
+                                           scheduler: scheduler, pathManager: mptcpOn ? pm : nil,
+                                           congestionControlFrom: n.congestionControl != nil ? "file" : "host",
+                                           schedulerFrom: n.mptcp?.scheduler != nil ? "file" : "host",
+                                           pathManagerFrom: n.mptcp?.pathManager != nil ? "file" : "host")
+        }
+    }
+
     /// One command per host, all of its lab namespaces at once.
     static func collect(lab: LabController, plan: LabPlan) -> [String: NamespaceMetadata] {
         var out: [String: NamespaceMetadata] = [:]

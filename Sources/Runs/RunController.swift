@@ -285,6 +285,7 @@ final class RunSession: @unchecked Sendable {
         results.metadataAfter = endedEarly == nil ? HostMetadata.collect(lab: lab, plan: plan) : nil
         results.seed = t.run.seed.map { $0 &+ o.seedOffset }
         results.endedEarly = endedEarly
+        results.settings = HostMetadata.settings(t, metadataBefore)
         results.queues = ShapedQueue.of(t).map {
             RunResults.Queue(link: $0.link, end: $0.end, host: $0.host, profile: $0.profile, rule: $0.rule, packets: $0.packets, forDelay: $0.forDelay, milliseconds: $0.milliseconds, during: $0.during)
         }

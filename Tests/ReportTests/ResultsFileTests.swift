@@ -65,6 +65,25 @@ import Testing
         #expect(!odd.contains("inf") && !odd.contains("99"))
     }
 
+    /// The summary states each node's effective congestion control, scheduler and path manager,
+    /// and whether the file set each or the host's default stayed.
+    @Test func theSummaryStatesEachNodesSettingsAndWhereTheyCameFrom() throws {
+        var r = results()
+        r.settings = [RunResults.NodeSettings(node: "client", host: "mptcp-vm", congestionControl: "cubic", scheduler: "default", pathManager: "kernel",
+                                              congestionControlFrom: "file", schedulerFrom: "host", pathManagerFrom: "host"),
+                      RunResults.NodeSettings(node: "ro\nuter", host: "here", congestionControl: "bbr", scheduler: nil, pathManager: nil,
+                                              congestionControlFrom: "host", schedulerFrom: "host", pathManagerFrom: "host")]
+        r.warnings = ["lab.yaml:8:51: subflows from sat0 can reach only 10.0.3.0/24\u{1b}[2J"]
+        let dir = try write(r)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = RunReport.summary(try RunReport.read(dir))
+        let client = try #require(text.split(separator: "\n").first { $0.hasPrefix("client") && $0.contains("mptcp-vm") }, "\(text)")
+        #expect(client.contains("cubic (file)") && client.contains("default (host's default)") && client.contains("kernel (host's default)"))
+        let router = try #require(text.split(separator: "\n").first { $0.hasPrefix("ro?uter") }, "\(text)")
+        #expect(router.contains("bbr (host's default)") && router.contains(" - "))
+        #expect(text.contains("WARNINGS") && text.contains("  - lab.yaml:8:51: subflows from sat0 can reach only 10.0.3.0/24?[2J"), "\(text)")
+    }
+
     /// Queue figures from a results file are range-checked before anything is computed with them
     /// (a negative limit trapped the summary's table).
     @Test func queuesOutOfRangeInAResultsFileAreRefused() throws {
