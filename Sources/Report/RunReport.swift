@@ -96,8 +96,34 @@ public enum RunReport {
     /// The table printed at the end of a run.
     public static func summary(_ r: RunResults) -> String { safeText(rawSummary(r)) }
 
-    /// The shaped directions' queues, one row per profile and length (a lab of many links
-    /// shaped alike is a few rows).
+    /// Each link's figures delivered against configured (`pathbed verify`, a run's pre-flight).
+    public static func calibrationTable(_ c: [RunResults.Calibration]) -> String {
+        func f(_ v: Double?) -> String {
+            guard let v, v.isFinite else { return "-" }
+            return v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : String(format: "%.2f", v)
+        }
+        let shown = 60
+        var rows = c.prefix(shown).map { x in
+            [safeText(x.link, singleLine: true), x.direction, "\(x.metric) (\(x.unit))", f(x.configured), f(x.delivered),
+             x.low == nil && x.high == nil ? "-" : "\(f(x.low))-\(f(x.high))", x.verdict == "outside" ? "OUTSIDE" : x.verdict,
+             safeText(x.note ?? "", singleLine: true)]
+        }
+        if c.count > shown { rows.append(["... \(c.count - shown) more in results.json", "", "", "", "", "", "", ""]) }
+        return Render.table(["link", "direction", "figure", "configured", "delivered", "accepted", "verdict", "note"], rows) + "\n"
+    }
+
+    /// The figures outside tolerance, said first and loudly: the run's figures may not mean what the file says.
+    public static func outsideTolerance(_ c: [RunResults.Calibration]) -> String? {
+        let bad = c.filter(\.isOutside)
+        guard !bad.isEmpty else { return nil }
+        return "LINKS OUTSIDE TOLERANCE (\(bad.count) of \(c.count) figures; what this run measures over them may not be what the file configures):\n"
+            + bad.prefix(20).map { x in
+                "  - \(safeText(x.link, singleLine: true)) \(x.direction) \(x.metric): delivered \(x.delivered.map { String(format: "%.2f", $0) } ?? "nothing"), configured \(x.configured.map { String(format: "%.2f", $0) } ?? "-") \(x.unit)"
+                    + (x.low != nil || x.high != nil ? " (accepted \(x.low.map { String(format: "%.2f", $0) } ?? "-")-\(x.high.map { String(format: "%.2f", $0) } ?? "-"))" : "")
+                    + (x.note.map { "; " + safeText($0, singleLine: true) } ?? "")
+            }.joined(separator: "\n") + (bad.count > 20 ? "\n  - ..." : "") + "\n\n"
+    }
+
     /// Each node's effective congestion control, scheduler and path manager, and where each came
     /// from (a reader of the file may expect cubic where the host's default was bbr).
     static func settingsTable(_ settings: [RunResults.NodeSettings]) -> String {
@@ -114,6 +140,8 @@ public enum RunReport {
         return Render.table(["node", "host", "congestion control", "MPTCP scheduler", "path manager"], rows) + "\n"
     }
 
+    /// The shaped directions' queues, one row per profile and length (a lab of many links
+    /// shaped alike is a few rows).
     static func queueTable(_ queues: [RunResults.Queue]) -> String {
         struct Key: Hashable { var profile: String; var rule: String; var packets: Int; var forDelay: String; var milliseconds: String; var during: String }
         var order: [Key] = []
@@ -143,6 +171,7 @@ public enum RunReport {
         if let problems = r.problems, !problems.isEmpty {
             out += "PROBLEMS:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") + "\n\n"
         }
+        if let c = r.calibration, let loud = outsideTolerance(c) { out += loud }
         if let warnings = r.warnings, !warnings.isEmpty {
             out += "WARNINGS (the lab's wiring; `pathbed validate` says the same):\n"
                 + warnings.prefix(20).map { "  - " + safeText($0, singleLine: true) }.joined(separator: "\n")
@@ -174,6 +203,7 @@ public enum RunReport {
             }) + "\n"
         }
         out += RunStatistics.timing([r])
+        if let c = r.calibration, !c.isEmpty { out += "\nlinks verified before the run (pathbed verify; --no-verify skips it):\n" + calibrationTable(c) }
         if let settings = r.settings, !settings.isEmpty { out += "\n" + settingsTable(settings) }
         if let queues = r.queues, !queues.isEmpty { out += "\n" + queueTable(queues) }
         if !r.mptcpCounters.isEmpty {

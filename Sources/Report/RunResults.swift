@@ -42,6 +42,34 @@ public struct RunResults: Codable, Sendable {
     /// Each node's congestion control, MPTCP scheduler and path manager as its namespace had them
     /// when the run started, and where each came from; absent in results of releases before.
     public var settings: [NodeSettings]?
+    /// Each shaped link measured before the run (`pathbed verify`, the run's pre-flight):
+    /// delivered against configured; absent with `--no-verify` and in results of releases before.
+    public var calibration: [Calibration]?
+
+    /// One figure of a link, delivered against what its profiles configure.
+    public struct Calibration: Codable, Sendable, Hashable {
+        public var link: String
+        /// `forward` (the link's first end sends), `reverse`, or `round trip`.
+        public var direction: String
+        /// `rtt` (ms, the median of the probes), `goodput` (Mbit/s, one TCP flow), `loss` (%, of the probes, both ways).
+        public var metric: String
+        public var unit: String
+        /// What the profiles configure (for goodput: the rate less the headers of full frames).
+        public var configured: Double?
+        public var delivered: Double?
+        /// The range a delivered figure must fall in (loss: its 95 % interval must hold the configured).
+        public var low: Double?
+        public var high: Double?
+        /// `ok`, `outside`, or `not judged` (why in `note`).
+        public var verdict: String
+        public var note: String?
+        public init(link: String, direction: String, metric: String, unit: String, configured: Double?, delivered: Double?,
+                    low: Double?, high: Double?, verdict: String, note: String? = nil) {
+            self.link = link; self.direction = direction; self.metric = metric; self.unit = unit; self.configured = configured
+            self.delivered = delivered; self.low = low; self.high = high; self.verdict = verdict; self.note = note
+        }
+        public var isOutside: Bool { verdict == "outside" }
+    }
 
     public struct NodeSettings: Codable, Sendable, Hashable {
         public var node: String
@@ -243,6 +271,13 @@ public struct RunResults: Codable, Sendable {
             guard (0...Int(Int32.max)).contains(q.packets), (q.forDelay.map { (0...q.packets).contains($0) } ?? true),
                   (q.milliseconds.map { $0.isFinite && (0...1e12).contains($0) } ?? true) else {
                 return "the queue of \(q.link) \(q.end) (packets \(q.packets), held for the delay \(q.forDelay.map(String.init) ?? "-"), \(q.milliseconds.map { "\($0)" } ?? "-") ms) is out of range"
+            }
+        }
+        for c in calibration ?? [] {
+            // Rates up to 10 Tbit/s, RTTs up to a day, loss 0-100 %: anything else is not a measurement.
+            let limit = c.metric == "loss" ? 100.0 : c.metric == "rtt" ? 86_400_000.0 : 1e7
+            for v in [c.configured, c.delivered, c.low, c.high] {
+                if let v, !(v.isFinite && (0...limit).contains(v)) { return "the calibration of \(c.link) (\(c.metric)) holds \(v), not from 0 to \(limit)" }
             }
         }
         return nil

@@ -24,6 +24,8 @@ public struct RunController {
         public var directory: String?
         /// Added to `run.seed` (repetition k of a random schedule uses seed + k - 1).
         public var seedOffset = 0
+        /// Measure each shaped link first (a short `pathbed verify`), into results' `calibration`.
+        public var verify = true
         public init(outDirectory: String) { self.outDirectory = outDirectory }
     }
 
@@ -65,6 +67,7 @@ public struct RunController {
         var hosts: [String: RunResults.HostInfo] = [:]
         do {
             hosts = try run.describeHosts()
+            if options.verify { try run.verifyLinks() }
             try run.startMeasuring()
             try run.playSchedule()
             // Fault plugins still reverting (one given its grace, then killed) are waited for:
@@ -117,6 +120,7 @@ final class RunSession: @unchecked Sendable {
     /// What went wrong during the run, in the order it was seen.
     let problems = ProblemList()
     private var metadataBefore: [String: NamespaceMetadata] = [:]
+    private var calibration: [RunResults.Calibration]?
     private var countersBefore: [String: [String: Int]] = [:]
     private var samplers: [Thread] = []
     private var monitors: [Thread] = []
@@ -192,6 +196,17 @@ final class RunSession: @unchecked Sendable {
         }
         metadataBefore = HostMetadata.collect(lab: lab, plan: plan)
         return hosts
+    }
+
+    /// The pre-flight: each shaped link between two nodes measured, before anything else runs.
+    func verifyLinks() throws {
+        let t0 = Date()
+        let (found, skipped) = try LinkVerifier(lab: lab, topology: t, options: .preflight).verify(progress: progress)
+        calibration = found
+        for s in skipped { progress(s) }
+        let outside = found.filter(\.isOutside).count
+        progress("links verified in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s: \(found.count) figures, "
+                 + (outside == 0 ? "all within tolerance" : "\(outside) OUTSIDE TOLERANCE (the summary lists them)"))
     }
 
     /// Workloads prepared (servers listening), samplers and MPTCP monitors started, then the
@@ -286,6 +301,7 @@ final class RunSession: @unchecked Sendable {
         results.seed = t.run.seed.map { $0 &+ o.seedOffset }
         results.endedEarly = endedEarly
         results.settings = HostMetadata.settings(t, metadataBefore)
+        results.calibration = calibration
         results.queues = ShapedQueue.of(t).map {
             RunResults.Queue(link: $0.link, end: $0.end, host: $0.host, profile: $0.profile, rule: $0.rule, packets: $0.packets, forDelay: $0.forDelay, milliseconds: $0.milliseconds, during: $0.during)
         }

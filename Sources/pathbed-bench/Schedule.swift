@@ -58,7 +58,9 @@ struct Schedule: ParsableCommand {
         defer { for e in lab.executors.values { e.close() } }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pathbed-bench-schedule-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let outcome = try RunController(lab: lab, topology: t, options: .init(outDirectory: out)).run { _ in }
+        var o = RunController.Options(outDirectory: out)
+        o.verify = false  // what it times is the schedule
+        let outcome = try RunController(lab: lab, topology: t, options: o).run { _ in }
         let where_ = vms ? "across the VM pair (\(outcome.results.hosts.values.map(\.kernel).sorted().joined(separator: ", ")))" : "on this machine"
         print("\(count) flaps \(where_):" + RunStatistics.timing([outcome.results]))
         // A host's times come to this machine's clock through the offset its agent's handshake

@@ -125,6 +125,7 @@ struct TwoVMs: ParsableCommand {
         print("measuring: \(seconds) s per download, one after the other (\(Int(length.seconds)) s)...")
         var o = RunController.Options(outDirectory: dir)
         o.directory = dir
+        o.verify = false  // it measures the links itself, next to the origin's figures
         let r = try RunController(lab: lab, topology: t, options: o).run { print("  \($0)") }.results
 
         func workload(_ name: String) throws -> RunResults.WorkloadResult {

@@ -23,6 +23,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Where run directories go.") var out = "runs"
     @Flag(help: "Leave the lab up afterwards.") var keep = false
     @Option(help: ArgumentHelp("Run it N times on the same lab, for statistics (mean, median, sd per metric).", valueName: "N")) var `repeat` = 1
+    @Flag(help: "Skip the pre-flight that measures each shaped link (RTT, loss, goodput each way) against its profile first.") var noVerify = false
     @OptionGroup var hosts: HostOptions
 
     func validate() throws {
@@ -44,6 +45,7 @@ struct RunCommand: ParsableCommand {
             Interrupts.catchSignals()
             defer { Interrupts.restoreDefaults() }
             var o = RunController.Options(outDirectory: out)
+            o.verify = !noVerify
             if `repeat` == 1 {
                 o.keep = keep
                 let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }

@@ -73,7 +73,7 @@ extension LabTests {
               - { name: fails, plugin: command, node: b, duration: 3s, with: { command: "exit 3" } }
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let t0 = Date()
-        let r = try run([pathbed, "run", file, "--out", d.path], timeout: 90)
+        let r = try run([pathbed, "run", "--no-verify", file, "--out", d.path], timeout: 90)
         #expect(Date().timeIntervalSince(t0) < 45, "a 3 s run ended in \(Date().timeIntervalSince(t0)) s")
         #expect(r.status == 1 && r.err.contains("workload fails failed: exit 3") && r.out.contains("PROBLEMS"), "\(r.out.suffix(800)) \(r.err.suffix(800))")
         #expect(try run(["pgrep", "-f", "sleep 10000"]).status != 0, "the program that left its group is gone")
@@ -85,12 +85,12 @@ extension LabTests {
         let d = try scratchDirectory()
         defer { _ = try? pb("down", "two-paths"); try? FileManager.default.removeItem(at: d) }
         let errPath = d.appendingPathComponent("err").path
-        let pid = try spawn([pathbed, "run", twoPaths, "--out", d.path], stderr: errPath)
+        let pid = try spawn([pathbed, "run", "--no-verify", twoPaths, "--out", d.path], stderr: errPath)
         waitFor("path2: injected", in: errPath)
         // Meanwhile the lab is the run's: neither `down` nor a second run may take it.
         let down = try pb("down", "two-paths")
         #expect(down.status == 1 && down.err.contains("a run of lab 'two-paths' is in progress"), "\(down.err)")
-        let second = try run([pathbed, "run", twoPaths, "--out", d.path + "/second"], timeout: 60)
+        let second = try run([pathbed, "run", "--no-verify", twoPaths, "--out", d.path + "/second"], timeout: 60)
         #expect(second.status == 1 && second.err.contains("in progress"), "\(second.err)")
         // `up` of the same file changes nothing, and above all does not undo the run's fault.
         let again = try pb("up", twoPaths)
@@ -150,7 +150,7 @@ extension LabTests {
               - { at: 1s, fault: profile, link: backbone, profile: huge, for: 3s }
             """)
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let r = try run([pathbed, "run", file, "--out", d.path, "--keep"], timeout: 120)
+        let r = try run([pathbed, "run", "--no-verify", file, "--out", d.path, "--keep"], timeout: 120)
         #expect(r.status == 0, "\(r.out.suffix(600)) \(r.err.suffix(1200))")
         let routes = try run(["ip", "-n", "pb.two-paths.client", "route", "show", "table", "all"]).out
         #expect(routes.contains("default via 10.0.1.1") && routes.contains("default via 10.0.2.1"), "every route back: \(routes)")
@@ -179,7 +179,7 @@ extension LabTests {
             """.write(toFile: file, atomically: true, encoding: .utf8)
         try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
         let errPath = d.appendingPathComponent("err").path
-        let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
+        let pid = try spawn([pathbed, "run", "--no-verify", file, "--inventory", inv, "--out", d.path], stderr: errPath)
         waitFor("l2: injected", in: errPath)
         func state() throws -> String { try run(["ip", "-n", "pb.agk.b1", "-o", "link", "show", "eth0"]).out }
         #expect(!(try state()).contains(",UP"), "the fault is in effect")
@@ -303,7 +303,7 @@ extension LabTests {
               - { at: 2s, fault: plugin, plugin: ./deaf.sh, nodes: [a], for: 1s }
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let started = Date()
-        let r = try run([pathbed, "run", file, "--out", d.path], timeout: 120)
+        let r = try run([pathbed, "run", "--no-verify", file, "--out", d.path], timeout: 120)
         #expect(r.status == 1, "a fault not injected and one not reverted fail the run: \(r.out) \(r.err.suffix(800))")
         #expect(Date().timeIntervalSince(started) < 40)
         let dir = d.path + "/" + (try #require(try FileManager.default.contentsOfDirectory(atPath: d.path).first { $0.hasPrefix("fpl-") }))
@@ -365,7 +365,7 @@ extension LabTests {
         try #require(try pb("up", file).status == 0)
         let mine = try run(["bash", "-c", "'\(pathbed)' exec b -- setsid sleep 7742 </dev/null >/dev/null 2>&1 & sleep 0.5"])
         #expect(mine.status == 0)
-        let r = try run([pathbed, "run", file, "--keep", "--out", d.path], timeout: 60)
+        let r = try run([pathbed, "run", "--no-verify", file, "--keep", "--out", d.path], timeout: 60)
         #expect(r.status == 0, "\(r.err.suffix(500))")
         let left = try run(["pgrep", "-f", "sleep 774"]).out
         #expect(try run(["pgrep", "-f", "sleep 7741"]).status != 0, "the run's escaped child is gone: \(left)")

@@ -160,6 +160,24 @@ struct LabTests {
         }
     }
 
+    /// `pathbed verify` proves each link, and catches one whose shaping is not what the file
+    /// says (changed by hand here: path1's router end at 2 Mbit/s where the file says 10).
+    @Test func verifyProvesTheLinksAndCatchesOneShapedWrong() throws {
+        defer { _ = try? pb("down", "two-paths") }
+        #expect(try pb("up", twoPaths).status == 0)
+        let good = try pb("verify", "--probes", "50", "--seconds", "1", twoPaths)
+        #expect(good.status == 0, "\(good.out) \(good.err)")
+        #expect(good.out.split(separator: "\n").filter { $0.contains(" ok ") }.count == 12, "\(good.out)")
+        let changed = try run(["ip", "netns", "exec", "pb.two-paths.router", "tc", "qdisc", "change", "dev", "eth1", "root", "tbf", "rate", "2mbit", "burst", "10000", "limit", "70000"])
+        try #require(changed.status == 0, "\(changed.err)")
+        let bad = try pb("verify", "--probes", "50", "--seconds", "1", twoPaths)
+        #expect(bad.status == 1)
+        #expect(bad.err.contains("LINKS OUTSIDE TOLERANCE") && bad.err.contains("path1 forward goodput: delivered 1."), "\(bad.err)")
+        #expect(bad.out.contains("OUTSIDE"))
+        // It measured the lab that was up, and left it up.
+        #expect(try pb("status").out.contains("two-paths"))
+    }
+
     @Test func execRunsInTheNodeAndPassesTheExitCode() throws {
         defer { _ = try? pb("down", "two-paths") }
         #expect(try pb("up", twoPaths).status == 0)

@@ -9,7 +9,7 @@ extension LabTests {
         let file = root.appendingPathComponent("topologies/two-paths-faults.yaml").path
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-runs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths-faults") }
-        let r = try run([pathbed, "run", file, "--out", out], timeout: 150)
+        let r = try run([pathbed, "run", "--no-verify", file, "--out", out], timeout: 150)
         #expect(r.status == 0, "\(r.out.suffix(1500)) \(r.err.suffix(2500))")
         let dirs = try FileManager.default.contentsOfDirectory(atPath: out)
         let dir = out + "/" + (try #require(dirs.first { $0.hasPrefix("two-paths-faults-") }))
@@ -93,11 +93,11 @@ extension LabTests {
                 """.write(toFile: f, atomically: true, encoding: .utf8)
             return f
         }
-        let notExecutable = try run([pathbed, "run", try lab("plain.txt"), "--out", d.path])
+        let notExecutable = try run([pathbed, "run", "--no-verify", try lab("plain.txt"), "--out", d.path])
         #expect(notExecutable.status == 1 && notExecutable.err.contains("plain.txt is not executable") && notExecutable.err.contains("plug.yaml:4:"), "\(notExecutable.err)")
         #expect(!(try run(["ip", "netns", "list"]).out.contains("pb.plug")), "refused before anything was built")
         let t0 = Date()
-        let silent = try run([pathbed, "run", try lab("mute.sh"), "--out", d.path], timeout: 90)
+        let silent = try run([pathbed, "run", "--no-verify", try lab("mute.sh"), "--out", d.path], timeout: 90)
         #expect(silent.status == 1 && silent.err.contains("did not say ready") && silent.err.contains("no protocol here"), "\(silent.err)")
         #expect(Date().timeIntervalSince(t0) < 40, "no hang")
         #expect(try hostSnapshot() == before, "nothing is left")
@@ -129,7 +129,7 @@ extension LabTests {
             """.write(toFile: file, atomically: true, encoding: .utf8)
         try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
         let errPath = d.appendingPathComponent("err").path
-        let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
+        let pid = try spawn([pathbed, "run", "--no-verify", file, "--inventory", inv, "--out", d.path], stderr: errPath)
         defer { kill(pid, SIGCONT); kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
         waitFor("l2: injected", in: errPath)
         func state() throws -> String { try run(["ip", "-n", "pb.cut.b1", "-o", "link", "show", "eth0"]).out }

@@ -28,6 +28,10 @@ extension LabTests {
         }
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/results.json"))) as? [String: Any])
         #expect(json["format"] as? String == "pathbed-results" && json["version"] as? Int == 1)
+        // The pre-flight measured every link between two nodes (3 of them: RTT, loss, goodput each way).
+        let calibration = try #require(json["calibration"] as? [[String: Any]])
+        #expect(calibration.count == 12 && calibration.allSatisfy { $0["verdict"] as? String == "ok" }, "\(calibration)")
+        #expect(r.err.contains("links verified in") && r.err.contains("all within tolerance"), "\(r.err)")
         let events = try #require(json["events"] as? [[String: Any]])
         #expect(events.count == 1)
         let down = events[0]["actual"] as? Double ?? -1, up = events[0]["revertActual"] as? Double ?? -1
@@ -72,7 +76,7 @@ extension LabTests {
         defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths") }
         let errPath = out + ".err"
         defer { unlink(errPath) }
-        let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
+        let pid = try spawn([pathbed, "run", "--no-verify", twoPaths, "--out", out], stderr: errPath)
         waitFor("path2: injected", in: errPath)
         let linkState = try run(["ip", "-n", "pb.two-paths.client", "-o", "link", "show", "eth2"]).out
         #expect(!linkState.contains(",UP"), "the fault is in effect: \(linkState)")
@@ -111,7 +115,7 @@ extension LabTests {
             """.write(toFile: file, atomically: true, encoding: .utf8)
         try #"{"hosts": {"there": {"command": ["\#(pathbed)", "agent"]}}}"#.write(toFile: inv, atomically: true, encoding: .utf8)
         let errPath = d.appendingPathComponent("err").path
-        let pid = try spawn([pathbed, "run", file, "--inventory", inv, "--out", d.path], stderr: errPath)
+        let pid = try spawn([pathbed, "run", "--no-verify", file, "--inventory", inv, "--out", d.path], stderr: errPath)
         waitFor("l2: injected", in: errPath)
         var waited = 0
         func state() throws -> String { try run(["ip", "-n", "pb.agt.b1", "-o", "link", "show", "eth0"]).out }
@@ -135,7 +139,7 @@ extension LabTests {
         defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths") }
         let errPath = out + ".err"
         defer { unlink(errPath) }
-        let pid = try spawn([pathbed, "run", twoPaths, "--out", out], stderr: errPath)
+        let pid = try spawn([pathbed, "run", "--no-verify", twoPaths, "--out", out], stderr: errPath)
         waitFor("path2: injected", in: errPath)
         kill(pid, SIGKILL)
         var st: Int32 = 0

@@ -1,0 +1,62 @@
+import Foundation
+@testable import Runs
+import TopologyModel
+import Testing
+
+/// `pathbed verify`'s judgement of delivered against configured, with figures of our own.
+@Suite struct LinkVerifierTests {
+    func profile(_ yaml: String) throws -> LinkProfile {
+        let t = try TopologyLoader.load(data: Data("""
+            name: p
+            profiles: { x: \(yaml) }
+            nodes: { a: {}, b: {} }
+            links: [ { endpoints: [a:eth0, b:eth0], profile: x, subnet: 10.0.0.0/24 } ]
+            """.utf8), file: "p.yaml")
+        return try #require(t.profiles.first)
+    }
+
+    @Test func rttIsTheMedianAgainstBothDelaysWithinTwoMillisecondsOrTenPercentPlusJitter() throws {
+        let wlan = try profile("{ rate: 20mbit, delay: 10ms }")
+        let ok = LinkVerifier.judgeRTT(link: "w", forward: wlan, reverse: wlan, replies: [20.9, 21.3, 21.1, 400, 21.0])
+        #expect(ok.configured == 20 && ok.delivered == 21.1 && ok.verdict == "ok", "one late reply does not move the median")
+        #expect(LinkVerifier.judgeRTT(link: "w", forward: wlan, reverse: wlan, replies: [22.5, 22.6, 22.4]).verdict == "outside")
+        let lte = try profile("{ rate: 10mbit, delay: 50ms, jitter: 5ms }")
+        let j = LinkVerifier.judgeRTT(link: "l", forward: lte, reverse: nil, replies: [59.5])
+        #expect(j.high == 50 + 5 + 5 && j.verdict == "ok", "10 % of 50 ms and the jitter")
+        let none = LinkVerifier.judgeRTT(link: "w", forward: wlan, reverse: wlan, replies: [])
+        #expect(none.verdict == "outside" && none.delivered == nil && none.note == "no probe came back")
+    }
+
+    @Test func lossIsJudgedByTheIntervalOfTheProbes() throws {
+        let lossy = try profile("{ rate: 10mbit, loss: 10% }")
+        // 10 % one way: 20 of 200 lost holds it; 0 of 200 does not; 5 of 200 does not.
+        #expect(LinkVerifier.judgeLoss(link: "l", forward: lossy, reverse: nil, sent: 200, received: 180).verdict == "ok")
+        #expect(LinkVerifier.judgeLoss(link: "l", forward: lossy, reverse: nil, sent: 200, received: 200).verdict == "outside")
+        #expect(LinkVerifier.judgeLoss(link: "l", forward: lossy, reverse: nil, sent: 200, received: 195).verdict == "outside")
+        // Both ways: 1 - 0.9 * 0.9 = 19 %.
+        let both = LinkVerifier.judgeLoss(link: "l", forward: lossy, reverse: lossy, sent: 200, received: 162)
+        #expect(abs((both.configured ?? 0) - 19) < 1e-9 && both.verdict == "ok")
+        let clean = try profile("{ rate: 10mbit }")
+        #expect(LinkVerifier.judgeLoss(link: "c", forward: clean, reverse: clean, sent: 100, received: 100).verdict == "ok")
+        #expect(LinkVerifier.judgeLoss(link: "c", forward: clean, reverse: clean, sent: 100, received: 90).verdict == "outside")
+        // More received than sent (a duplicate) is never negative loss.
+        #expect(LinkVerifier.judgeLoss(link: "c", forward: clean, reverse: clean, sent: 100, received: 101).delivered == 0)
+        let (lo, hi) = LinkVerifier.wilson(lost: 0, of: 200)
+        #expect(lo == 0 && abs(hi - 1.88) < 0.01)
+        let ge = try profile("{ rate: 10mbit, loss: { gilbert-elliott: { p: 1%, r: 10% } } }")
+        #expect(LinkVerifier.judgeLoss(link: "g", forward: ge, reverse: nil, sent: 100, received: 90).verdict == "not judged")
+    }
+
+    @Test func goodputIsAgainstTheRateLessTheHeaders() throws {
+        let p = try profile("{ rate: 20mbit }")
+        let ok = LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: 19.0, note: nil)
+        #expect(abs((ok.configured ?? 0) - 20 * 1448 / 1514) < 1e-9 && ok.verdict == "ok")
+        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: 12.0, note: nil).verdict == "outside")
+        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: 25.0, note: nil).verdict == "outside", "more than the rate: not shaped")
+        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: nil, note: "iperf3 failed").verdict == "outside")
+        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: nil, mtu: 1500, mbps: 900, note: nil).verdict == "not judged")
+        let lossy = try profile("{ rate: 20mbit, loss: 1% }")
+        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: lossy, mtu: 1500, mbps: 8, note: nil).verdict == "not judged")
+        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: lossy, mtu: 1500, mbps: 30, note: nil).verdict == "outside")
+    }
+}
