@@ -36,6 +36,8 @@ public struct MTUChange: Sendable, Hashable, Codable {
 public struct HostInfo: Sendable, Codable {
     public var hostname: String
     public var kernel: String
+    /// What the host runs under: `none`, `KVM`, `software emulation` (QEMU's TCG) or `a hypervisor`.
+    public var virtualization: String?
     /// CLOCK_MONOTONIC of the host, in nanoseconds, when it answered.
     public var clockNanoseconds: UInt64
     /// The Pathbed version running there.
@@ -49,7 +51,9 @@ public struct HostInfo: Sendable, Codable {
         func text<T>(_ field: T) -> String {
             withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         }
-        return HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
+        var info = HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
+        info.virtualization = HostHealthProbe.virtualization()
+        return info
     }
 }
 
@@ -194,7 +198,38 @@ public struct CounterSample: Sendable, Codable {
     /// The host's CLOCK_MONOTONIC, nanoseconds.
     public var clock: UInt64
     public var counters: [InterfaceCounters]
-    public init(clock: UInt64, counters: [InterfaceCounters]) { self.clock = clock; self.counters = counters }
+    /// About once a second: the host's CPU, the sampler's own, and the shaped queues.
+    public var health: HealthSample?
+    public init(clock: UInt64, counters: [InterfaceCounters], health: HealthSample? = nil) { self.clock = clock; self.counters = counters; self.health = health }
+}
+
+/// What a host's kernel says of its load, cumulative since boot (differences make rates).
+public struct HealthSample: Sendable, Codable, Hashable {
+    /// `/proc/stat`'s first line, in ticks: user, nice, system, idle, iowait, irq, softirq, steal.
+    public var cpu: [UInt64]
+    public var cpus: Int
+    /// This process's CPU (user and system, all threads), in ticks.
+    public var ownTicks: UInt64
+    public var ticksPerSecond: UInt64
+    /// Each shaped interface's root qdisc.
+    public var qdiscs: [QdiscCounters]
+    public init(cpu: [UInt64], cpus: Int, ownTicks: UInt64, ticksPerSecond: UInt64, qdiscs: [QdiscCounters]) {
+        self.cpu = cpu; self.cpus = cpus; self.ownTicks = ownTicks; self.ticksPerSecond = ticksPerSecond; self.qdiscs = qdiscs
+    }
+}
+
+public struct QdiscCounters: Sendable, Codable, Hashable {
+    public var namespace: String
+    public var interface: String
+    public var kind: String
+    public var drops: UInt64
+    public var overlimits: UInt64
+    public var backlogBytes: UInt64
+    public var backlogPackets: UInt64
+    public init(namespace: String, interface: String, kind: String, drops: UInt64, overlimits: UInt64, backlogBytes: UInt64, backlogPackets: UInt64) {
+        self.namespace = namespace; self.interface = interface; self.kind = kind; self.drops = drops; self.overlimits = overlimits
+        self.backlogBytes = backlogBytes; self.backlogPackets = backlogPackets
+    }
 }
 
 public struct InterfaceCounters: Sendable, Codable, Hashable {

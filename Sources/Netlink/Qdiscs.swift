@@ -153,6 +153,10 @@ extension RouteHandle {
         while let tc = obj {
             let kind = rtnl_tc_get_kind(tc).map { String(cString: $0) } ?? "?"
             var info = QdiscInfo(interfaceIndex: rtnl_tc_get_ifindex(tc), kind: kind, handle: rtnl_tc_get_handle(tc), parent: rtnl_tc_get_parent(tc))
+            info.drops = rtnl_tc_get_stat(tc, RTNL_TC_DROPS)
+            info.overlimits = rtnl_tc_get_stat(tc, RTNL_TC_OVERLIMITS)
+            info.backlogBytes = rtnl_tc_get_stat(tc, RTNL_TC_BACKLOG)
+            info.backlogPackets = rtnl_tc_get_stat(tc, RTNL_TC_QLEN)
             if kind == "tbf" {
                 info.rateBytesPerSecond = UInt64(UInt32(bitPattern: rtnl_qdisc_tbf_get_rate(tc)))
                 info.limit = UInt32(bitPattern: rtnl_qdisc_tbf_get_limit(tc))

@@ -190,6 +190,12 @@ public struct QdiscInfo: Sendable, Hashable {
     public var jitterMicroseconds: UInt32?
     /// netem: percent.
     public var lossPercent: Double?
+    /// The kernel's counters: packets dropped, times the rate held a packet back, and what waits
+    /// now (bytes, packets). Zero where the kernel says nothing.
+    public var drops: UInt64 = 0
+    public var overlimits: UInt64 = 0
+    public var backlogBytes: UInt64 = 0
+    public var backlogPackets: UInt64 = 0
 
     public init(interfaceIndex: Int32, kind: String, handle: UInt32, parent: UInt32) {
         self.interfaceIndex = interfaceIndex; self.kind = kind; self.handle = handle; self.parent = parent

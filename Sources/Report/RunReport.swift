@@ -124,6 +124,24 @@ public enum RunReport {
             }.joined(separator: "\n") + (bad.count > 20 ? "\n  - ..." : "") + "\n\n"
     }
 
+    /// The run's health: its verdict, each host's CPU and Pathbed's own, each shaped queue's drops.
+    static func healthTables(_ h: RunResults.Health) -> String {
+        func p(_ v: Double) -> String { v.isFinite ? String(format: "%.1f", v) : "-" }
+        var out = "health: " + (h.verdict == "valid" ? "valid (no host's CPUs saturated more than 10 % of the run, no steal above 10 %)" : "SUSPECT (above)") + "\n"
+        if !h.hosts.isEmpty {
+            out += Render.table(["host", "runs under", "CPUs", "busy %", "softirq %", "steal %", "saturated, % of the run", "Pathbed, % of a CPU"],
+                                h.hosts.prefix(40).map { x in [safeText(x.host, singleLine: true), safeText(x.virtualization ?? "unknown", singleLine: true), "\(x.cpus)",
+                                                               p(x.cpuBusy), p(x.softirq), p(x.steal), p(x.saturated), p(x.pathbedCPU)] }) + "\n"
+        }
+        let queues = h.queues.filter { $0.drops > 0 || $0.backlogMaxPackets > 0 }
+        if !queues.isEmpty {
+            var rows = queues.prefix(40).map { q in [safeText(q.end, singleLine: true), safeText(q.kind, singleLine: true), "\(q.drops)", "\(q.overlimits)", "\(q.backlogMaxPackets) / \(q.backlogMaxBytes)"] }
+            if queues.count > 40 { rows.append(["... \(queues.count - 40) more in results.json", "", "", "", ""]) }
+            out += "\n" + Render.table(["shaped queue", "qdisc", "drops", "overlimits", "deepest backlog (packets / bytes)"], rows) + "\n"
+        }
+        return out
+    }
+
     /// Each node's effective congestion control, scheduler and path manager, and where each came
     /// from (a reader of the file may expect cubic where the host's default was bbr).
     static func settingsTable(_ settings: [RunResults.NodeSettings]) -> String {
@@ -172,6 +190,9 @@ public enum RunReport {
             out += "PROBLEMS:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") + "\n\n"
         }
         if let c = r.calibration, let loud = outsideTolerance(c) { out += loud }
+        if let h = r.health, h.verdict != "valid" {
+            out += "HEALTH: SUSPECT\n" + h.reasons.prefix(10).map { "  - " + safeText($0, singleLine: true) }.joined(separator: "\n") + "\n\n"
+        }
         if let warnings = r.warnings, !warnings.isEmpty {
             out += "WARNINGS (the lab's wiring; `pathbed validate` says the same):\n"
                 + warnings.prefix(20).map { "  - " + safeText($0, singleLine: true) }.joined(separator: "\n")
@@ -204,6 +225,7 @@ public enum RunReport {
         }
         out += RunStatistics.timing([r])
         if let c = r.calibration, !c.isEmpty { out += "\nlinks verified before the run (pathbed verify; --no-verify skips it):\n" + calibrationTable(c) }
+        if let h = r.health { out += "\n" + healthTables(h) }
         if let settings = r.settings, !settings.isEmpty { out += "\n" + settingsTable(settings) }
         if let queues = r.queues, !queues.isEmpty { out += "\n" + queueTable(queues) }
         if !r.mptcpCounters.isEmpty {

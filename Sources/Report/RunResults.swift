@@ -45,6 +45,58 @@ public struct RunResults: Codable, Sendable {
     /// Each shaped link measured before the run (`pathbed verify`, the run's pre-flight):
     /// delivered against configured; absent with `--no-verify` and in results of releases before.
     public var calibration: [Calibration]?
+    /// Whether the machines kept up: each host's CPU and Pathbed's own, each shaped queue's
+    /// drops, and a verdict; absent in results of releases before.
+    public var health: Health?
+
+    public struct Health: Codable, Sendable {
+        /// `valid`, or `suspect` (why in `reasons`).
+        public var verdict: String
+        public var reasons: [String]
+        public var hosts: [HostHealth]
+        public var queues: [QueueHealth]
+        public init(verdict: String, reasons: [String], hosts: [HostHealth], queues: [QueueHealth]) {
+            self.verdict = verdict; self.reasons = reasons; self.hosts = hosts; self.queues = queues
+        }
+    }
+
+    /// One host over the run, from its kernel's counters about once a second.
+    public struct HostHealth: Codable, Sendable {
+        public var host: String
+        /// `none`, `KVM`, `software emulation`, `a hypervisor`, or `unknown`.
+        public var virtualization: String?
+        /// How many seconds of the run the readings cover.
+        public var seconds: Double
+        public var cpus: Int
+        /// Percent of all CPUs' time: busy (all but idle and iowait), in softirq, stolen by the hypervisor.
+        public var cpuBusy: Double
+        public var softirq: Double
+        public var steal: Double
+        /// Percent of the run's readings in which the CPUs were at least 90 % busy.
+        public var saturated: Double
+        /// Pathbed's own CPU there (the run, or the agent), percent of one CPU.
+        public var pathbedCPU: Double
+        public init(host: String, virtualization: String?, seconds: Double, cpus: Int, cpuBusy: Double, softirq: Double, steal: Double, saturated: Double, pathbedCPU: Double) {
+            self.host = host; self.virtualization = virtualization; self.seconds = seconds; self.cpus = cpus; self.cpuBusy = cpuBusy
+            self.softirq = softirq; self.steal = steal; self.saturated = saturated; self.pathbedCPU = pathbedCPU
+        }
+    }
+
+    /// One shaped interface's root qdisc over the run.
+    public struct QueueHealth: Codable, Sendable {
+        public var host: String
+        /// `node:interface`, or `bridges:PORT`.
+        public var end: String
+        public var kind: String
+        public var drops: UInt64
+        public var overlimits: UInt64
+        public var backlogMaxBytes: UInt64
+        public var backlogMaxPackets: UInt64
+        public init(host: String, end: String, kind: String, drops: UInt64, overlimits: UInt64, backlogMaxBytes: UInt64, backlogMaxPackets: UInt64) {
+            self.host = host; self.end = end; self.kind = kind; self.drops = drops; self.overlimits = overlimits
+            self.backlogMaxBytes = backlogMaxBytes; self.backlogMaxPackets = backlogMaxPackets
+        }
+    }
 
     /// One figure of a link, delivered against what its profiles configure.
     public struct Calibration: Codable, Sendable, Hashable {
@@ -271,6 +323,14 @@ public struct RunResults: Codable, Sendable {
             guard (0...Int(Int32.max)).contains(q.packets), (q.forDelay.map { (0...q.packets).contains($0) } ?? true),
                   (q.milliseconds.map { $0.isFinite && (0...1e12).contains($0) } ?? true) else {
                 return "the queue of \(q.link) \(q.end) (packets \(q.packets), held for the delay \(q.forDelay.map(String.init) ?? "-"), \(q.milliseconds.map { "\($0)" } ?? "-") ms) is out of range"
+            }
+        }
+        if let h = health {
+            for x in h.hosts {
+                for v in [x.seconds, x.cpuBusy, x.softirq, x.steal, x.saturated, x.pathbedCPU] where !(v.isFinite && (0...1e10).contains(v)) {
+                    return "the health of host \(x.host) holds \(v), not a figure from 0 to 10,000,000,000"
+                }
+                if !(0...1_000_000).contains(x.cpus) { return "the health of host \(x.host) says \(x.cpus) CPUs" }
             }
         }
         for c in calibration ?? [] {

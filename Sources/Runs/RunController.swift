@@ -121,6 +121,8 @@ final class RunSession: @unchecked Sendable {
     let problems = ProblemList()
     private var metadataBefore: [String: NamespaceMetadata] = [:]
     private var calibration: [RunResults.Calibration]?
+    /// What each host runs under (from its own answer).
+    private var virtualization: [String: String?] = [:]
     private var countersBefore: [String: [String: Int]] = [:]
     private var samplers: [Thread] = []
     private var monitors: [Thread] = []
@@ -191,6 +193,7 @@ final class RunSession: @unchecked Sendable {
         var hosts: [String: RunResults.HostInfo] = [:]
         for (name, e) in lab.executors {
             let info = try e.info()
+            virtualization[name] = info.virtualization
             hosts[name] = RunResults.HostInfo(kernel: info.kernel, hostname: info.hostname, version: info.version,
                                               clockOffsetSeconds: Double(e.clockOffsetNanoseconds) / 1e9, reach: lab.access[name]?.label ?? "this machine")
         }
@@ -225,7 +228,7 @@ final class RunSession: @unchecked Sendable {
             let th = Thread {
                 do {
                     try e.value.sampleCounters(namespaces, interval: interval, duration: end, stop: { stop.isSet }) { s in
-                        samples.add(host: host, hostClock: s.clock, offset: offset, s.counters)
+                        samples.add(host: host, hostClock: s.clock, offset: offset, s.counters, health: s.health)
                     }
                 } catch {
                     // A host that stops answering mid-run: the run goes on, and says so.
@@ -302,6 +305,7 @@ final class RunSession: @unchecked Sendable {
         results.endedEarly = endedEarly
         results.settings = HostMetadata.settings(t, metadataBefore)
         results.calibration = calibration
+        results.health = RunHealth.compute(samples.health(), duration: min(lasted, duration), virtualization: virtualization)
         results.queues = ShapedQueue.of(t).map {
             RunResults.Queue(link: $0.link, end: $0.end, host: $0.host, profile: $0.profile, rule: $0.rule, packets: $0.packets, forDelay: $0.forDelay, milliseconds: $0.milliseconds, during: $0.during)
         }

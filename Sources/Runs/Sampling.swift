@@ -6,13 +6,23 @@ import Report
 /// the run's clock when read, so that samples taken before the barrier come out negative.
 final class SampleStore: @unchecked Sendable {
     private var rows: [(host: String, clock: UInt64, offset: Int64, c: [InterfaceCounters])] = []
+    private var healthRows: [(host: String, clock: UInt64, offset: Int64, h: HealthSample)] = []
     private let lock = NSLock()
     private let runClock: RunClock
 
     init(clock: RunClock) { runClock = clock }
 
-    func add(host: String, hostClock: UInt64, offset: Int64, _ c: [InterfaceCounters]) {
-        lock.withLock { rows.append((host, hostClock, offset, c)) }
+    func add(host: String, hostClock: UInt64, offset: Int64, _ c: [InterfaceCounters], health: HealthSample? = nil) {
+        lock.withLock {
+            rows.append((host, hostClock, offset, c))
+            if let health { healthRows.append((host, hostClock, offset, health)) }
+        }
+    }
+
+    /// The hosts' health readings on the run's clock, per host, in time order.
+    func health() -> [String: [(t: Double, h: HealthSample)]] {
+        let all = lock.withLock { healthRows }.map { ($0.host, runClock.seconds(hostClock: $0.clock, offset: $0.offset), $0.h) }
+        return Dictionary(grouping: all, by: \.0).mapValues { $0.map { (t: $0.1, h: $0.2) }.sorted { $0.t < $1.t } }
     }
 
     private func timed() -> [(host: String, t: Double, c: [InterfaceCounters])] {

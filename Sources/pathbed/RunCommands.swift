@@ -23,7 +23,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Where run directories go.") var out = "runs"
     @Flag(help: "Leave the lab up afterwards.") var keep = false
     @Option(help: ArgumentHelp("Run it N times on the same lab, for statistics (mean, median, sd per metric).", valueName: "N")) var `repeat` = 1
-    @Flag(help: "Skip the pre-flight that measures each shaped link (RTT, loss, goodput each way) against its profile first.") var noVerify = false
+    @Flag(help: "Skip the pre-flight that measures each shaped link (RTT, loss, rate each way under TCP) against its profile first.") var noVerify = false
     @OptionGroup var hosts: HostOptions
 
     func validate() throws {

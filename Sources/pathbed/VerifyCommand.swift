@@ -8,19 +8,19 @@ import TopologyModel
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure each shaped link against its profile: RTT, loss and goodput each way.",
+        abstract: "Measure each shaped link against its profile: RTT, loss, and the rate each way under TCP.",
         discussion: """
             For each link between two nodes that a profile shapes: ping probes every 10 ms (the median RTT \
             against the profiles' delays, within 2 ms or 10 % plus their jitter; the lost probes' 95 % interval \
-            must hold the configured loss), and one TCP flow each way with iperf3 (against the rate less the \
-            headers of full frames, 90-103 %; not judged where there is loss). Builds the lab when it is not up \
+            must hold the configured loss), and one TCP flow each way with iperf3, the receiving interface's \
+            bytes after its first second against the rate (90-103 %; not judged where there is loss). Builds the lab when it is not up \
             and removes it again (unless --keep); a lab that is up is measured as it is. Exits 1 when a figure \
             is outside tolerance. `pathbed run` does a shorter pass first (--no-verify skips it).
             """
     )
     @Argument(help: "Topology file.", completion: .file(extensions: ["yaml", "yml"])) var file: String
     @Option(help: "Ping probes per link (one every 10 ms).") var probes = 200
-    @Option(help: "Seconds of TCP each way, after one left out.") var seconds = 3
+    @Option(help: "Seconds of TCP each way that are measured, after one left out.") var seconds = 3
     @Flag(help: "Leave a lab this command built up afterwards.") var keep = false
     @Flag(help: "Print the figures as JSON (results.json's `calibration`).") var json = false
     @OptionGroup var hosts: HostOptions

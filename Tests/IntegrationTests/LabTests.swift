@@ -172,7 +172,7 @@ struct LabTests {
         try #require(changed.status == 0, "\(changed.err)")
         let bad = try pb("verify", "--probes", "50", "--seconds", "1", twoPaths)
         #expect(bad.status == 1)
-        #expect(bad.err.contains("LINKS OUTSIDE TOLERANCE") && bad.err.contains("path1 forward goodput: delivered 1."), "\(bad.err)")
+        #expect(bad.err.contains("LINKS OUTSIDE TOLERANCE") && bad.err.contains("path1 forward rate: delivered ") && bad.err.contains("configured 10.00 Mbit/s"), "\(bad.err)")
         #expect(bad.out.contains("OUTSIDE"))
         // It measured the lab that was up, and left it up.
         #expect(try pb("status").out.contains("two-paths"))

@@ -47,16 +47,17 @@ import Testing
         #expect(LinkVerifier.judgeLoss(link: "g", forward: ge, reverse: nil, sent: 100, received: 90).verdict == "not judged")
     }
 
-    @Test func goodputIsAgainstTheRateLessTheHeaders() throws {
+    @Test func rateUnderTCPIsAgainstTheProfilesRate() throws {
         let p = try profile("{ rate: 20mbit }")
-        let ok = LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: 19.0, note: nil)
-        #expect(abs((ok.configured ?? 0) - 20 * 1448 / 1514) < 1e-9 && ok.verdict == "ok")
-        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: 12.0, note: nil).verdict == "outside")
-        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: 25.0, note: nil).verdict == "outside", "more than the rate: not shaped")
-        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: p, mtu: 1500, mbps: nil, note: "iperf3 failed").verdict == "outside")
-        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: nil, mtu: 1500, mbps: 900, note: nil).verdict == "not judged")
+        let ok = LinkVerifier.judgeRate(link: "w", direction: "forward", profile: p, mbps: 19.9, note: nil)
+        #expect(ok.configured == 20 && ok.low == 18 && abs((ok.high ?? 0) - 20.6) < 1e-9 && ok.verdict == "ok")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: p, mbps: 19.1, note: nil).verdict == "ok", "a GSO packet counted as one frame")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: p, mbps: 12.0, note: nil).verdict == "outside")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: p, mbps: 25.0, note: nil).verdict == "outside", "more than the rate: not shaped")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: p, mbps: nil, note: "iperf3 failed").verdict == "outside")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: nil, mbps: 900, note: nil).verdict == "not judged")
         let lossy = try profile("{ rate: 20mbit, loss: 1% }")
-        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: lossy, mtu: 1500, mbps: 8, note: nil).verdict == "not judged")
-        #expect(LinkVerifier.judgeGoodput(link: "w", direction: "forward", profile: lossy, mtu: 1500, mbps: 30, note: nil).verdict == "outside")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: lossy, mbps: 8, note: nil).verdict == "not judged")
+        #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: lossy, mbps: 30, note: nil).verdict == "outside")
     }
 }

@@ -103,7 +103,7 @@ public enum AgentReply: Codable, Sendable {
     case progress(done: Int)
     /// Output bytes (base64: commands may write anything).
     case output(stream: StandardStream, data: String)
-    case sample(clock: UInt64, counters: [InterfaceCounters])
+    case sample(clock: UInt64, counters: [InterfaceCounters], health: HealthSample?)
 
     // Results.
     /// The request ended and has nothing to say (removeNamespaces, deleteLink, setProfile).

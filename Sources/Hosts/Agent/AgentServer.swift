@@ -228,7 +228,7 @@ public final class AgentServer: @unchecked Sendable {
                 reply = .changed(began: try executor.change(actions, inject: false, at: at, revertAfter: nil).began)
             case let .sampleCounters(namespaces, interval, duration):
                 try executor.sampleCounters(namespaces, interval: interval, duration: duration, stop: { [self] in isCancelled(id) }) { [out] sample in
-                    out.send(ReplyLine(id: id, .sample(clock: sample.clock, counters: sample.counters)))
+                    out.send(ReplyLine(id: id, .sample(clock: sample.clock, counters: sample.counters, health: sample.health)))
                 }
                 reply = .done
             case .tunnelKeys:

@@ -396,7 +396,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
     public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
                                onSample: @escaping (CounterSample) -> Void) throws {
         _ = try result(.sampleCounters(namespaces: namespaces, interval: interval, duration: duration), cancelWhen: stop, onEvent: { e in
-            if case let .sample(clock, counters) = e.reply { onSample(CounterSample(clock: clock, counters: counters)) }
+            if case let .sample(clock, counters, health) = e.reply { onSample(CounterSample(clock: clock, counters: counters, health: health)) }
         })
     }
 

@@ -80,6 +80,10 @@ extension LocalExecutor {
         let start = monotonicNanoseconds()
         let end = start + UInt64((duration.isFinite ? min(max(duration, 0), 30 * 86400) : 0) * 1e9)
         var next = start
+        // The host's health about once a second (and in the first round): it costs a qdisc dump
+        // per namespace, more than the counters.
+        let healthEvery = max(1, Int((1e9 / Double(step)).rounded()))
+        var round = 0
         while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
             // Stamped at the middle of the round (one dump per namespace).
             let before = monotonicNanoseconds()
@@ -89,7 +93,9 @@ extension LocalExecutor {
                     counters.append(InterfaceCounters(namespace: ns, interface: l.name, rxBytes: l.rxBytes, txBytes: l.txBytes))
                 }
             }
-            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters))
+            let health = round % healthEvery == 0 ? HostHealthProbe.sample(handles.map { ($0.0, $0.1) }) : nil
+            round += 1
+            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters, health: health))
             next += step
             let now = monotonicNanoseconds()
             if next > now { usleep(UInt32(min(next - now, 1_000_000_000) / 1000)) } else { next = now }
