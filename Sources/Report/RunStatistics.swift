@@ -60,6 +60,14 @@ public enum RunStatistics {
         var out = "\(runs.count) runs of lab \(runs.first?.lab ?? "?")\n\n"
         out += Render.table(["metric", "n", "mean", "median", "sd", "min", "max"], rows) + "\n"
         out += timing(runs)
+        // Each repetition's health and links: a suspect one is said, with why.
+        let checks = runs.enumerated().map { i, r -> [String] in
+            let outside = r.calibration.map { c in "\(c.filter(\.isOutside).count) of \(c.count) outside" } ?? "not verified"
+            return ["\(i + 1)", r.health?.verdict ?? "unknown", safeText(r.health?.reasons.first ?? "", singleLine: true), outside]
+        }
+        if runs.contains(where: { $0.health != nil || $0.calibration != nil }) {
+            out += "\n" + Render.table(["run", "health", "why", "links verified"], checks) + "\n"
+        }
         let faults = runs.flatMap(\.impacts).filter { $0.impact.recoverySeconds == nil }.count
         if faults > 0 { out += "\n\(faults) fault impacts did not recover before the run (or the next fault) ended: left out of the recovery rows.\n" }
         return out
