@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pathbed-bench",
         abstract: "Benchmarks that print figures. Build with -c release for meaningful numbers.",
-        subcommands: [Model.self, Lab.self, Fidelity.self, TwoVMs.self, VMFidelity.self, Schedule.self, Selftest.self]
+        subcommands: [Model.self, Lab.self, Fidelity.self, TwoVMs.self, VMFidelity.self, Schedule.self, Selftest.self, SamplingCost.self]
     )
 }
 

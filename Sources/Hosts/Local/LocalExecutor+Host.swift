@@ -88,12 +88,17 @@ extension LocalExecutor {
             // Stamped at the middle of the round (one dump per namespace).
             let before = monotonicNanoseconds()
             var counters: [InterfaceCounters] = []
+            let healthRound = round % healthEvery == 0
+            var names: [String: [Int32: String]] = [:]
             for (ns, h, _) in handles {
-                for l in (try? h.links()) ?? [] where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
+                let links = (try? h.links()) ?? []
+                // The health reading names qdiscs from this same dump.
+                if healthRound { names[ns] = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a }) }
+                for l in links where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
                     counters.append(InterfaceCounters(namespace: ns, interface: l.name, rxBytes: l.rxBytes, txBytes: l.txBytes))
                 }
             }
-            let health = round % healthEvery == 0 ? HostHealthProbe.sample(handles.map { ($0.0, $0.1) }) : nil
+            let health = healthRound ? HostHealthProbe.sample(handles.map { ($0.0, $0.1) }, names: names) : nil
             round += 1
             onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters, health: health))
             next += step
