@@ -24,10 +24,15 @@ public enum PlanText {
             for (iface, address) in addresses[n.name] ?? [] {
                 if let g = Planner.sourceRoutingGateway(t, n, iface, address) {
                     gateways.append("  \(n.name): \(iface)'s table routes beyond its subnet through \(g), the link's one forwarding neighbour (no route of the file has a gateway there)")
+                } else if n.mptcp?.endpoints.contains(where: { $0.interface == iface }) == true,
+                          !t.sourceRoutingTableReachesBeyondSubnet(node: n, interface: iface, address: address) {
+                    let routers = t.forwardingNeighbours(node: n.name, interface: iface, family: address.family)
+                    gateways.append("  \(n.name): \(iface)'s table reaches only \(address.network): "
+                                    + (routers.isEmpty ? "no forwarding neighbour there" : "\(routers.count) forwarding neighbours there (\(routers.map(\.node).joined(separator: ", "))), none chosen") + " (`validate` warns where that matters)")
                 }
             }
         }
-        if !gateways.isEmpty { out += "source routing (default routes the file does not write):\n" + gateways.joined(separator: "\n") + "\n" }
+        if !gateways.isEmpty { out += "source routing (default routes the file does not write, and tables without one):\n" + gateways.joined(separator: "\n") + "\n" }
         let merged = Planner.kernelBridges(t)
         if !merged.bridgeOf.isEmpty {
             let groups = Dictionary(grouping: merged.bridgeOf.keys, by: { merged.bridgeOf[$0]! })

@@ -117,7 +117,8 @@ public enum Planner {
                 let taken = Set(n.routes.compactMap(\.table))
                 var table = sourceRoutingFirstTable
                 for (i, (iface, address)) in (interfacesByNode[n.name] ?? []).enumerated() {
-                    while taken.contains(table) { table += 1 }
+                    // Never the kernel's own tables: 253 default, 254 main, 255 local.
+                    while taken.contains(table) || (253...255).contains(table) { table += 1 }
                     add(n.host, .addRoute(namespace: ns, RouteSpec(destination: address.network, family: address.family, device: iface,
                                                                    source: address.address, table: UInt32(table), scopeLink: true)))
                     // Copy the routes whose gateway sits on this interface into its table; where
@@ -125,7 +126,9 @@ public enum Planner {
                     // from this address reach nothing beyond its subnet otherwise). `plan` says so.
                     for r in n.routes where r.table == nil {
                         guard let via = r.via, address.contains(via), r.device == nil || r.device == iface else { continue }
-                        add(n.host, .addRoute(namespace: ns, RouteSpec(destination: r.destination, family: r.family, via: via, device: iface, table: UInt32(table))))
+                        // With its metric: two routes to one destination differ only by it.
+                        add(n.host, .addRoute(namespace: ns, RouteSpec(destination: r.destination, family: r.family, via: via, device: iface,
+                                                                       metric: r.metric.map(UInt32.init), table: UInt32(table))))
                     }
                     if let gateway = sourceRoutingGateway(t, n, iface, address) {
                         add(n.host, .addRoute(namespace: ns, RouteSpec(destination: nil, family: address.family, via: gateway, device: iface, table: UInt32(table))))

@@ -137,7 +137,8 @@ public enum RunReport {
         if !queues.isEmpty {
             var rows = queues.prefix(40).map { q in [safeText(q.end, singleLine: true), safeText(q.kind, singleLine: true), "\(q.drops)", "\(q.overlimits)", "\(q.backlogMaxPackets) / \(q.backlogMaxBytes)"] }
             if queues.count > 40 { rows.append(["... \(queues.count - 40) more in results.json", "", "", "", ""]) }
-            out += "\n" + Render.table(["shaped queue", "qdisc", "drops", "overlimits", "deepest backlog (packets / bytes)"], rows) + "\n"
+            out += "\nshaped queues that dropped or held packets (all of them in results.json, health.queues):\n"
+                + Render.table(["shaped queue", "qdisc", "drops", "overlimits", "deepest backlog (skbs, a GSO packet one / bytes)"], rows) + "\n"
         }
         return out
     }
@@ -216,7 +217,7 @@ public enum RunReport {
         let figures = r.workloads.flatMap { w in (w.metrics ?? [:]).sorted { $0.key < $1.key }.map { [w.name, $0.key, String(format: "%.4g", $0.value)] } }
         if !figures.isEmpty { out += "\n" + Render.table(["workload", "figure", "value"], figures) + "\n" }
         let use = r.workloads.compactMap { w in w.pathUse.map { u in [w.name, w.node, u.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f %%", $0.key, $0.value * 100) }.joined(separator: ", ")] } }
-        if !use.isEmpty { out += "\n" + Render.table(["workload", "node", "path use (share of its bytes per interface)"], use) + "\n" }
+        if !use.isEmpty { out += "\n" + Render.table(["workload", "node", "path use (its node's bytes per interface while it ran; other workloads there count too)"], use) + "\n" }
         if !r.events.isEmpty {
             out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
                 [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),
@@ -224,7 +225,11 @@ public enum RunReport {
             }) + "\n"
         }
         out += RunStatistics.timing([r])
-        if let c = r.calibration, !c.isEmpty { out += "\nlinks verified before the run (pathbed verify; --no-verify skips it):\n" + calibrationTable(c) }
+        if let c = r.calibration, !c.isEmpty {
+            out += "\nlinks verified " + (r.calibrationNote.map { safeText($0, singleLine: true) } ?? "before the run") + " (pathbed verify; --no-verify skips it):\n" + calibrationTable(c)
+        } else if let note = r.calibrationNote {
+            out += "\nlinks: " + safeText(note, singleLine: true) + "\n"
+        }
         if let h = r.health { out += "\n" + healthTables(h) }
         if let settings = r.settings, !settings.isEmpty { out += "\n" + settingsTable(settings) }
         if let queues = r.queues, !queues.isEmpty { out += "\n" + queueTable(queues) }

@@ -45,6 +45,9 @@ public struct RunResults: Codable, Sendable {
     /// Each shaped link measured before the run (`pathbed verify`, the run's pre-flight):
     /// delivered against configured; absent with `--no-verify` and in results of releases before.
     public var calibration: [Calibration]?
+    /// How `calibration` came to be, or why it is absent: `before repetition 1 of 3` (a lab
+    /// built once is verified once), `not verified: run --no-verify`.
+    public var calibrationNote: String?
     /// Whether the machines kept up: each host's CPU and Pathbed's own, each shaped queue's
     /// drops, and a verdict; absent in results of releases before.
     public var health: Health?

@@ -62,7 +62,7 @@ public enum RunStatistics {
         out += timing(runs)
         // Each repetition's health and links: a suspect one is said, with why.
         let checks = runs.enumerated().map { i, r -> [String] in
-            let outside = r.calibration.map { c in "\(c.filter(\.isOutside).count) of \(c.count) outside" } ?? "not verified"
+            let outside = r.calibration.map { c in "\(c.filter(\.isOutside).count) of \(c.count) outside" } ?? (i > 0 && runs[0].calibration != nil ? "(as run 1)" : "not verified")
             return ["\(i + 1)", r.health?.verdict ?? "unknown", safeText(r.health?.reasons.first ?? "", singleLine: true), outside]
         }
         if runs.contains(where: { $0.health != nil || $0.calibration != nil }) {

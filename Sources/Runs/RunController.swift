@@ -26,6 +26,8 @@ public struct RunController {
         public var seedOffset = 0
         /// Measure each shaped link first (a short `pathbed verify`), into results' `calibration`.
         public var verify = true
+        /// What results say of the verification (`before repetition 1 of 3`, or why there was none).
+        public var verifyNote: String?
         public init(outDirectory: String) { self.outDirectory = outDirectory }
     }
 
@@ -147,7 +149,15 @@ final class RunSession: @unchecked Sendable {
     /// Every host must offer the qdiscs the schedule's profile changes use, checked before `up`.
     func checkKernels() throws {
         var needs: [String: Set<Shaping.Kind>] = [:]
-        for w in windows { for (h, k) in w.needs { needs[h, default: []].formUnion(k) } }
+        // Which faults of the file need each kind, with their lines: the error names them.
+        var neededBy: [String: [String]] = [:]
+        for w in windows {
+            for (h, k) in w.needs {
+                needs[h, default: []].formUnion(k)
+                let who = "schedule[\(w.event)] (\(w.kind.rawValue)" + (t.schedule.indices.contains(w.event) ? ", \(t.schedule[w.event].location))" : ")")
+                for kind in k where !neededBy["\(h) \(kind.rawValue)", default: []].contains(who) { neededBy["\(h) \(kind.rawValue)", default: []].append(who) }
+            }
+        }
         var problems: [String] = []
         for (host, kinds) in needs.sorted(by: { $0.key < $1.key }) {
             guard let e = lab.executors[host] else { continue }
@@ -155,7 +165,8 @@ final class RunSession: @unchecked Sendable {
             if caps.isBlind { continue }
             for k in kinds.sorted(by: { $0.rawValue < $1.rawValue }) where !caps.has(k.rawValue) {
                 let c = caps.checks.first { $0.name == k.rawValue }
-                problems.append("    - \(host): \(k.rawValue): \(c?.detail ?? "missing"); \(c?.fix ?? "")")
+                let who = neededBy["\(host) \(k.rawValue)"] ?? []
+                problems.append("    - \(host): \(k.rawValue): \(c?.detail ?? "missing")" + (who.isEmpty ? "" : "; needed by " + who.prefix(4).joined(separator: ", ") + (who.count > 4 ? " and \(who.count - 4) more" : "")) + "; \(c?.fix ?? "")")
             }
         }
         if !problems.isEmpty {
@@ -305,6 +316,7 @@ final class RunSession: @unchecked Sendable {
         results.endedEarly = endedEarly
         results.settings = HostMetadata.settings(t, metadataBefore)
         results.calibration = calibration
+        results.calibrationNote = controller.options.verifyNote ?? (controller.options.verify ? nil : "not verified: run --no-verify")
         results.health = RunHealth.compute(samples.health(), duration: min(lasted, duration), virtualization: virtualization)
         results.queues = ShapedQueue.of(t).map {
             RunResults.Queue(link: $0.link, end: $0.end, host: $0.host, profile: $0.profile, rule: $0.rule, packets: $0.packets, forDelay: $0.forDelay, milliseconds: $0.milliseconds, during: $0.during)

@@ -13,6 +13,15 @@ public enum TopologyLint {
         func mptcpOn(_ n: Node) -> Bool { (n.mptcp?.enabled ?? false) && hostMPTCP[n.host] ?? true }
         func signals(_ n: Node) -> [MPTCPEndpoint] { mptcpOn(n) ? (n.mptcp?.endpoints ?? []).filter { $0.flags.contains(.signal) } : [] }
 
+        // The address a workload's client connects to: the kernel announces every `signal`
+        // endpoint of the server but that one (the first subflow's).
+        func target(_ w: Workload) -> IPAddress? {
+            switch w.kind {
+            case let .iperf3(x): return x.target
+            case let .transfer(x): return x.target
+            default: return nil
+            }
+        }
         // The MPTCP peers of each node: the other side of each `mptcp: true` workload.
         var peers: [String: Set<String>] = [:]
         for w in t.workloads where w.mptcp && w.nodes.count == 2 {
@@ -27,13 +36,13 @@ public enum TopologyLint {
             guard let client = nodes[w.nodes[0]] else { continue }
             if w.nodes.count == 2, let server = nodes[w.nodes[1]] {
                 if hostMPTCP[server.host] == false || server.mptcp?.enabled == false {
-                    let why = hostMPTCP[server.host] == false ? "is on host '\(server.host)', declared `mptcp: false`" : "has `mptcp: { enabled: false }`"
+                    let why = hostMPTCP[server.host] == false ? "is on host '\(server.host)', declared `mptcp: false`" : "has MPTCP off (`mptcp: false`)"
                     warn(w.location, path, "workload '\(w.name)' asks for MPTCP, but its server '\(server.name)' \(why): the connection falls back to TCP",
                          fix: "serve from a node with MPTCP (a proxy in front of a plain server, as topologies/thesis-two-vms.yaml does), or set `mptcp: false` on the workload")
                     continue
                 }
                 let clientPaths = client.mptcp?.endpoints.filter { $0.flags.contains(.subflow) || $0.flags.contains(.fullmesh) } ?? []
-                let announced = signals(server)
+                let announced = signals(server).filter { $0.address != target(w) }
                 let interfaces = (addresses[client.name]?.count ?? 0) + (addresses[server.name]?.count ?? 0)
                 if client.mptcp == nil || (clientPaths.isEmpty && announced.isEmpty), interfaces > 2 {
                     let why = client.mptcp == nil ? "its client '\(client.name)' has no `mptcp:` settings" : "its client '\(client.name)' has no `subflow` endpoint"
@@ -47,18 +56,19 @@ public enum TopologyLint {
             guard let m = n.mptcp, mptcpOn(n) else { continue }
             let path = "nodes.\(n.name).mptcp"
             // 2. Endpoints the limits leave unused (the kernel's defaults: 2 subflows, 0 accepted addresses).
+            // The first subflow leaves from one of them and needs no slot of the limit.
             let subflowEndpoints = m.endpoints.filter { $0.flags.contains(.subflow) }
             let limit = m.subflows ?? 2
-            if subflowEndpoints.count > limit {
-                let unused = subflowEndpoints.suffix(subflowEndpoints.count - limit).map(\.interface).joined(separator: ", ")
-                warn(m.location, path, "\(subflowEndpoints.count) `subflow` endpoints, but the subflows limit is \(limit)\(m.subflows == nil ? " (the kernel's default)" : ""): a connection opens at most \(limit) more subflow\(limit == 1 ? "" : "s"), so \(unused) may stay unused",
-                     fix: "set `limits: { subflows: \(min(subflowEndpoints.count, 8)) }` on node '\(n.name)'")
+            if subflowEndpoints.count - 1 > limit {
+                let unused = subflowEndpoints.suffix(subflowEndpoints.count - 1 - limit).map(\.interface).joined(separator: ", ")
+                warn(m.location, path, "\(subflowEndpoints.count) `subflow` endpoints, but the subflows limit is \(limit)\(m.subflows == nil ? " (the kernel's default)" : ""): besides the first subflow a connection opens at most \(limit) more, so \(unused) may stay unused",
+                     fix: "set `limits: { subflows: \(min(subflowEndpoints.count - 1, 8)) }` on node '\(n.name)'")
             }
             var announcedTo = 0, announcers: [String] = []
-            for p in (peers[n.name] ?? []).sorted() {
-                guard let peer = nodes[p] else { continue }
-                let s = signals(peer).count
-                if s > 0 { announcedTo = max(announcedTo, s); announcers.append(p) }
+            for w in t.workloads where w.mptcp && w.nodes.count == 2 && w.nodes[0] == n.name {
+                guard let peer = nodes[w.nodes[1]] else { continue }
+                let s = signals(peer).filter { $0.address != target(w) }.count
+                if s > 0 { announcedTo = max(announcedTo, s); if !announcers.contains(peer.name) { announcers.append(peer.name) } }
             }
             let accepted = m.addAddrAccepted ?? 0
             if announcedTo > accepted {
@@ -71,16 +81,22 @@ public enum TopologyLint {
             guard n.sourceRouting else { continue }
             for e in m.endpoints {
                 guard let (iface, address) = addresses[n.name]?.first(where: { $0.0 == e.interface }),
-                      !t.sourceRoutingTableReachesBeyondSubnet(node: n, interface: iface, address: address),
-                      t.gateway(node: n.name, interface: iface, family: address.family) == nil else { continue }
+                      !t.sourceRoutingTableReachesBeyondSubnet(node: n, interface: iface, address: address) else { continue }
+                let routers = t.forwardingNeighbours(node: n.name, interface: iface, family: address.family)
+                guard routers.count != 1 else { continue }
                 let unreachable = (peers[n.name] ?? []).sorted().filter { p in !(addresses[p] ?? []).contains { address.contains($0.1.address) } }
                 guard !unreachable.isEmpty else { continue }
+                let why = routers.isEmpty ? "no node with `forwarding: true` on that link to route through"
+                    : "\(routers.count) nodes that forward on that link (\(routers.map { "\($0.node) \($0.address)" }.joined(separator: ", "))), so Pathbed does not choose"
+                let fix = routers.isEmpty ? "add a route through a gateway on \(e.interface) to node '\(n.name)' (`routes: [ { to: default, via: GATEWAY, metric: 100 } ]`), or make the node at the other end of the link forward (`forwarding: true`)"
+                    : "add a route through one of them to node '\(n.name)': `routes: [ { to: default, via: \(routers[0].address), metric: 100 } ]`"
                 warn(e.location, "\(path).endpoints.\(e.interface)",
-                     "subflows from \(e.interface) (\(address.address)) can reach only \(address.network): its source-routing table has no route beyond that subnet, and the link has no one forwarding neighbour to route through, so no subflow from it reaches \(unreachable.joined(separator: ", "))",
-                     fix: "add a route through a gateway on \(e.interface) to node '\(n.name)' (`routes: [ { to: default, via: GATEWAY, metric: 100 } ]`), or give that link one node with `forwarding: true`")
+                     "subflows from \(e.interface) (\(address.address)) can reach only \(address.network): its source-routing table has no route beyond that subnet, and there \(routers.isEmpty ? "is" : "are") \(why); no subflow from it reaches \(unreachable.joined(separator: ", "))",
+                     fix: fix)
             }
         }
-        return out
+        // In the file's order.
+        return out.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }
     }
 }
 
@@ -109,13 +125,20 @@ extension Topology {
     /// with `forwarding: true`, or the only such node on the bridge (and the bridges joined to it)
     /// at the other end; its address of the family. Nil where there is none, or more than one.
     public func gateway(node: String, interface: String, family: IPAddress.Family) -> IPAddress? {
+        let routers = forwardingNeighbours(node: node, interface: interface, family: family)
+        return routers.count == 1 ? routers[0].address : nil
+    }
+
+    /// The nodes with `forwarding: true` on a node's interface's link (or on the bridges at its
+    /// other end), with their addresses of the family.
+    public func forwardingNeighbours(node: String, interface: String, family: IPAddress.Family) -> [(node: String, address: IPAddress)] {
         let forwarding = Set(nodes.filter { $0.forwarding == true }.map(\.name))
-        guard let link = links.first(where: { $0.endpoints.contains { $0.nodeName == node && $0.interfaceName == interface } }) else { return nil }
-        guard let other = link.endpoints.first(where: { !($0.nodeName == node && $0.interfaceName == interface) }) else { return nil }
-        var candidates: [IPAddress] = []
+        guard let link = links.first(where: { $0.endpoints.contains { $0.nodeName == node && $0.interfaceName == interface } }) else { return [] }
+        guard let other = link.endpoints.first(where: { !($0.nodeName == node && $0.interfaceName == interface) }) else { return [] }
+        var candidates: [(node: String, address: IPAddress)] = []
         func consider(_ e: Endpoint) {
             guard let m = e.nodeName, m != node, forwarding.contains(m), let a = e.address, a.family == family else { return }
-            candidates.append(a.address)
+            candidates.append((m, a.address))
         }
         if let b = other.bridgeName {
             // The bridges joined to this one by bridge-to-bridge links are one segment.
@@ -134,6 +157,6 @@ extension Topology {
         } else {
             consider(other)
         }
-        return candidates.count == 1 ? candidates[0] : nil
+        return candidates
     }
 }

@@ -29,13 +29,15 @@ extension TopologyValidator {
             if byRoot[r] == nil { byRoot[r] = result.count; result.append(Segment()) }
             result[byRoot[r]!].bridges.append(b.name)
         }
-        for link in topology.links where link.endpoints.count == 2 {
+        // Positions in `topology.links` (a link's `index` is its place in the file, and a link
+        // that failed to parse has none here: indexing by it trapped).
+        for (position, link) in topology.links.enumerated() where link.endpoints.count == 2 {
             let bridgeEnd = link.endpoints.firstIndex { $0.bridgeName.map { sets.contains($0) } ?? false }
             if let be = bridgeEnd, let seg = byRoot[sets.find(link.endpoints[be].bridgeName!)] {
-                result[seg].links.append(link.index)
-                for (e, ep) in link.endpoints.enumerated() where ep.nodeName != nil { result[seg].members.append((link.index, e)) }
+                result[seg].links.append(position)
+                for (e, ep) in link.endpoints.enumerated() where ep.nodeName != nil { result[seg].members.append((position, e)) }
             } else if link.endpoints.allSatisfy({ $0.nodeName != nil }) {
-                result.append(Segment(bridges: [], links: [link.index], members: [(link.index, 0), (link.index, 1)]))
+                result.append(Segment(bridges: [], links: [position], members: [(position, 0), (position, 1)]))
             }
         }
         return result
@@ -48,7 +50,7 @@ extension TopologyValidator {
             var seg = allSegments[si]
             var declared: [(IPNetwork, String)] = []
             for b in seg.bridges { if let s = bridge(b)?.subnet { declared.append((s, "bridges.\(b).subnet")) } }
-            for l in seg.links { if let s = topology.links[l].subnet { declared.append((s, "links[\(l)].subnet")) } }
+            for l in seg.links { if let s = topology.links[l].subnet { declared.append((s, "links[\(topology.links[l].index)].subnet")) } }
             for (net, path) in declared where !net.isNetworkAddress {
                 error(path, "subnet \(net) has host bits set", hint: "write the network address: \(net.network)")
             }
@@ -88,7 +90,7 @@ extension TopologyValidator {
             var taken: Set<IPAddress> = []
             var toAssign: [(link: Int, end: Int)] = []
             for m in seg.members {
-                let path = "links[\(m.link)].endpoints[\(m.end)]"
+                let path = "links[\(topology.links[m.link].index)].endpoints[\(m.end)]"
                 guard let explicit = topology.links[m.link].endpoints[m.end].address else { toAssign.append(m); continue }
                 if let reserved = Self.reservedRange(overlapping: explicit.network) {
                     error("\(path).address", "address \(explicit) lies in \(reserved), which interfaces cannot use",

@@ -29,10 +29,11 @@ extension TopologyValidator {
                     hosts.append(n.host)
                     checkInterfaceName(name, ep)
                     if let previous = interfaces[node]?[name] {
-                        error(ep, "interface \(node):\(name) is used by two links (links[\(previous)] and links[\(link.index)])",
+                        error(ep, "interface \(node):\(name) is used by two links (links[\(topology.links[previous].index)] and links[\(link.index)])",
                               hint: "give each link its own interface name, e.g. \(name.dropLast())\(Int(String(name.last ?? "0")).map { $0 + 1 } ?? 1)")
                     } else {
-                        interfaces[node, default: [:]][name] = link.index
+                        // Its position in `topology.links` (a link's `index` is its place in the file).
+                        interfaces[node, default: [:]][name] = li
                     }
                 case let .bridge(b):
                     guard let bridge = bridge(b) else {
@@ -148,7 +149,7 @@ extension TopologyValidator {
         for seg in segments() where !seg.bridges.isEmpty {
             let mtus = Set(seg.links.map { topology.links[$0].mtu })
             if mtus.count > 1 {
-                error("links[\(seg.links.last!)].mtu", "links on bridge \(seg.bridges.joined(separator: "+")) have different MTUs (\(mtus.sorted().map(String.init).joined(separator: ", ")))",
+                error("links[\(topology.links[seg.links.last!].index)].mtu", "links on bridge \(seg.bridges.joined(separator: "+")) have different MTUs (\(mtus.sorted().map(String.init).joined(separator: ", ")))",
                       hint: "give every link on one bridge the same `mtu:`")
             }
         }

@@ -20,7 +20,7 @@ struct Plan: ParsableCommand {
     var host: String?
 
     func run() throws {
-        let topology = try loadTopology(file)
+        let topology = try loadTopology(file, sayWarnings: true)
         var plan = Planner.plan(topology)
         if let host {
             guard plan.hosts.contains(where: { $0.host == host }) else {

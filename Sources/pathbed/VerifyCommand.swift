@@ -41,6 +41,7 @@ struct Verify: ParsableCommand {
         do {
             let up = try lab.up(t, asRun: true, progress: { printError("  \($0)") })
             built = up.outcome == .built
+            printError("  lab \(t.name) " + (built ? "built for this verification" + (keep ? " (kept: --keep)" : "; it is removed afterwards") : "was up: measured as it is, and left up"))
             defer {
                 lab.releaseRun(t.name)
                 if built && !keep { _ = try? lab.down(t.name) }

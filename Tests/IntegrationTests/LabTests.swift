@@ -178,6 +178,32 @@ struct LabTests {
         #expect(try pb("status").out.contains("two-paths"))
     }
 
+    /// A fault that needs netem where the kernel has none is refused before any change, naming
+    /// the fault and its line (a rate-only lab itself needs no netem).
+    @Test func aFaultNeedingNetemIsRefusedByNameWhenTheKernelLacksIt() throws {
+        let doctor = try pb("doctor")
+        try #require(doctor.status == 0)
+        guard !doctor.out.split(separator: "\n").contains(where: { $0.hasPrefix("netem") && $0.contains("yes") }) else { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pb-burst-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("burst.yaml").path
+        try """
+            name: burst
+            profiles: { p: { rate: 10mbit } }
+            nodes: { a: {}, b: {} }
+            links: [ { name: l, endpoints: [a:eth0, b:eth0], profile: p, subnet: 10.7.0.0/24 } ]
+            workloads: [ { name: rtt, plugin: ping, client: a, server: b, duration: 4s } ]
+            schedule:
+              - { at: 1s, fault: loss-burst, link: l, loss: 5%, for: 1s }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let before = try hostSnapshot()
+        let r = try run([pathbed, "run", "--no-verify", file, "--out", dir.path], timeout: 60)
+        #expect(r.status == 1)
+        #expect(r.err.contains("netem") && r.err.contains("needed by schedule[0] (loss-burst, \(file):7:5)") && r.err.contains("nothing was changed"), "\(r.err)")
+        #expect(try hostSnapshot() == before)
+    }
+
     @Test func execRunsInTheNodeAndPassesTheExitCode() throws {
         defer { _ = try? pb("down", "two-paths") }
         #expect(try pb("up", twoPaths).status == 0)

@@ -186,6 +186,24 @@ import TopologyModel
         #expect(PlanText.render(Planner.plan(t), topology: t).contains("lte0's table routes beyond its subnet through 10.0.2.1"))
     }
 
+    /// Source-routing tables never take the kernel's own (253 default, 254 main, 255 local), and
+    /// a route copied into one keeps its metric (two defaults on one interface differ by it).
+    @Test func sourceRoutingTablesSkipTheKernelsAndKeepMetrics() throws {
+        var yaml = "name: many\nnodes:\n  client:\n    mptcp: { endpoints: { e0: subflow } }\n"
+        yaml += "    routes: [ { to: default, via: 10.1.0.1 }, { to: default, via: 10.1.0.3, metric: 100 } ]\n"
+        yaml += "  router: { forwarding: true }\n  other: { forwarding: true }\nbridges: { b0: { subnet: 10.1.0.0/24 } }\nlinks:\n"
+        yaml += "  - { endpoints: [router:b0, b0] }\n  - { endpoints: [client:e0, b0] }\n  - { endpoints: [other:b0, b0] }\n"
+        for i in 1..<160 { yaml += "  - { endpoints: [router:r\(i), client:e\(i)], subnet: 10.3.\(i).0/30 }\n" }
+        let t = try TopologyLoader.load(data: Data(yaml.utf8), file: "many.yaml")
+        var tables: Set<UInt32> = [], copied: [RouteSpec] = []
+        for case let .addRoute(ns, r) in Planner.plan(t).hosts[0].operations where ns == t.namespace(of: "client") {
+            if let table = r.table { tables.insert(table) }
+            if r.table == 100, r.destination == nil { copied.append(r) }
+        }
+        #expect(tables.count == 160 && tables.isDisjoint(with: [253, 254, 255]) && tables.max() == 262)
+        #expect(copied.map(\.metric) == [nil, 100], "\(copied)")
+    }
+
     @Test func oneWayProfileShapesOneEnd() throws {
         let yaml = """
             name: oneway
