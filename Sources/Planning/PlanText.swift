@@ -20,13 +20,14 @@ public enum PlanText {
         // Routes Pathbed adds that the file does not write: say them.
         var gateways: [String] = []
         let addresses = t.addressesByNode
+        let routing = ForwardingIndex(t)
         for n in t.nodes where n.sourceRouting {
             for (iface, address) in addresses[n.name] ?? [] {
-                if let g = Planner.sourceRoutingGateway(t, n, iface, address) {
+                if let g = Planner.sourceRoutingGateway(t, n, iface, address, routing) {
                     gateways.append("  \(n.name): \(iface)'s table routes beyond its subnet through \(g), the link's one forwarding neighbour (no route of the file has a gateway there)")
                 } else if n.mptcp?.endpoints.contains(where: { $0.interface == iface }) == true,
                           !t.sourceRoutingTableReachesBeyondSubnet(node: n, interface: iface, address: address) {
-                    let routers = t.forwardingNeighbours(node: n.name, interface: iface, family: address.family)
+                    let routers = routing.neighbours(node: n.name, interface: iface, family: address.family)
                     gateways.append("  \(n.name): \(iface)'s table reaches only \(address.network): "
                                     + (routers.isEmpty ? "no forwarding neighbour there" : "\(routers.count) forwarding neighbours there (\(routers.map(\.node).joined(separator: ", "))), none chosen") + " (`validate` warns where that matters)")
                 }

@@ -106,6 +106,7 @@ public enum Planner {
 
         // Routes, per-interface source routing, MPTCP.
         let interfacesByNode = interfaces(t)
+        let routing = ForwardingIndex(t)
         for n in t.nodes {
             let ns = t.namespace(of: n.name)
             for r in n.routes {
@@ -130,7 +131,7 @@ public enum Planner {
                         add(n.host, .addRoute(namespace: ns, RouteSpec(destination: r.destination, family: r.family, via: via, device: iface,
                                                                        metric: r.metric.map(UInt32.init), table: UInt32(table))))
                     }
-                    if let gateway = sourceRoutingGateway(t, n, iface, address) {
+                    if let gateway = sourceRoutingGateway(t, n, iface, address, routing) {
                         add(n.host, .addRoute(namespace: ns, RouteSpec(destination: nil, family: address.family, via: gateway, device: iface, table: UInt32(table))))
                     }
                     add(n.host, .addRule(namespace: ns, from: address.address, table: UInt32(table), priority: UInt32(1000 + i)))
@@ -233,9 +234,9 @@ public enum Planner {
     /// The gateway a node's source-routing table for an interface gets a default route through:
     /// the link's one forwarding neighbour, where the node's own routes give the table nothing
     /// beyond its subnet.
-    public static func sourceRoutingGateway(_ t: Topology, _ n: Node, _ iface: String, _ address: IPNetwork) -> IPAddress? {
+    public static func sourceRoutingGateway(_ t: Topology, _ n: Node, _ iface: String, _ address: IPNetwork, _ routing: ForwardingIndex) -> IPAddress? {
         guard n.sourceRouting, !t.sourceRoutingTableReachesBeyondSubnet(node: n, interface: iface, address: address) else { return nil }
-        return t.gateway(node: n.name, interface: iface, family: address.family)
+        return routing.gateway(node: n.name, interface: iface, family: address.family)
     }
 
     static func interfaces(_ t: Topology) -> [String: [(String, IPNetwork)]] {

@@ -10,6 +10,7 @@ public struct Mark: Codable, Sendable, Equatable {
 }
 
 public enum Render {
+    public static let maximumCell = 200
     /// Series side by side on a common grid, as CSV: `time_s,NAME (UNIT),...`; empty cells before a series starts.
     public static func csv(_ series: [Series], step: Double, end: Double) -> String {
         // At most `maximumRows` rows: a longer run's grid is widened to fit.
@@ -131,6 +132,9 @@ public enum Render {
 
     /// A plain-text table, columns padded.
     public static func table(_ header: [String], _ rows: [[String]]) -> String {
+        // A cell is at most `maximumCell` characters, so that one long name from a results
+        // file cannot widen every row (a 5,000,000-character name made a 305 MB summary).
+        let rows = rows.map { $0.map { $0.count > maximumCell ? String($0.prefix(maximumCell - 3)) + "..." : $0 } }
         let widths = header.indices.map { i in ([header[i]] + rows.map { i < $0.count ? $0[i] : "" }).map(\.count).max() ?? 0 }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")

@@ -104,7 +104,7 @@ public enum RunReport {
         }
         let shown = 60
         var rows = c.prefix(shown).map { x in
-            [safeText(x.link, singleLine: true), x.direction, "\(x.metric) (\(x.unit))", f(x.configured), f(x.delivered),
+            [safeText(x.link, singleLine: true), safeText(x.direction, singleLine: true), safeText("\(x.metric) (\(x.unit))", singleLine: true), f(x.configured), f(x.delivered),
              x.low == nil && x.high == nil ? "-" : "\(f(x.low))-\(f(x.high))", x.verdict == "outside" ? "OUTSIDE" : x.verdict,
              safeText(x.note ?? "", singleLine: true)]
         }
@@ -118,7 +118,7 @@ public enum RunReport {
         guard !bad.isEmpty else { return nil }
         return "LINKS OUTSIDE TOLERANCE (\(bad.count) of \(c.count) figures; what this run measures over them may not be what the file configures):\n"
             + bad.prefix(20).map { x in
-                "  - \(safeText(x.link, singleLine: true)) \(x.direction) \(x.metric): delivered \(x.delivered.map { String(format: "%.2f", $0) } ?? "nothing"), configured \(x.configured.map { String(format: "%.2f", $0) } ?? "-") \(x.unit)"
+                "  - \(safeText("\(x.link) \(x.direction) \(x.metric)", singleLine: true)): delivered \(x.delivered.map { String(format: "%.2f", $0) } ?? "nothing"), configured \(x.configured.map { String(format: "%.2f", $0) } ?? "-") \(safeText(x.unit, singleLine: true))"
                     + (x.low != nil || x.high != nil ? " (accepted \(x.low.map { String(format: "%.2f", $0) } ?? "-")-\(x.high.map { String(format: "%.2f", $0) } ?? "-"))" : "")
                     + (x.note.map { "; " + safeText($0, singleLine: true) } ?? "")
             }.joined(separator: "\n") + (bad.count > 20 ? "\n  - ..." : "") + "\n\n"
@@ -226,9 +226,10 @@ public enum RunReport {
         }
         out += RunStatistics.timing([r])
         if let c = r.calibration, !c.isEmpty {
-            out += "\nlinks verified " + (r.calibrationNote.map { safeText($0, singleLine: true) } ?? "before the run") + " (pathbed verify; --no-verify skips it):\n" + calibrationTable(c)
+            out += "\nlinks verified before the run (pathbed verify; --no-verify skips it):\n" + calibrationTable(c)
+                + (r.calibrationNote.map { "(" + safeText(String($0.prefix(2000)), singleLine: true) + ")\n" } ?? "")
         } else if let note = r.calibrationNote {
-            out += "\nlinks: " + safeText(note, singleLine: true) + "\n"
+            out += "\nlinks: " + safeText(String(note.prefix(2000)), singleLine: true) + "\n"
         }
         if let h = r.health { out += "\n" + healthTables(h) }
         if let settings = r.settings, !settings.isEmpty { out += "\n" + settingsTable(settings) }

@@ -63,14 +63,15 @@ public enum RunStatistics {
         // Each repetition's health and links: a suspect one is said, with why.
         let checks = runs.enumerated().map { i, r -> [String] in
             let outside = r.calibration.map { c in "\(c.filter(\.isOutside).count) of \(c.count) outside" } ?? (i > 0 && runs[0].calibration != nil ? "(as run 1)" : "not verified")
-            return ["\(i + 1)", r.health?.verdict ?? "unknown", safeText(r.health?.reasons.first ?? "", singleLine: true), outside]
+            return ["\(i + 1)", safeText(r.health?.verdict ?? "unknown", singleLine: true), safeText(r.health?.reasons.first ?? "", singleLine: true), outside]
         }
         if runs.contains(where: { $0.health != nil || $0.calibration != nil }) {
             out += "\n" + Render.table(["run", "health", "why", "links verified"], checks) + "\n"
         }
         let faults = runs.flatMap(\.impacts).filter { $0.impact.recoverySeconds == nil }.count
         if faults > 0 { out += "\n\(faults) fault impacts did not recover before the run (or the next fault) ended: left out of the recovery rows.\n" }
-        return out
+        // Names and texts come from results files: made safe for a terminal, as a summary is.
+        return safeText(out)
     }
 
     /// Two sets of runs side by side: mean ± sd of each, and B against A.
@@ -96,9 +97,9 @@ public enum RunStatistics {
         if kernelsA != kernelsB { notes.append("A ran on Linux \(kernelsA.sorted().joined(separator: ", ")), B on Linux \(kernelsB.sorted().joined(separator: ", "))") }
         let onlyA = Set(pa.keys).subtracting(pbd.keys).count, onlyB = Set(pbd.keys).subtracting(pa.keys).count
         if onlyA + onlyB > 0 { notes.append("\(onlyA) metrics only in A, \(onlyB) only in B (shown with -)") }
-        return "A: \(names.0) (\(a.count) runs)\nB: \(names.1) (\(b.count) runs)\n"
+        return safeText("A: \(names.0) (\(a.count) runs)\nB: \(names.1) (\(b.count) runs)\n"
             + (notes.isEmpty ? "" : notes.map { "note: \($0)" }.joined(separator: "\n") + "\n") + "\n"
-            + Render.table(["metric", "A mean ± sd", "B mean ± sd", "B vs A"], rows) + "\n"
+            + Render.table(["metric", "A mean ± sd", "B mean ± sd", "B vs A"], rows) + "\n")
     }
 
     /// How well the schedule kept its times: started (the controller began the change) and

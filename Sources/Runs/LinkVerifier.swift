@@ -28,8 +28,10 @@ public struct LinkVerifier {
         /// The port of iperf3's one-off server (in the far end's namespace).
         public var port = 5799
         public init() {}
-        /// What `run` does first: fewer probes, shorter transfers.
-        public static var preflight: Options { var o = Options(); o.probes = 100; o.seconds = 2; return o }
+        /// At most this many links (in the file's order); nil: all.
+        public var maximumLinks: Int?
+        /// What `run` does first: fewer probes, shorter transfers, at most 8 links (about a minute).
+        public static var preflight: Options { var o = Options(); o.probes = 100; o.seconds = 2; o.maximumLinks = 8; return o }
     }
 
     public init(lab: LabController, topology: Topology, options: Options = Options()) {
@@ -73,7 +75,11 @@ public struct LinkVerifier {
 
     /// Every link measured, one after the other (they share the machine's CPU).
     public func verify(progress: (String) -> Void) throws -> (calibration: [RunResults.Calibration], skipped: [String]) {
-        let (targets, skipped) = targets()
+        var (targets, skipped) = targets()
+        if let most = options.maximumLinks, targets.count > most {
+            skipped.append("\(targets.count - most) more links not measured here (at most \(most) before a run): `pathbed verify FILE` measures them all")
+            targets = Array(targets.prefix(most))
+        }
         var out: [RunResults.Calibration] = []
         for (i, t) in targets.enumerated() {
             guard Interrupts.signal == 0 else { throw LabError("verification interrupted (signal \(Interrupts.signal))") }
@@ -122,12 +128,21 @@ public struct LinkVerifier {
     /// interface's bytes over the last `seconds` (frames with their headers, as the shaper counts
     /// them), in Mbit/s, and iperf3's goodput over the whole transfer.
     func rateUnderTCP(sender: (HostExecutor, String, IPAddress), receiver: (HostExecutor, String, IPAddress, String)) throws -> (Double?, Double?) {
-        let port = String(options.port), seconds = options.seconds
+        let seconds = options.seconds
+        // A port nothing listens on in the receiver's namespace (a program of the user's may hold
+        // 5799: iperf3 -s -D then fails silently, and its client would meet that program).
+        var found = BoundedText(limit: 64)
+        let probe = "for p in $(seq \(options.port) \(options.port + 100)); do ss -Hltn \"sport = :$p\" | grep -q . || { echo $p; exit 0; }; done; exit 1"
+        guard try receiver.0.run(["sh", "-c", probe], in: receiver.1, timeout: 20, output: { s, d in if s == .stdout { found.append(d) } }) == 0,
+              let free = Int(found.text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw LabError("no free TCP port from \(options.port) to \(options.port + 100) in \(receiver.1) for iperf3")
+        }
+        let port = String(free)
         // One-off server that also ends when no client comes: nothing is left behind.
         guard try receiver.0.run(["iperf3", "-s", "-1", "-D", "--idle-timeout", String(seconds + 30), "-p", port], in: receiver.1, timeout: 20, output: { _, _ in }) == 0 else {
             throw LabError("iperf3 -s did not start in \(receiver.1)", fix: "apt-get install iperf3 (scripts/setup does)")
         }
-        guard try Listening.wait(on: receiver.0, namespace: receiver.1, port: options.port, seconds: 10) else {
+        guard try Listening.wait(on: receiver.0, namespace: receiver.1, port: free, seconds: 10) else {
             throw LabError("iperf3 -s does not listen on port \(port) in \(receiver.1)")
         }
         // The receiver's counters, read beside the transfer through a connection of its own.

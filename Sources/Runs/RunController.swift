@@ -123,6 +123,7 @@ final class RunSession: @unchecked Sendable {
     let problems = ProblemList()
     private var metadataBefore: [String: NamespaceMetadata] = [:]
     private var calibration: [RunResults.Calibration]?
+    private var verifySkipped: [String] = []
     /// What each host runs under (from its own answer).
     private var virtualization: [String: String?] = [:]
     private var countersBefore: [String: [String: Int]] = [:]
@@ -217,6 +218,7 @@ final class RunSession: @unchecked Sendable {
         let t0 = Date()
         let (found, skipped) = try LinkVerifier(lab: lab, topology: t, options: .preflight).verify(progress: progress)
         calibration = found
+        verifySkipped = skipped
         for s in skipped { progress(s) }
         let outside = found.filter(\.isOutside).count
         progress("links verified in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s: \(found.count) figures, "
@@ -316,7 +318,8 @@ final class RunSession: @unchecked Sendable {
         results.endedEarly = endedEarly
         results.settings = HostMetadata.settings(t, metadataBefore)
         results.calibration = calibration
-        results.calibrationNote = controller.options.verifyNote ?? (controller.options.verify ? nil : "not verified: run --no-verify")
+        let note = [controller.options.verifyNote ?? (controller.options.verify ? nil : "not verified: run --no-verify")].compactMap { $0 } + verifySkipped
+        results.calibrationNote = note.isEmpty ? nil : note.joined(separator: "; ")
         results.health = RunHealth.compute(samples.health(), duration: min(lasted, duration), virtualization: virtualization)
         results.queues = ShapedQueue.of(t).map {
             RunResults.Queue(link: $0.link, end: $0.end, host: $0.host, profile: $0.profile, rule: $0.rule, packets: $0.packets, forDelay: $0.forDelay, milliseconds: $0.milliseconds, during: $0.during)

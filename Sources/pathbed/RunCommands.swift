@@ -68,7 +68,7 @@ struct RunCommand: ParsableCommand {
                 // The lab is built once, so its links are verified once, before the first.
                 if !noVerify {
                     o.verify = k == 1
-                    o.verifyNote = k == 1 ? "before repetition 1 of \(`repeat`) (the lab is built once)" : "before repetition 1 only (the lab is built once): rep-1's results have them"
+                    o.verifyNote = k == 1 ? "measured before repetition 1 of \(`repeat`): the lab is built once" : "verified before repetition 1 only (the lab is built once): rep-1's results have them"
                 }
                 do {
                     let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }

@@ -26,7 +26,7 @@ struct Verify: ParsableCommand {
     @OptionGroup var hosts: HostOptions
 
     func validate() throws {
-        guard (10...100_000).contains(probes) else { throw ValidationError("--probes takes 10 to 100000") }
+        guard (10...10_000).contains(probes) else { throw ValidationError("--probes takes 10 to 10000 (100 s of probes)") }
         guard (1...600).contains(seconds) else { throw ValidationError("--seconds takes 1 to 600") }
     }
 

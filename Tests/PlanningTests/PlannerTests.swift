@@ -46,7 +46,7 @@ import TopologyModel
         let ops = Planner.plan(try topology("two-paths.yaml")).hosts[0].operations.map(\.command)
         #expect(ops.contains("ip -n pb.two-paths.client rule add from 10.0.1.2 table 100 priority 1000"))
         #expect(ops.contains("ip -n pb.two-paths.client rule add from 10.0.2.2 table 101 priority 1001"))
-        #expect(ops.contains("ip -n pb.two-paths.client route add default via 10.0.2.1 dev eth2 table 101"))
+        #expect(ops.contains("ip -n pb.two-paths.client route add default via 10.0.2.1 dev eth2 metric 100 table 101"))
         #expect(ops.contains("ip -n pb.two-paths.client mptcp endpoint add 10.0.2.2 dev eth2 id 2 subflow"))
     }
 
