@@ -74,6 +74,14 @@ public struct LabController {
         public var probes: Int = 0
     }
 
+    /// Whether lab `t.name` is up here, and from this file's plan or another (a file edited since):
+    /// what `verify` asks before it measures a lab as it is.
+    public enum Standing: Sendable { case notUp, asPlanned, fromAnotherPlan(file: String) }
+    public func standing(_ t: Topology) -> Standing {
+        guard case let .ok(j) = store.load(t.name) else { return .notUp }
+        return j.planDigest == Self.digest(Planner.plan(t)) ? .asPlanned : .fromAnotherPlan(file: j.file)
+    }
+
     static func digest(_ plan: LabPlan) -> String {
         let e = JSONEncoder(); e.outputFormatting = .sortedKeys
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

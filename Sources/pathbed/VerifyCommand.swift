@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Hosts
+import Planning
 import Report
 import Runs
 import TopologyModel
@@ -39,6 +40,11 @@ struct Verify: ParsableCommand {
         defer { Interrupts.restoreDefaults() }
         var built = false
         do {
+            // A lab that is up is measured as it is: never changed to match an edited file.
+            if case let .fromAnotherPlan(file) = lab.standing(t) {
+                throw LabError("lab '\(t.name)' is up from a plan other than \(file)'s as it reads now (the file changed, or another file has the name)",
+                               fix: "`pathbed up \(file)` to change the lab to the file first, or `pathbed down \(t.name)`; verify measures a lab as it is and changes nothing")
+            }
             let up = try lab.up(t, asRun: true, progress: { printError("  \($0)") })
             built = up.outcome == .built
             printError("  lab \(t.name) " + (built ? "built for this verification" + (keep ? " (kept: --keep)" : "; it is removed afterwards") : "was up: measured as it is, and left up"))

@@ -176,6 +176,14 @@ struct LabTests {
         #expect(bad.out.contains("OUTSIDE"))
         // It measured the lab that was up, and left it up.
         #expect(try pb("status").out.contains("two-paths"))
+        // A file edited since the lab came up is refused, not applied to the running lab.
+        let edited = FileManager.default.temporaryDirectory.appendingPathComponent("two-paths-\(UUID().uuidString).yaml").path
+        defer { unlink(edited) }
+        try String(contentsOfFile: twoPaths, encoding: .utf8).replacingOccurrences(of: "10mbit", with: "20mbit").write(toFile: edited, atomically: true, encoding: .utf8)
+        let refused = try pb("verify", edited)
+        #expect(refused.status == 1 && refused.err.contains("is up from a plan other than"), "\(refused.err)")
+        let qdisc = try run(["ip", "netns", "exec", "pb.two-paths.router", "tc", "qdisc", "show", "dev", "eth1"])
+        #expect(qdisc.out.contains("2Mbit"), "the lab as it was: \(qdisc.out)")
     }
 
     /// A fault that needs netem where the kernel has none is refused before any change, naming
