@@ -36,8 +36,6 @@ public struct MTUChange: Sendable, Hashable, Codable {
 public struct HostInfo: Sendable, Codable {
     public var hostname: String
     public var kernel: String
-    /// What the host runs under: `none`, `KVM`, `software emulation` (QEMU's TCG) or `a hypervisor`.
-    public var virtualization: String?
     /// CLOCK_MONOTONIC of the host, in nanoseconds, when it answered.
     public var clockNanoseconds: UInt64
     /// The Pathbed version running there.
@@ -51,9 +49,7 @@ public struct HostInfo: Sendable, Codable {
         func text<T>(_ field: T) -> String {
             withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         }
-        var info = HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
-        info.virtualization = HostHealthProbe.virtualization()
-        return info
+        return HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
     }
 }
 
@@ -213,8 +209,11 @@ public struct HealthSample: Sendable, Codable, Hashable {
     public var ticksPerSecond: UInt64
     /// Each shaped interface's root qdisc.
     public var qdiscs: [QdiscCounters]
-    public init(cpu: [UInt64], cpus: Int, ownTicks: UInt64, ticksPerSecond: UInt64, qdiscs: [QdiscCounters]) {
+    /// What the host runs under: `none`, `KVM`, `software emulation` (QEMU's TCG), `a hypervisor`.
+    public var virtualization: String
+    public init(cpu: [UInt64], cpus: Int, ownTicks: UInt64, ticksPerSecond: UInt64, qdiscs: [QdiscCounters], virtualization: String = "unknown") {
         self.cpu = cpu; self.cpus = cpus; self.ownTicks = ownTicks; self.ticksPerSecond = ticksPerSecond; self.qdiscs = qdiscs
+        self.virtualization = virtualization
     }
 }
 

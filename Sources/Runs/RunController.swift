@@ -124,8 +124,6 @@ final class RunSession: @unchecked Sendable {
     private var metadataBefore: [String: NamespaceMetadata] = [:]
     private var calibration: [RunResults.Calibration]?
     private var verifySkipped: [String] = []
-    /// What each host runs under (from its own answer).
-    private var virtualization: [String: String?] = [:]
     private var countersBefore: [String: [String: Int]] = [:]
     private var samplers: [Thread] = []
     private var monitors: [Thread] = []
@@ -205,7 +203,6 @@ final class RunSession: @unchecked Sendable {
         var hosts: [String: RunResults.HostInfo] = [:]
         for (name, e) in lab.executors {
             let info = try e.info()
-            virtualization[name] = info.virtualization
             hosts[name] = RunResults.HostInfo(kernel: info.kernel, hostname: info.hostname, version: info.version,
                                               clockOffsetSeconds: Double(e.clockOffsetNanoseconds) / 1e9, reach: lab.access[name]?.label ?? "this machine")
         }
@@ -320,7 +317,7 @@ final class RunSession: @unchecked Sendable {
         results.calibration = calibration
         let note = [controller.options.verifyNote ?? (controller.options.verify ? nil : "not verified: run --no-verify")].compactMap { $0 } + verifySkipped
         results.calibrationNote = note.isEmpty ? nil : note.joined(separator: "; ")
-        results.health = RunHealth.compute(samples.health(), duration: min(lasted, duration), virtualization: virtualization)
+        results.health = RunHealth.compute(samples.health(), duration: min(lasted, duration))
         results.queues = ShapedQueue.of(t).map {
             RunResults.Queue(link: $0.link, end: $0.end, host: $0.host, profile: $0.profile, rule: $0.rule, packets: $0.packets, forDelay: $0.forDelay, milliseconds: $0.milliseconds, during: $0.during)
         }

@@ -32,8 +32,11 @@ public enum HostHealthProbe {
             }
         }
         return HealthSample(cpu: cpu.count == 8 ? cpu : cpu + Array(repeating: 0, count: max(0, 8 - cpu.count)), cpus: max(cpus, 1),
-                            ownTicks: own, ticksPerSecond: UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1)), qdiscs: qdiscs)
+                            ownTicks: own, ticksPerSecond: UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1)), qdiscs: qdiscs, virtualization: runsUnder)
     }
+
+    /// Found once per process.
+    static let runsUnder = virtualization()
 
     /// `none` without the CPU's hypervisor flag; `KVM` with a KVM clock (hardware virtualization);
     /// `software emulation` under QEMU without one (its TCG); else `a hypervisor`.
