@@ -105,7 +105,7 @@ public enum RunReport {
         let shown = 60
         var rows = c.prefix(shown).map { x in
             [safeText(x.link, singleLine: true), safeText(x.direction, singleLine: true), safeText("\(x.metric) (\(x.unit))", singleLine: true), f(x.configured), f(x.delivered),
-             x.low == nil && x.high == nil ? "-" : "\(f(x.low))-\(f(x.high))", x.verdict == "outside" ? "OUTSIDE" : x.verdict,
+             x.low == nil && x.high == nil ? "-" : x.low == nil ? "up to \(f(x.high))" : "\(f(x.low))-\(f(x.high))", x.verdict == "outside" ? "OUTSIDE" : x.verdict,
              safeText(x.note ?? "", singleLine: true)]
         }
         if c.count > shown { rows.append(["... \(c.count - shown) more in results.json", "", "", "", "", "", "", ""]) }

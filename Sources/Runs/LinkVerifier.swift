@@ -145,34 +145,71 @@ public struct LinkVerifier {
         guard try Listening.wait(on: receiver.0, namespace: receiver.1, port: free, seconds: 10) else {
             throw LabError("iperf3 -s does not listen on port \(port) in \(receiver.1)")
         }
-        // The receiver's counters, read beside the transfer through a connection of its own.
-        let side = Unchecked(receiver.0.sideConnection(stop: { false }))
+        // The receiver's counters every 200 ms, beside the transfer, through a connection of
+        // its own, from before the transfer starts until after it ends: the window is found in
+        // the readings (a fixed sleep missed it where starting a shell in a VM under software
+        // emulation took a second: 10.9 Mbit/s read on a 20 Mbit/s link).
+        let stop = StopFlag()
+        let side = Unchecked(receiver.0.sideConnection(stop: { stop.isSet }))
         let counters = Unchecked(CounterBox())
         let interface = receiver.3
         let read = "awk -v i='\(interface)' -F'[: ]+' '{ for (k = 1; k < NF; k++) if ($k == i) { print $(k+1); exit } }' /proc/net/dev"
-        let script = "sleep 1; a=$(date +%s%N); x=$(\(read)); sleep \(seconds); b=$(date +%s%N); y=$(\(read)); echo \"$a $x $b $y\""
+        let script = "while :; do echo \"$(date +%s%N) $(\(read))\"; sleep 0.2; done"
         let done = DispatchSemaphore(value: 0)
         let ns = receiver.1
         Thread {
-            var text = BoundedText(limit: 4096)
-            _ = try? side.value.run(["sh", "-c", script], in: ns, timeout: Double(seconds) + 20) { s, d in if s == .stdout { text.append(d) } }
-            counters.value.text = text.text
+            _ = try? side.value.run(["sh", "-c", script], in: ns, timeout: Double(seconds) + 40) { s, d in if s == .stdout { counters.value.append(d) } }
             side.value.close()
             done.signal()
         }.start()
+        defer { stop.set(); _ = done.wait(timeout: .now() + .seconds(15)) }
+        // The first reading before the transfer starts.
+        let ready = Date().addingTimeInterval(15)
+        while counters.value.readings().isEmpty, Date() < ready, Interrupts.signal == 0 { usleep(50_000) }
         var out = Data()
         _ = try sender.0.run(["iperf3", "-c", "\(receiver.2)", "-B", "\(sender.2)", "-p", port, "-t", String(seconds + 1), "-J"], in: sender.1,
                              timeout: Double(seconds + 40)) { s, d in if s == .stdout, out.count < 8 << 20 { out.append(d) } }
-        _ = done.wait(timeout: .now() + .seconds(seconds + 30))
+        usleep(500_000)
+        stop.set()
+        _ = done.wait(timeout: .now() + .seconds(15))
         let goodput = try? Iperf3Output.receivedMbps(json: out)
-        let f = counters.value.text.split(separator: " ").compactMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        guard f.count == 4, f[2] > f[0], f[3] >= f[1] else {
-            throw LabError("no byte counters of \(interface) in \(receiver.1)" + (goodput == nil ? " (and iperf3 reported nothing: \(String(decoding: out.prefix(200), as: UTF8.self)))" : ""))
+        guard let rate = Self.steadyRate(counters.value.readings(), after: 1.0) else {
+            throw LabError("no steady transfer seen in the byte counters of \(interface) in \(receiver.1)"
+                           + (goodput == nil ? " (and iperf3 reported nothing: \(String(decoding: out.prefix(200), as: UTF8.self)))" : ""))
         }
-        return (Double(f[3] - f[1]) * 8 / (Double(f[2] - f[0]) / 1e9) / 1e6, goodput)
+        return (rate, goodput)
     }
 
-    final class CounterBox: @unchecked Sendable { var text = "" }
+    /// The rate (Mbit/s) of a transfer in counter readings (time in ns, bytes): from `after`
+    /// seconds past the first reading that grew to the one before the last that grew (the last
+    /// interval may hold the transfer's end), at least half a second.
+    static func steadyRate(_ r: [(t: UInt64, bytes: UInt64)], after: Double) -> Double? {
+        let grew = r.indices.dropFirst().filter { r[$0].bytes > r[$0 - 1].bytes + 10_000 && r[$0].t > r[$0 - 1].t }
+        guard let first = grew.first, let lastGrowth = grew.last else { return nil }
+        let last = lastGrowth - 1
+        let began = r[first - 1].t
+        guard let from = r.indices.first(where: { r[$0].t >= began + UInt64(after * 1e9) }), from < last else { return nil }
+        let seconds = Double(r[last].t - r[from].t) / 1e9
+        guard seconds >= 0.5, r[last].bytes >= r[from].bytes else { return nil }
+        return Double(r[last].bytes - r[from].bytes) * 8 / seconds / 1e6
+    }
+
+    /// Counter lines (`NANOSECONDS BYTES`) as they arrive, from another thread.
+    final class CounterBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var text = BoundedText(limit: 1 << 20)
+        func append(_ d: Data) { lock.withLock { text.append(d) } }
+        func readings() -> [(t: UInt64, bytes: UInt64)] {
+            let all = lock.withLock { text.text }
+            // Whole lines only (the last may be cut), in time order.
+            return all.split(separator: "\n", omittingEmptySubsequences: true).dropLast(all.hasSuffix("\n") ? 0 : 1).compactMap { line in
+                let f = line.split(separator: " ")
+                guard f.count == 2, let t = UInt64(f[0]), let b = UInt64(f[1]) else { return nil }
+                return (t, b)
+            }
+        }
+    }
+
 
     // MARK: - Judgement (static: unit-tested with figures of our own)
 

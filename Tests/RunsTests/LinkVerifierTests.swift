@@ -60,4 +60,22 @@ import Testing
         #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: lossy, mbps: 8, note: nil).verdict == "not judged")
         #expect(LinkVerifier.judgeRate(link: "w", direction: "forward", profile: lossy, mbps: 30, note: nil).verdict == "outside")
     }
+
+    /// The rate of a transfer found in counter readings every 200 ms, whenever it started: from
+    /// a second after the counters first grew to the last reading that grew.
+    @Test func theSteadyRateIsFoundInTheReadingsWhereverTheTransferIs() {
+        // Idle for 1.4 s (a late start), then 2.5 MB/s (20 Mbit/s) for 3 s, the last 200 ms of
+        // it half as fast (the transfer ended inside it), then idle.
+        var r: [(t: UInt64, bytes: UInt64)] = [], bytes: UInt64 = 1000
+        for i in 0..<30 {
+            let t = Double(i) * 0.2
+            if t > 1.4 && t <= 4.2 { bytes += 500_000 } else if t > 4.2 && t <= 4.4 { bytes += 250_000 }
+            r.append((UInt64(t * 1e9), bytes))
+        }
+        let rate = LinkVerifier.steadyRate(r, after: 1.0)
+        #expect(rate.map { abs($0 - 20) < 0.01 } == true, "\(String(describing: rate))")
+        #expect(LinkVerifier.steadyRate(Array(r.prefix(8)), after: 1.0) == nil, "too short a transfer: no rate")
+        #expect(LinkVerifier.steadyRate([(0, 5), (200_000_000, 5)], after: 1.0) == nil, "nothing flowed")
+        #expect(LinkVerifier.steadyRate([], after: 1.0) == nil)
+    }
 }
