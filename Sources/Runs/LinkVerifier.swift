@@ -162,7 +162,10 @@ public struct LinkVerifier {
             side.value.close()
             done.signal()
         }.start()
-        defer { stop.set(); _ = done.wait(timeout: .now() + .seconds(15)) }
+        // Whatever ends this, the reader ends too (waited for once: a second wait on the
+        // semaphore would sit out its whole timeout).
+        var waited = false
+        defer { if !waited { stop.set(); _ = done.wait(timeout: .now() + .seconds(15)) } }
         // The first reading before the transfer starts.
         let ready = Date().addingTimeInterval(15)
         while counters.value.readings().isEmpty, Date() < ready, Interrupts.signal == 0 { usleep(50_000) }
@@ -172,6 +175,7 @@ public struct LinkVerifier {
         usleep(500_000)
         stop.set()
         _ = done.wait(timeout: .now() + .seconds(15))
+        waited = true
         let goodput = try? Iperf3Output.receivedMbps(json: out)
         guard let rate = Self.steadyRate(counters.value.readings(), after: 1.0) else {
             throw LabError("no steady transfer seen in the byte counters of \(interface) in \(receiver.1)"

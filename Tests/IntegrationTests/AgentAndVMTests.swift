@@ -165,6 +165,13 @@ extension LabTests {
             let r = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/results.json"))) as? [String: Any])
             let before = r["metadataBefore"] as? [String: [String: Any]] ?? [:], after = r["metadataAfter"] as? [String: [String: Any]] ?? [:]
             #expect(!before.isEmpty && before.keys.allSatisfy { (before[$0]?["qdiscs"] as? [String]) == (after[$0]?["qdiscs"] as? [String]) }, "every qdisc is back as it was")
+            // Each VM's agent read its health with the counters: CPU, its own share, the shaped queues.
+            let health = try #require(r["health"] as? [String: Any])
+            let hosts = health["hosts"] as? [[String: Any]] ?? []
+            #expect(Set(hosts.compactMap { $0["host"] as? String }) == ["mptcp-vm", "plain-vm"], "\(health)")
+            #expect(hosts.allSatisfy { ($0["seconds"] as? Double ?? 0) > 10 && ($0["virtualization"] as? String).map { ["KVM", "software emulation"].contains($0) } == true }, "\(hosts)")
+            #expect((health["queues"] as? [[String: Any]] ?? []).contains { $0["end"] as? String == "router:wlan0" }, "\(health)")
+            #expect((r["settings"] as? [[String: Any]] ?? []).contains { $0["node"] as? String == "client" && $0["congestionControl"] as? String == "cubic" && $0["congestionControlFrom"] as? String == "file" })
             let impacts = (r["impacts"] as? [[String: Any]] ?? []).compactMap { $0["impact"] as? [String: Any] }
             let burst = try #require(impacts.first)
             // LTE (9.5 Mbit/s) carries on through the burst, and the 3 s before it hold the

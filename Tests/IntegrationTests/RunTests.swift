@@ -32,6 +32,11 @@ extension LabTests {
         let calibration = try #require(json["calibration"] as? [[String: Any]])
         #expect(calibration.count == 12 && calibration.allSatisfy { $0["verdict"] as? String == "ok" }, "\(calibration)")
         #expect(r.err.contains("links verified in") && r.err.contains("all within tolerance"), "\(r.err)")
+        // The run's health, read on this machine with the counters.
+        let health = try #require(json["health"] as? [String: Any])
+        let here = try #require((health["hosts"] as? [[String: Any]])?.first)
+        #expect(["valid", "suspect"].contains(health["verdict"] as? String ?? "") && (here["seconds"] as? Double ?? 0) > 10 && (here["cpus"] as? Int ?? 0) >= 1, "\(health)")
+        #expect((health["queues"] as? [[String: Any]] ?? []).contains { $0["end"] as? String == "router:eth2" && ($0["kind"] as? String) == "tbf" }, "\(health)")
         let events = try #require(json["events"] as? [[String: Any]])
         #expect(events.count == 1)
         let down = events[0]["actual"] as? Double ?? -1, up = events[0]["revertActual"] as? Double ?? -1
