@@ -182,9 +182,11 @@ extension LabTests {
             // Between the moment the partition was in force on every host (in the VMs that takes
             // up to a few hundred ms after 19 s) and its revert, no echo got a reply. An echo's
             // send time is its reply's arrival at the controller less its RTT, late by however
-            // long the emulated VM took to hand the line over: 150 ms of slack each side.
+            // long the emulated VM took to hand the line over: 300 ms of slack each side (150 was
+            // passed once more in a fresh clone, with the MPTCP VM's CPU saturated a third of the
+            // run, as the run's health now says).
             let cut = (r["events"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "partition" }
-            let from = (cut?["applied"] as? Double ?? 19) + 0.15, to = (cut?["revertActual"] as? Double ?? 21) - 0.15
+            let from = (cut?["applied"] as? Double ?? 19) + 0.3, to = (cut?["revertActual"] as? Double ?? 21) - 0.3
             #expect(from < to && to < 21.5, "the partition was in force from \(from) to \(to) s")
             #expect(!pingTimes.contains { $0 > from && $0 < to } && pingTimes.contains { $0 > 17 && $0 < 19 },
                     "no reply from the plain server while it was cut off (\(from) to \(to) s): \(pingTimes.filter { $0 > 18.5 && $0 < 21.5 })")
