@@ -105,7 +105,7 @@ public enum Planner {
         for (h, op) in qdiscOps { add(h, op) }
 
         // Routes, per-interface source routing, MPTCP.
-        let interfacesByNode = interfaces(t)
+        let interfacesByNode = t.addressesByNode
         let routing = ForwardingIndex(t)
         for n in t.nodes {
             let ns = t.namespace(of: n.name)
@@ -239,23 +239,19 @@ public enum Planner {
         return routing.gateway(node: n.name, interface: iface, family: address.family)
     }
 
-    static func interfaces(_ t: Topology) -> [String: [(String, IPNetwork)]] {
-        var out: [String: [(String, IPNetwork)]] = [:]
-        for link in t.links {
-            for e in link.endpoints {
-                if let node = e.nodeName, let a = e.address, let name = e.interfaceName { out[node, default: []].append((name, a)) }
-            }
-        }
-        return out
-    }
 
     /// The profile shaping traffic that leaves end `end` of `link`, as a qdisc.
     public static func qdisc(_ profiles: [String: LinkProfile], _ link: Link, end: Int) -> QdiscSpec? {
+        profile(profiles, link, end: end).flatMap { QueueSizing.qdisc(for: $0, mtu: link.mtu) }
+    }
+
+    /// The profile shaping what leaves end `end` of `link` (nil: none).
+    public static func profile(_ profiles: [String: LinkProfile], _ link: Link, end: Int) -> LinkProfile? {
         guard let name = end == 0 ? link.forwardProfile : link.reverseProfile, let p = profiles[name] else { return nil }
         if link.forwardProfile == link.reverseProfile {  // one profile for the link: honour its direction
             if p.direction == .forward && end != 0 { return nil }
             if p.direction == .reverse && end != 1 { return nil }
         }
-        return QueueSizing.qdisc(for: p, mtu: link.mtu)
+        return p
     }
 }

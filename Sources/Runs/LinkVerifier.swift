@@ -52,7 +52,7 @@ public struct LinkVerifier {
         let profiles = Dictionary(topology.profiles.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var out: [Target] = [], skipped: [String] = []
         for link in topology.links {
-            let f = Self.profile(profiles, link, end: 0), r = Self.profile(profiles, link, end: 1)
+            let f = Planner.profile(profiles, link, end: 0), r = Planner.profile(profiles, link, end: 1)
             guard f != nil || r != nil else { continue }
             guard case let .interface(na, ia, aa?) = link.endpoints[0], case let .interface(nb, ib, ab?) = link.endpoints[1], aa.family == ab.family else {
                 skipped.append("\(link.name): not measured (an end is a bridge, or has no address): a path through it crosses other links")
@@ -61,16 +61,6 @@ public struct LinkVerifier {
             out.append(Target(link: link, a: (na, aa.address, ia), b: (nb, ab.address, ib), forward: f, reverse: r))
         }
         return (out, skipped)
-    }
-
-    /// The profile shaping what leaves end `end` (as `Planner.qdisc` chooses it).
-    static func profile(_ profiles: [String: LinkProfile], _ link: Link, end: Int) -> LinkProfile? {
-        guard let name = end == 0 ? link.forwardProfile : link.reverseProfile, let p = profiles[name] else { return nil }
-        if link.forwardProfile == link.reverseProfile {
-            if p.direction == .forward && end != 0 { return nil }
-            if p.direction == .reverse && end != 1 { return nil }
-        }
-        return p
     }
 
     /// Every link measured, one after the other (they share the machine's CPU).
@@ -138,13 +128,7 @@ public struct LinkVerifier {
             throw LabError("no free TCP port from \(options.port) to \(options.port + 100) in \(receiver.1) for iperf3")
         }
         let port = String(free)
-        // One-off server that also ends when no client comes: nothing is left behind.
-        guard try receiver.0.run(["iperf3", "-s", "-1", "-D", "--idle-timeout", String(seconds + 30), "-p", port], in: receiver.1, timeout: 20, output: { _, _ in }) == 0 else {
-            throw LabError("iperf3 -s did not start in \(receiver.1)", fix: "apt-get install iperf3 (scripts/setup does)")
-        }
-        guard try Listening.wait(on: receiver.0, namespace: receiver.1, port: free, seconds: 10) else {
-            throw LabError("iperf3 -s does not listen on port \(port) in \(receiver.1)")
-        }
+        try Iperf3Measurement.startServer(on: receiver.0, namespace: receiver.1, port: free, idleSeconds: seconds + 30)
         // The receiver's counters every 200 ms, beside the transfer, through a connection of
         // its own, from before the transfer starts until after it ends: the window is found in
         // the readings (a fixed sleep missed it where starting a shell in a VM under software

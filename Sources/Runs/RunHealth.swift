@@ -11,7 +11,7 @@ enum RunHealth {
     static let saturatedBusy = 90.0
     static let suspectShare = 10.0
 
-    static func compute(_ readings: [String: [(t: Double, h: HealthSample)]], duration: Double, virtualization: [String: String] = [:]) -> RunResults.Health {
+    static func compute(_ readings: [String: [(t: Double, h: HealthSample)]], duration: Double) -> RunResults.Health {
         var hosts: [RunResults.HostHealth] = [], queues: [RunResults.QueueHealth] = [], reasons: [String] = []
         for host in readings.keys.sorted() {
             // The run's own window, and the reading just before it (differences start there).
@@ -33,7 +33,7 @@ enum RunHealth {
             let seconds = max(last.t - first.t, 0)
             let ticks = Double(max(last.h.ticksPerSecond, 1))
             let own = last.h.ownTicks >= first.h.ownTicks ? Double(last.h.ownTicks - first.h.ownTicks) / ticks : 0
-            let h = RunResults.HostHealth(host: host, virtualization: virtualization[host] ?? last.h.virtualization, seconds: seconds, cpus: last.h.cpus,
+            let h = RunResults.HostHealth(host: host, virtualization: last.h.virtualization, seconds: seconds, cpus: last.h.cpus,
                                           cpuBusy: total > 0 ? busy / total * 100 : 0, softirq: total > 0 ? soft / total * 100 : 0,
                                           steal: total > 0 ? steal / total * 100 : 0,
                                           saturated: intervals > 0 ? Double(saturated) / Double(intervals) * 100 : 0,

@@ -55,11 +55,10 @@ public enum TopologyLint {
 
         // A link with both ends on one node: the kernel delivers their traffic locally, never
         // over the link (its profile shapes nothing).
-        for (i, l) in t.links.enumerated() where l.endpoints.count == 2 {
+        for l in t.links where l.endpoints.count == 2 {
             if let a = l.endpoints[0].nodeName, a == l.endpoints[1].nodeName {
                 warn(l.location, "links[\(l.index)]", "both ends of link \(l.name) are on node '\(a)': traffic between them stays inside the node and never crosses the link",
                      fix: "join two different nodes (a link to itself measures nothing)")
-                _ = i
             }
         }
 
@@ -140,14 +139,6 @@ extension Topology {
             guard r.table == nil, let via = r.via, address.contains(via) else { return false }
             return r.device == nil || r.device == interface
         }
-    }
-
-    /// The one forwarding neighbour on a node's interface: the node at the other end of its link
-    /// with `forwarding: true`, or the only such node on the bridge (and the bridges joined to it)
-    /// at the other end; its address of the family. Nil where there is none, or more than one.
-    /// (For one question; `ForwardingIndex` answers many.)
-    public func gateway(node: String, interface: String, family: IPAddress.Family) -> IPAddress? {
-        ForwardingIndex(self).gateway(node: node, interface: interface, family: family)
     }
 }
 
