@@ -125,7 +125,8 @@ public struct LinkVerifier {
         let probe = "for p in $(seq \(options.port) \(options.port + 100)); do ss -Hltn \"sport = :$p\" | grep -q . || { echo $p; exit 0; }; done; exit 1"
         guard try receiver.0.run(["sh", "-c", probe], in: receiver.1, timeout: 20, output: { s, d in if s == .stdout { found.append(d) } }) == 0,
               let free = Int(found.text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw LabError("no free TCP port from \(options.port) to \(options.port + 100) in \(receiver.1) for iperf3")
+            throw LabError("no free TCP port from \(options.port) to \(options.port + 100) in \(receiver.1) for iperf3",
+                           fix: "stop what listens there (`pathbed exec NODE -- ss -ltnp`), or verify with the lab down")
         }
         let port = String(free)
         try Iperf3Measurement.startServer(on: receiver.0, namespace: receiver.1, port: free, idleSeconds: seconds + 30)
@@ -163,7 +164,8 @@ public struct LinkVerifier {
         let goodput = try? Iperf3Output.receivedMbps(json: out)
         guard let rate = Self.steadyRate(counters.value.readings(), after: 1.0) else {
             throw LabError("no steady transfer seen in the byte counters of \(interface) in \(receiver.1)"
-                           + (goodput == nil ? " (and iperf3 reported nothing: \(String(decoding: out.prefix(200), as: UTF8.self)))" : ""))
+                           + (goodput == nil ? " (and iperf3 reported nothing: \(String(decoding: out.prefix(200), as: UTF8.self)))" : ""),
+                           fix: "check the link carries traffic (`pathbed exec NODE -- ping ...`), or measure longer (`pathbed verify --seconds 5`)")
         }
         return (rate, goodput)
     }

@@ -165,12 +165,12 @@ struct LabTests {
     @Test func verifyProvesTheLinksAndCatchesOneShapedWrong() throws {
         defer { _ = try? pb("down", "two-paths") }
         #expect(try pb("up", twoPaths).status == 0)
-        let good = try pb("verify", "--probes", "50", "--seconds", "1", twoPaths)
+        let good = try pb("verify", "--probes", "50", "--seconds", "2", twoPaths)
         #expect(good.status == 0, "\(good.out) \(good.err)")
         #expect(good.out.split(separator: "\n").filter { $0.contains(" ok ") }.count == 12, "\(good.out)")
         let changed = try run(["ip", "netns", "exec", "pb.two-paths.router", "tc", "qdisc", "change", "dev", "eth1", "root", "tbf", "rate", "2mbit", "burst", "10000", "limit", "70000"])
         try #require(changed.status == 0, "\(changed.err)")
-        let bad = try pb("verify", "--probes", "50", "--seconds", "1", twoPaths)
+        let bad = try pb("verify", "--probes", "50", "--seconds", "2", twoPaths)
         #expect(bad.status == 1)
         #expect(bad.err.contains("LINKS OUTSIDE TOLERANCE") && bad.err.contains("path1 forward rate: delivered ") && bad.err.contains("configured 10.00 Mbit/s"), "\(bad.err)")
         #expect(bad.out.contains("OUTSIDE"))
