@@ -59,26 +59,77 @@ public enum RunReport {
         }
     }
 
+    /// Which way the interfaces plot counts bytes.
+    public enum Direction: String, Sendable, CaseIterable { case received, sent, both }
+
+    /// The interfaces' rates one way (the received ones are in results.json; the sent ones
+    /// come from the raw counters, named as they are: `NODE:IF tx`).
+    static func interfaceSeries(_ r: RunResults, _ direction: Direction) -> [Series] {
+        switch direction {
+        case .received: return r.interfaces
+        case .sent: return Series.interfaceRates(r.rawCounters.map { ($0.t, $0.counters) }, received: false)
+        case .both: return r.interfaces + Series.interfaceRates(r.rawCounters.map { ($0.t, $0.counters) }, received: false)
+        }
+    }
+
+    /// Series worth a line: a peak of at least 5 % of the busiest one's (and above 0.05 Mbit/s).
+    static func busy(_ series: [Series]) -> (kept: [Series], leftOut: Int) {
+        let top = series.compactMap { $0.values.max() }.max() ?? 0
+        let kept = series.filter { ($0.values.max() ?? 0) > max(0.05, 0.05 * top) }
+        return (kept, series.count - kept.count)
+    }
+
+    /// The marks of a run's plots: faults as windows, subflows opened and closed as ticks.
+    static func marks(_ r: RunResults) -> [Mark] {
+        r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
+            + r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }.map {
+                Mark(label: "\($0.node) \($0.type) \($0.detail)", start: $0.t,
+                     kind: $0.type == "SF_ESTABLISHED" ? "opened" : $0.type == "SF_CLOSED" ? "closed" : nil)
+            }
+    }
+
+    /// Throughput series drawn as people read them: every sample faint, the 1 s moving mean
+    /// (the one recovery times use) over it.
+    static func smoothedLines(_ series: [Series]) -> [Render.Line] {
+        series.enumerated().flatMap { i, s -> [Render.Line] in
+            [Render.Line(s, color: i, style: .faint),
+             Render.Line(s.smoothed(window: Recovery.smoothingSeconds), color: i, style: .bold, legend: "\(s.name), 1 s mean")]
+        }
+    }
+
+    /// RTT lines are broken where echoes got no reply (two samples more than 3 intervals apart).
+    static func rttLines(_ series: [Series]) -> [Render.Line] {
+        series.enumerated().map { i, s in
+            let gaps = zip(s.times.dropFirst(), s.times).map { $0 - $1 }.filter { $0 > 0 }.sorted()
+            let typical = gaps.isEmpty ? 1 : gaps[gaps.count / 2]
+            return Render.Line(s, color: i, gap: 3 * typical)
+        }
+    }
+
     /// CSV, SVG and summary.txt from results (`pathbed report DIR` renders them again).
-    public static func render(_ r: RunResults, to dir: String) throws {
+    public static func render(_ r: RunResults, to dir: String, interfaces direction: Direction = .received) throws {
         let step = r.sampleIntervalSeconds
-        let busy = r.interfaces.filter { ($0.values.max() ?? 0) > 0.05 }
         let throughput = r.workloads.flatMap(\.series).filter { $0.quantity == .throughput }
         let rtt = r.workloads.flatMap(\.series).filter { $0.quantity == .rtt }
         // Every series, a plugin's metrics and a transfer's figures included (empty cells where a
         // series has no sample near a grid point).
         let others = r.workloads.flatMap(\.series).filter { $0.quantity != .throughput && $0.quantity != .rtt }
         try Render.csv(throughput + rtt + others + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
-        let marks = r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
-            + r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }.map { Mark(label: "\($0.node) \($0.type) \($0.detail)", start: $0.t) }
-        try Render.svg(title: "\(r.lab): throughput per interface (received)", unit: "Mbit/s", series: busy, marks: marks, end: r.durationSeconds)
+        try (Render.tidyHeader + tidy(r, run: (dir as NSString).lastPathComponent, variant: r.lab)).write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
+        let marks = marks(r)
+        let (shown, leftOut) = busy(interfaceSeries(r, direction))
+        let what = direction == .both ? "received and sent" : direction.rawValue
+        try Render.svg(title: "\(r.lab): throughput per interface (\(what))", unit: "Mbit/s",
+                       lines: smoothedLines(shown), marks: marks, end: r.durationSeconds,
+                       note: leftOut > 0 ? "\(leftOut) near-idle series left out (peak under 5 % of the busiest); series.csv has them" : nil)
             .write(toFile: "\(dir)/interfaces.svg", atomically: true, encoding: .utf8)
         if !throughput.isEmpty {
-            try Render.svg(title: "\(r.lab): throughput per workload", unit: "Mbit/s", series: throughput, marks: marks, end: r.durationSeconds)
+            try Render.svg(title: "\(r.lab): throughput per workload", unit: "Mbit/s", lines: smoothedLines(throughput), marks: marks, end: r.durationSeconds)
                 .write(toFile: "\(dir)/workloads.svg", atomically: true, encoding: .utf8)
         }
         if !rtt.isEmpty {
-            try Render.svg(title: "\(r.lab): RTT", unit: "ms", series: rtt, marks: marks, end: r.durationSeconds)
+            try Render.svg(title: "\(r.lab): RTT", unit: "ms", lines: rttLines(rtt), marks: marks, end: r.durationSeconds,
+                           note: "a line is broken where echoes got no reply")
                 .write(toFile: "\(dir)/rtt.svg", atomically: true, encoding: .utf8)
         }
         // A plugin's own metrics: one plot per unit (`plugin-ms.svg`, `plugin-2.svg` for a unit
@@ -91,6 +142,12 @@ public enum RunReport {
                 .write(toFile: "\(dir)/plugin-\(safe).svg", atomically: true, encoding: .utf8)
         }
         try summary(r).write(toFile: "\(dir)/summary.txt", atomically: true, encoding: .utf8)
+    }
+
+    /// A run's every series in long form (tidy.csv): a workload's as `WORKLOAD: SERIES`, an
+    /// interface's as `interface NODE:IF`.
+    public static func tidy(_ r: RunResults, run: String, variant: String) -> String {
+        Render.tidy(r.workloads.flatMap(\.series) + r.interfaces.map { var s = $0; s.name = "interface \(s.name)"; return s }, run: run, variant: variant)
     }
 
     /// The table printed at the end of a run.

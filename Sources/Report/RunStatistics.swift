@@ -38,27 +38,114 @@ public enum RunStatistics {
         }
     }
 
-    /// Metric → values across runs, in first-seen order.
+    /// One run's figures, one value per metric: a fault repeated within the run (a flap) is
+    /// averaged first, so that runs, not repetitions, are the independent draws.
+    public static func perRun(_ r: RunResults) -> [(String, Double)] {
+        var order: [String] = []
+        var sums: [String: (Double, Int)] = [:]
+        for (k, v) in figures(r) where v.isFinite {
+            if sums[k] == nil { order.append(k) }
+            let (s, n) = sums[k, default: (0, 0)]
+            sums[k] = (s + v, n + 1)
+        }
+        return order.map { ($0, sums[$0]!.0 / Double(sums[$0]!.1)) }
+    }
+
+    /// Fault impacts that never recovered, by the recovery metric they are missing from.
+    static func notRecovered(_ runs: [RunResults]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for r in runs {
+            for i in r.impacts where i.impact.recoverySeconds == nil {
+                let fault = i.event.replacingOccurrences(of: #" #\d+$"#, with: "", options: .regularExpression)
+                let w = i.impact.series.components(separatedBy: " (").first ?? i.impact.series
+                out["\(fault) / \(w): recovery s", default: 0] += 1
+            }
+        }
+        return out
+    }
+
+    /// Metric → per-run values across runs, in first-seen order.
     static func pooled(_ runs: [RunResults]) -> [(String, [Double])] {
         var order: [String] = []
         var values: [String: [Double]] = [:]
         for r in runs {
-            for (k, v) in figures(r) where v.isFinite {
+            for (k, v) in perRun(r) {
                 if values[k] == nil { order.append(k) }
                 values[k, default: []].append(v)
             }
         }
+        // A recovery that never happened in any run still gets its row (n = 0).
+        for k in notRecovered(runs).keys.sorted() where values[k] == nil { order.append(k); values[k] = [] }
         return order.map { ($0, values[$0]!) }
+    }
+
+    /// One metric across runs.
+    public struct Aggregate: Codable, Sendable, Equatable {
+        public var metric: String
+        /// Runs that gave a value.
+        public var n: Int
+        public var mean: Double?
+        public var standardDeviation: Double?
+        public var median: Double?
+        public var min: Double?
+        public var max: Double?
+        /// The 95 % interval of the mean (Student's t); absent with fewer than two runs.
+        public var ciLow: Double?
+        public var ciHigh: Double?
+        /// Fault impacts (over all runs and repetitions) that did not recover before the run or
+        /// the next fault ended: not in the values, counted here.
+        public var notRecovered: Int?
+        /// The per-run values.
+        public var values: [Double]
+    }
+
+    public static func aggregates(_ runs: [RunResults]) -> [Aggregate] {
+        let missing = notRecovered(runs)
+        return pooled(runs).map { k, v in
+            let s = Summary(v), ci = Inference.meanInterval(v)
+            return Aggregate(metric: k, n: v.count, mean: s?.mean, standardDeviation: s?.standardDeviation, median: s?.median,
+                             min: v.min(), max: v.max(), ciLow: ci?.low, ciHigh: ci?.high, notRecovered: missing[k], values: v)
+        }
+    }
+
+    /// What `--repeat` writes beside its summary: aggregates.json.
+    public struct AggregatesFile: Codable, Sendable {
+        public var format = "pathbed-aggregates"
+        public var version = 1
+        public var lab: String
+        public var runs: Int
+        public var confidence = Inference.confidence
+        public var interval = Inference.method
+        public var metrics: [Aggregate]
+    }
+
+    public static func aggregatesJSON(_ runs: [RunResults]) throws -> Data {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(AggregatesFile(lab: runs.first?.lab ?? "", runs: runs.count, metrics: aggregates(runs)))
+    }
+
+    /// aggregates.csv: one row per metric (RFC 4180; empty cells where a figure does not exist).
+    public static func aggregatesCSV(_ runs: [RunResults]) -> String {
+        var out = "metric,n,mean,sd,median,min,max,ci95_low,ci95_high,not_recovered\r\n"
+        for a in aggregates(runs) {
+            out += ([Render.csvField(a.metric), "\(a.n)"] + [a.mean, a.standardDeviation, a.median, a.min, a.max, a.ciLow, a.ciHigh].map(Render.csvNumber)
+                    + ["\(a.notRecovered ?? 0)"]).joined(separator: ",") + "\r\n"
+        }
+        return out
     }
 
     /// The table of `--repeat N`.
     public static func table(_ runs: [RunResults]) -> String {
-        let rows = pooled(runs).map { k, v -> [String] in
-            let s = Summary(v)!
-            return [k, "\(v.count)", f(s.mean), f(s.median), f(s.standardDeviation), f(v.min()!), f(v.max()!)]
+        let aggregates = aggregates(runs)
+        let rows = aggregates.map { a -> [String] in
+            func c(_ v: Double?) -> String { v.map(f) ?? "-" }
+            let ci = a.ciLow.map { "\(f($0)) to \(f(a.ciHigh!))" } ?? "-"
+            return [a.metric, "\(a.n)", c(a.mean), ci, c(a.standardDeviation), c(a.median), c(a.min), c(a.max), a.notRecovered.map(String.init) ?? ""]
         }
         var out = "\(runs.count) runs of lab \(runs.first?.lab ?? "?")\n\n"
-        out += Render.table(["metric", "n", "mean", "median", "sd", "min", "max"], rows) + "\n"
+        out += Render.table(["metric", "n", "mean", "95 % CI of the mean", "sd", "median", "min", "max", "not recovered"], rows) + "\n"
+        out += "\nn: runs with the figure; a fault repeated within a run is averaged first (runs are the independent draws). "
+            + "CI: \(Inference.method).\n"
         out += timing(runs)
         // Each repetition's health and links: a suspect one is said, with why.
         let checks = runs.enumerated().map { i, r -> [String] in
@@ -69,37 +156,139 @@ public enum RunStatistics {
             out += "\n" + Render.table(["run", "health", "why", "links verified"], checks) + "\n"
         }
         let faults = runs.flatMap(\.impacts).filter { $0.impact.recoverySeconds == nil }.count
-        if faults > 0 { out += "\n\(faults) fault impacts did not recover before the run (or the next fault) ended: left out of the recovery rows.\n" }
+        if faults > 0 { out += "\n\(faults) fault impacts did not recover before the run (or the next fault) ended: counted under \"not recovered\", not in the recovery figures.\n" }
         // Names and texts come from results files: made safe for a terminal, as a summary is.
         return safeText(out)
     }
 
-    /// Two sets of runs side by side: mean ± sd of each, and B against A.
-    public static func comparison(_ a: [RunResults], _ b: [RunResults], names: (String, String)) -> String {
-        let pa = Dictionary(pooled(a), uniquingKeysWith: { x, _ in x }), pb = pooled(b)
-        var keys = pooled(a).map(\.0)
-        for (k, _) in pb where !keys.contains(k) { keys.append(k) }
-        let pbd = Dictionary(pb, uniquingKeysWith: { x, _ in x })
-        let rows = keys.map { k -> [String] in
-            let sa = pa[k].flatMap(Summary.init), sb = pbd[k].flatMap(Summary.init)
-            func cell(_ s: Summary?) -> String { s.map { "\(f($0.mean)) ± \(f($0.standardDeviation)) (n=\($0.count))" } ?? "-" }
-            let ratio: String
-            if let x = sa?.mean, let y = sb?.mean, x != 0 { ratio = String(format: "%+.1f %%", (y / x - 1) * 100) } else { ratio = "-" }
-            return [k, cell(sa), cell(sb), ratio]
-        }
-        // What differs between the two sets besides the figures, said first.
+    /// One metric of a set against the baseline set.
+    public struct Difference: Codable, Sendable, Equatable {
+        public var metric: String
+        public var baseline: Aggregate?
+        public var other: Aggregate?
+        /// (mean(other) / mean(baseline) - 1) * 100.
+        public var percent: Double?
+        public var welch: Inference.Welch?
+        /// `differs` (p < 0.05), `within noise` (the interval of the difference holds 0), or
+        /// why it is not judged (fewer than two runs on a side, or the metric only on one side).
+        public var verdict: String
+    }
+
+    /// Sets of runs against the first.
+    public struct Comparison: Codable, Sendable {
+        public var format = "pathbed-comparison"
+        public var version = 1
+        public var method = Inference.comparisonMethod
+        public var baseline: String
+        public var sets: [String: Int]
+        /// What differs between the sets besides the figures: the file, the kernels, the
+        /// settings, the queues.
+        public var notes: [String]
+        /// Per other set (by its name), each metric against the baseline.
+        public var against: [String: [Difference]]
+        public var order: [String]
+    }
+
+    public static func compare(_ sets: [(name: String, runs: [RunResults])]) -> Comparison {
+        let base = sets[0]
+        var against: [String: [Difference]] = [:]
         var notes: [String] = []
-        let labsA = Set(a.map(\.lab)), labsB = Set(b.map(\.lab))
-        if labsA != labsB { notes.append("A and B are runs of different labs (\(labsA.sorted().joined(separator: ", ")) against \(labsB.sorted().joined(separator: ", "))): metrics with the same name may not measure the same thing") }
-        let filesA = Set(a.map(\.file)), filesB = Set(b.map(\.file))
-        if labsA == labsB, filesA != filesB { notes.append("A and B come from different topology files (\(filesA.sorted().joined(separator: ", ")) against \(filesB.sorted().joined(separator: ", ")))") }
-        let kernelsA = Set(a.flatMap { $0.hosts.values.map(\.kernel) }), kernelsB = Set(b.flatMap { $0.hosts.values.map(\.kernel) })
-        if kernelsA != kernelsB { notes.append("A ran on Linux \(kernelsA.sorted().joined(separator: ", ")), B on Linux \(kernelsB.sorted().joined(separator: ", "))") }
-        let onlyA = Set(pa.keys).subtracting(pbd.keys).count, onlyB = Set(pbd.keys).subtracting(pa.keys).count
-        if onlyA + onlyB > 0 { notes.append("\(onlyA) metrics only in A, \(onlyB) only in B (shown with -)") }
-        return safeText("A: \(names.0) (\(a.count) runs)\nB: \(names.1) (\(b.count) runs)\n"
-            + (notes.isEmpty ? "" : notes.map { "note: \($0)" }.joined(separator: "\n") + "\n") + "\n"
-            + Render.table(["metric", "A mean ± sd", "B mean ± sd", "B vs A"], rows) + "\n")
+        let pa = aggregates(base.runs)
+        for other in sets.dropFirst() {
+            let pb = aggregates(other.runs)
+            let da = Dictionary(pa.map { ($0.metric, $0) }, uniquingKeysWith: { x, _ in x })
+            let db = Dictionary(pb.map { ($0.metric, $0) }, uniquingKeysWith: { x, _ in x })
+            var keys = pa.map(\.metric)
+            for k in pb.map(\.metric) where da[k] == nil { keys.append(k) }
+            against[other.name] = keys.map { k in
+                let a = da[k], b = db[k]
+                var d = Difference(metric: k, baseline: a, other: b, percent: nil, welch: nil, verdict: "")
+                if let x = a?.mean, let y = b?.mean, x != 0 { d.percent = (y / x - 1) * 100 }
+                if a == nil || b == nil || a?.n == 0 || b?.n == 0 {
+                    d.verdict = "only in \(a == nil || a?.n == 0 ? "B" : "A")"
+                } else if let w = Inference.welch(a!.values, b!.values) {
+                    d.welch = w
+                    d.verdict = w.p < 1 - Inference.confidence ? "differs" : "within noise"
+                } else {
+                    d.verdict = "not judged (n < 2)"
+                }
+                return d
+            }
+            notes += differences(base, other)
+        }
+        return Comparison(baseline: base.name, sets: Dictionary(sets.map { ($0.name, $0.runs.count) }, uniquingKeysWith: { x, _ in x }),
+                          notes: notes, against: against, order: sets.map(\.name))
+    }
+
+    /// What differs between two sets of runs besides their figures.
+    static func differences(_ a: (name: String, runs: [RunResults]), _ b: (name: String, runs: [RunResults])) -> [String] {
+        var notes: [String] = []
+        let tag = "\(a.name) against \(b.name)"
+        func list(_ s: Set<String>) -> String { s.isEmpty ? "none" : s.sorted().joined(separator: ", ") }
+        let labsA = Set(a.runs.map(\.lab)), labsB = Set(b.runs.map(\.lab))
+        if labsA != labsB { notes.append("\(tag): runs of different labs (\(list(labsA)) against \(list(labsB))): metrics with the same name may not measure the same thing") }
+        let filesA = Set(a.runs.map(\.file)), filesB = Set(b.runs.map(\.file))
+        if labsA == labsB, filesA != filesB { notes.append("\(tag): different topology files (\(list(filesA)) against \(list(filesB)))") }
+        let kernelsA = Set(a.runs.flatMap { $0.hosts.map { "\($0.key) \($0.value.kernel)" } }), kernelsB = Set(b.runs.flatMap { $0.hosts.map { "\($0.key) \($0.value.kernel)" } })
+        if kernelsA != kernelsB { notes.append("\(tag): kernels differ (\(list(kernelsA.subtracting(kernelsB))) against \(list(kernelsB.subtracting(kernelsA))))") }
+        func settings(_ runs: [RunResults]) -> Set<String> {
+            Set(runs.flatMap { ($0.settings ?? []).map { "\($0.node): cc \($0.congestionControl ?? "-"), scheduler \($0.scheduler ?? "-"), path manager \($0.pathManager ?? "-")" } })
+        }
+        let sa = settings(a.runs), sb = settings(b.runs)
+        if sa != sb { notes.append("\(tag): settings differ (\(list(sa.subtracting(sb))) against \(list(sb.subtracting(sa))))") }
+        func queues(_ runs: [RunResults]) -> Set<String> {
+            Set(runs.flatMap { ($0.queues ?? []).map { "\($0.link) \($0.end) \($0.profile): \($0.packets) packets (\($0.rule))\($0.during.map { " during \($0)" } ?? "")" } })
+        }
+        let qa = queues(a.runs), qb = queues(b.runs)
+        if qa != qb { notes.append("\(tag): queues differ (\(list(qa.subtracting(qb))) against \(list(qb.subtracting(qa))))") }
+        let seedsA = Set(a.runs.compactMap(\.seed)), seedsB = Set(b.runs.compactMap(\.seed))
+        if seedsA != seedsB, !(seedsA.isEmpty && seedsB.isEmpty) { notes.append("\(tag): schedule seeds differ") }
+        let suspect = b.runs.filter { $0.health?.verdict == "suspect" }.count + a.runs.filter { $0.health?.verdict == "suspect" }.count
+        if suspect > 0 { notes.append("\(suspect) of the runs compared have health SUSPECT (a host kept busy): their figures may be the machine's, not the lab's") }
+        return notes
+    }
+
+    /// The comparison as a table per other set.
+    public static func comparisonText(_ c: Comparison) -> String {
+        var out = "A: \(c.baseline) (\(c.sets[c.baseline] ?? 0) runs)\n"
+        let letters = "BCDEFGHIJKLMNOPQRSTUVWXYZ".map(String.init)
+        for (i, name) in c.order.dropFirst().enumerated() { out += "\(i < letters.count ? letters[i] : "#\(i + 2)"): \(name) (\(c.sets[name] ?? 0) runs)\n" }
+        if !c.notes.isEmpty { out += c.notes.map { "note: \($0)" }.joined(separator: "\n") + "\n" }
+        for (i, name) in c.order.dropFirst().enumerated() {
+            let letter = i < letters.count ? letters[i] : "#\(i + 2)"
+            func cell(_ a: Aggregate?) -> String {
+                guard let a, let m = a.mean else { return "-" }
+                return "\(f(m))" + (a.ciLow.map { " [\(f($0)), \(f(a.ciHigh!))]" } ?? "") + " n=\(a.n)"
+            }
+            let rows = (c.against[name] ?? []).map { d -> [String] in
+                let diff = d.welch.map { "\(f($0.difference)) [\(f($0.low)), \(f($0.high))]" } ?? "-"
+                return [d.metric, cell(d.baseline), cell(d.other), diff, d.percent.map { String(format: "%+.1f %%", $0) } ?? "-",
+                        d.welch.map { String(format: "%.3g", $0.p) } ?? "-", d.verdict]
+            }
+            out += "\n\(letter) against A:\n" + Render.table(["metric", "A mean [95 % CI]", "\(letter) mean [95 % CI]", "\(letter) - A [95 % CI]", "\(letter) vs A", "p", "verdict"], rows) + "\n"
+        }
+        out += "\n\(c.method); `differs` where p < 0.05, `within noise` where the interval of the difference holds 0. Values are per-run (a fault repeated within a run is averaged first).\n"
+        return safeText(out)
+    }
+
+    /// comparison.csv: one row per other set and metric.
+    public static func comparisonCSV(_ c: Comparison) -> String {
+        var out = "baseline,other,metric,baseline_n,baseline_mean,baseline_ci95_low,baseline_ci95_high,other_n,other_mean,other_ci95_low,other_ci95_high,difference,difference_ci95_low,difference_ci95_high,percent,welch_t,welch_df,p,verdict\r\n"
+        for name in c.order.dropFirst() {
+            for d in c.against[name] ?? [] {
+                let a = d.baseline, b = d.other, w = d.welch
+                out += ([Render.csvField(c.baseline), Render.csvField(name), Render.csvField(d.metric), "\(a?.n ?? 0)"]
+                        + [a?.mean, a?.ciLow, a?.ciHigh].map(Render.csvNumber) + ["\(b?.n ?? 0)"]
+                        + [b?.mean, b?.ciLow, b?.ciHigh, w?.difference, w?.low, w?.high, d.percent, w?.t, w?.degreesOfFreedom, w?.p].map(Render.csvNumber)
+                        + [Render.csvField(d.verdict)]).joined(separator: ",") + "\r\n"
+            }
+        }
+        return out
+    }
+
+    /// Two sets of runs side by side (kept for callers of one pair).
+    public static func comparison(_ a: [RunResults], _ b: [RunResults], names: (String, String)) -> String {
+        comparisonText(compare([(names.0, a), (names.1, b)]))
     }
 
     /// How well the schedule kept its times: started (the controller began the change) and

@@ -61,16 +61,33 @@ public struct Series: Codable, Sendable, Equatable {
         return s
     }
 
-    /// The series resampled on a common grid (`step` seconds from 0 to `end`): each grid point
-    /// holds the latest sample at or before it (nil before the first sample).
-    public func onGrid(step: Double, end: Double) -> [Double?] {
+    /// Each interface's rate, received or sent, from counter readings: `NODE:IF rx` (or `tx`),
+    /// the node being the namespace's last part (`bridges` for the lab's bridge namespace).
+    public static func interfaceRates(_ readings: [(t: Double, counters: [RunResults.CounterReading])], received: Bool) -> [Series] {
+        var byKey: [String: (times: [Double], bytes: [UInt64])] = [:]
+        for r in readings {
+            for c in r.counters {
+                let parts = c.namespace.split(separator: ".")
+                let node = parts.count >= 3 ? String(parts.last!) : "bridges"
+                let key = "\(node):\(c.interface) \(received ? "rx" : "tx")"
+                byKey[key, default: ([], [])].times.append(r.t)
+                byKey[key, default: ([], [])].bytes.append(received ? c.rxBytes : c.txBytes)
+            }
+        }
+        return byKey.keys.sorted().map { Series.rate(name: $0, times: byKey[$0]!.times, bytes: byKey[$0]!.bytes) }
+    }
+
+    /// The series on a grid (`step` seconds from 0 to `end`): each grid point holds the sample
+    /// nearest to it within half a step, or nil (no sample there: lost, or not begun).
+    public func nearestOnGrid(step: Double, end: Double) -> [Double?] {
         let n = Int((end / step).rounded(.down)) + 1
         var out = [Double?](repeating: nil, count: max(n, 0))
-        var j = 0
-        for i in 0..<out.count {
-            let t = Double(i) * step
-            while j < times.count && times[j] <= t + 1e-9 { j += 1 }
-            if j > 0 { out[i] = values[j - 1] }
+        var distance = [Double](repeating: .infinity, count: out.count)
+        for (t, v) in zip(times, values) where t.isFinite && t >= -step / 2 {
+            let i = Int((t / step).rounded())
+            guard i >= 0, i < out.count else { continue }
+            let d = abs(t - Double(i) * step)
+            if d <= step / 2 + 1e-9, d < distance[i] { out[i] = v; distance[i] = d }
         }
         return out
     }

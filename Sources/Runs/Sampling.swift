@@ -31,16 +31,9 @@ final class SampleStore: @unchecked Sendable {
 
     /// Received throughput per interface (node:interface, or the bridge port), Mbit/s.
     func series(_ interval: Double) -> [Series] {
-        var byKey: [String: (times: [Double], bytes: [UInt64])] = [:]
-        for r in timed() where r.t >= -interval {
-            for c in r.c {
-                let node = c.namespace.split(separator: ".").count >= 3 ? String(c.namespace.split(separator: ".").last!) : "bridges"
-                let key = "\(node):\(c.interface) rx"
-                byKey[key, default: ([], [])].times.append(r.t)
-                byKey[key, default: ([], [])].bytes.append(c.rxBytes)
-            }
-        }
-        return byKey.keys.sorted().map { Series.rate(name: $0, times: byKey[$0]!.times, bytes: byKey[$0]!.bytes) }
+        Series.interfaceRates(timed().filter { $0.t >= -interval }.map { r in
+            (r.t, r.c.map { RunResults.CounterReading(namespace: $0.namespace, interface: $0.interface, rxBytes: $0.rxBytes, txBytes: $0.txBytes) })
+        }, received: true)
     }
 
     func raw() -> [RunResults.RawSample] {

@@ -79,10 +79,8 @@ struct RunCommand: ParsableCommand {
                     throw error
                 }
             }
-            let table = RunStatistics.table(runs)
-            try table.write(toFile: "\(parent)/summary.txt", atomically: true, encoding: .utf8)
-            print(table)
-            print("report: \(parent)/ (summary.txt across the runs; rep-1 ... rep-\(`repeat`) each with results.json and plots)")
+            print(try RunStatistics.writeRepetitions(runs, to: parent))
+            print("report: \(parent)/ (summary.txt, aggregates.json and .csv, tidy.csv, throughput.svg across the runs; rep-1 ... rep-\(`repeat`) each with results.json and plots)")
             if !problems.isEmpty { throw Self.problems(problems) }
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
@@ -91,32 +89,47 @@ struct RunCommand: ParsableCommand {
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Render a run directory's report again from its results.json, or compare two.",
+        abstract: "Render a run directory's report again from its results.json, or compare runs.",
         discussion: """
-            With one directory: writes its CSV, SVG plots and summary.txt again (of every repetition, and the \
-            table across them, for a directory of `run --repeat N`). With two: prints each metric of A and B \
-            side by side (mean ± sd across their runs) and B against A.
+            With one directory: writes its CSVs, SVG plots and summary.txt again (of every repetition, and the \
+            aggregates across them, for a directory of `run --repeat N`). With two or more: compares each with the \
+            first, metric by metric (per-run means with 95 % intervals, the difference with its interval, Welch's \
+            t-test), says what else differs (file, kernels, settings, queues), and writes comparison.txt, .json, \
+            .csv, tidy.csv and throughput.svg into --out. docs/results.md says what each file holds.
             """)
-    @Argument(help: "A run directory written by `pathbed run`.") var directory: String
-    @Argument(help: "A second run directory to compare with the first.") var other: String?
+    @Argument(help: "Run directories written by `pathbed run` (a directory of `--repeat N` counts as its N runs); the first is the baseline.")
+    var directories: [String]
+    @Option(help: "Where a comparison's files go (created; default: compare-TIME beside the first directory).") var out: String?
+    @Option(help: "Which way interfaces.svg counts bytes: received, sent or both.") var interfaces: RunReport.Direction = .received
+
+    func validate() throws {
+        guard !directories.isEmpty else { throw ValidationError("give at least one run directory") }
+        guard directories.count <= 26 else { throw ValidationError("compare at most 26 sets of runs at once (A to Z)") }
+        if out != nil && directories.count == 1 { throw ValidationError("--out is for comparisons (two or more directories); one directory's report is written into it") }
+    }
 
     func run() throws {
         do {
-            let a = try RunStatistics.load(directory)
-            if let other {
-                print(RunStatistics.comparison(a, try RunStatistics.load(other), names: (directory, other)))
+            let sets = try directories.map { (name: $0, runs: try RunStatistics.load($0)) }
+            if sets.count > 1 {
+                let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+                let parent = ((directories[0] as NSString).standardizingPath as NSString).deletingLastPathComponent
+                let dir = try RunDirectory.make(out ?? "\(parent.isEmpty ? "." : parent)/compare-\(stamp)")
+                print(try RunStatistics.writeComparison(sets, to: dir))
+                print("report: \(dir)/ (comparison.txt, comparison.json, comparison.csv, tidy.csv, throughput.svg)")
                 return
             }
+            let directory = directories[0], a = sets[0].runs
             if a.count == 1, FileManager.default.fileExists(atPath: "\(directory)/results.json") {
-                try RunReport.render(a[0], to: directory)
+                try RunReport.render(a[0], to: directory, interfaces: interfaces)
                 print(RunReport.summary(a[0]))
             } else {
                 let reps = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("rep-") }
-                for (r, d) in zip(a, reps.sorted { (Int($0.dropFirst(4)) ?? 0) < (Int($1.dropFirst(4)) ?? 0) }) { try RunReport.render(r, to: "\(directory)/\(d)") }
-                let table = RunStatistics.table(a)
-                try table.write(toFile: "\(directory)/summary.txt", atomically: true, encoding: .utf8)
-                print(table)
+                for (r, d) in zip(a, reps.sorted { (Int($0.dropFirst(4)) ?? 0) < (Int($1.dropFirst(4)) ?? 0) }) { try RunReport.render(r, to: "\(directory)/\(d)", interfaces: interfaces) }
+                print(try RunStatistics.writeRepetitions(a, to: directory))
             }
         } catch { throw fail(error) }
     }
 }
+
+extension RunReport.Direction: ExpressibleByArgument {}

@@ -57,13 +57,16 @@ import Testing
     }
 
     @Test func csvPutsEverySeriesOnOneGrid() {
-        let a = Series(name: "a, quoted", unit: "Mbit/s", quantity: .throughput, times: [0.1, 0.2], values: [1, 2])
-        let b = Series(name: "b", unit: "ms", quantity: .rtt, times: [0.2], values: [30])
-        let lines = Render.csv([a, b], step: 0.1, end: 0.2).split(separator: "\n")
-        #expect(lines[0] == "time_s,\"a, quoted\" (Mbit/s),b (ms)")
+        let a = Series(name: "a, \"quoted\"", unit: "Mbit/s", quantity: .throughput, times: [0.1, 0.2, 0.4], values: [1, 2, 4])
+        let b = Series(name: "b", unit: "ms", quantity: .rtt, times: [0.21], values: [30])
+        let lines = Render.csv([a, b], step: 0.1, end: 0.4).components(separatedBy: "\r\n")
+        #expect(lines[0] == #"time_s,"a, ""quoted"" (Mbit/s)","b (ms)""#)
         #expect(lines[1] == "0.000,,")
         #expect(lines[2] == "0.100,1.0000,")
         #expect(lines[3] == "0.200,2.0000,30.0000")
+        // 0.3 s has no sample: an empty cell, not 2.0 carried over.
+        #expect(lines[4] == "0.300,,")
+        #expect(lines[5] == "0.400,4.0000,")
     }
 
     @Test func plotsAreWellFormedSVGWithTheFaultShaded() throws {

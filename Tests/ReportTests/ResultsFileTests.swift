@@ -123,7 +123,7 @@ import Testing
         let dir = try write(r)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let csv = try String(contentsOfFile: dir + "/series.csv", encoding: .utf8)
-        #expect(csv.hasPrefix("time_s,w (lat) (ms)"), "\(csv.prefix(80))")
+        #expect(csv.hasPrefix(#"time_s,"w (lat) (ms)""#), "\(csv.prefix(80))")
         #expect(FileManager.default.fileExists(atPath: dir + "/plugin-ms.svg"))
         let summary = try String(contentsOfFile: dir + "/summary.txt", encoding: .utf8)
         #expect(!summary.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x202e }, "\(summary)")

@@ -15,11 +15,13 @@ import Testing
     @Test func statisticsAcrossRunsAndTwoSetsSideBySide() throws {
         let a = [result([10, 20], recovery: 1), result([20, 20], recovery: 3), result([30, 30], recovery: 2)]
         let table = RunStatistics.table(a)
-        #expect(table.contains("bulk throughput mean Mbit/s") && table.contains("21.67  20.00   7.64"), "\(table)")  // means 15, 20, 30
-        let recovery = table.split(separator: "\n").first { $0.hasPrefix("link-down p2 / bulk: recovery s") }?.split(separator: " ").suffix(6)
-        #expect(recovery.map(Array.init) == ["3", "2.00", "2.00", "1.00", "1.00", "3.00"], "repetition numbers pooled: \(table)")
+        // Means 15, 20, 30: mean 21.67, sd 7.64, t(0.975, 2) = 4.303: 21.67 ± 18.98.
+        let row = table.split(separator: "\n").first { $0.hasPrefix("bulk throughput mean Mbit/s") }?.split(separator: " ").suffix(9)
+        #expect(row.map(Array.init) == ["3", "21.67", "2.69", "to", "40.64", "7.64", "20.00", "15.00", "30.00"], "\(table)")
+        let recovery = table.split(separator: "\n").first { $0.hasPrefix("link-down p2 / bulk: recovery s") }?.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(recovery.map { Array($0.suffix(9)) } == ["3", "2.00", "-0.48", "to", "4.48", "1.00", "2.00", "1.00", "3.00"], "repetition numbers pooled: \(table)")
         let cmp = RunStatistics.comparison(a, [result([40, 40], recovery: 1)], names: ("a", "b"))
-        #expect(cmp.contains("+84.6 %"), "\(cmp)")  // 40 against 21.67
+        #expect(cmp.contains("+84.6 %") && cmp.contains("not judged (n < 2)"), "\(cmp)")  // 40 against 21.67
     }
 
     @Test func pathUseIsEachInterfacesShareOfTheBytesWhileTheWorkloadRan() throws {

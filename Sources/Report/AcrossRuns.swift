@@ -1,0 +1,94 @@
+import Foundation
+
+/// What `run --repeat N` and `report A B ...` write beside their tables: a plot of each
+/// workload's throughput across the runs (mean line, the runs' spread as a band), and the
+/// runs' series in one tidy file.
+extension RunStatistics {
+    /// The grid the runs' lines are put on, in seconds.
+    static let acrossStep = 0.5
+
+    /// One line per set and throughput series: at each grid time the mean over the runs of the
+    /// 1 s moving mean, and the lowest and highest run as the band. Nil without throughput.
+    public static func acrossRunsPlot(_ sets: [(name: String, runs: [RunResults])], title: String) -> String? {
+        var lines: [Render.Line] = []
+        var marks: [Mark] = []
+        var end = 0.0
+        for (setIndex, set) in sets.enumerated() {
+            guard let first = set.runs.first else { continue }
+            end = max(end, set.runs.map(\.durationSeconds).max() ?? 0)
+            // The first run's faults, as planned: every run plays the same schedule.
+            if setIndex == 0 {
+                marks = first.events.map { Mark(label: $0.label, start: $0.planned, end: $0.revertPlanned ?? first.durationSeconds) }
+            }
+            var names: [String] = []
+            for r in set.runs {
+                for w in r.workloads { for s in w.series where s.quantity == .throughput && !names.contains(s.name) { names.append(s.name) } }
+            }
+            for name in names {
+                let grids = set.runs.compactMap { r -> [Double?]? in
+                    guard let s = r.workloads.flatMap(\.series).first(where: { $0.name == name && $0.quantity == .throughput }) else { return nil }
+                    return s.smoothed(window: Recovery.smoothingSeconds).nearestOnGrid(step: acrossStep, end: r.durationSeconds)
+                }
+                let n = grids.map(\.count).max() ?? 0
+                var mean = Series(name: name, unit: "Mbit/s", quantity: .throughput)
+                var low: [Double] = [], high: [Double] = []
+                for i in 0..<n {
+                    let v = grids.compactMap { i < $0.count ? $0[i] : nil }
+                    guard !v.isEmpty else { continue }
+                    mean.times.append(Double(i) * acrossStep); mean.values.append(v.reduce(0, +) / Double(v.count))
+                    low.append(v.min()!); high.append(v.max()!)
+                }
+                guard !mean.isEmpty else { continue }
+                let legend = sets.count > 1 ? "\(set.name): \(name)" : name
+                lines.append(Render.Line(mean, color: lines.count, style: .bold, legend: "\(legend) (n=\(grids.count))", band: (low, high)))
+            }
+        }
+        guard !lines.isEmpty else { return nil }
+        return Render.svg(title: title, unit: "Mbit/s", lines: lines, marks: marks, end: end,
+                          note: "line: mean over the runs of the 1 s moving mean; band: lowest to highest run")
+    }
+
+    /// Every run's series in long form, `run` numbering the repetitions (or naming the set's
+    /// directory), `variant` naming the set.
+    public static func tidy(_ sets: [(name: String, runs: [RunResults])]) -> String {
+        var out = Render.tidyHeader
+        for set in sets {
+            for (i, r) in set.runs.enumerated() { out += RunReport.tidy(r, run: "\(set.name)#\(i + 1)", variant: set.name) }
+        }
+        return out
+    }
+
+    /// The files of a set of repetitions: summary.txt, aggregates.json and .csv, tidy.csv,
+    /// throughput.svg. Returns the table.
+    @discardableResult
+    public static func writeRepetitions(_ runs: [RunResults], to dir: String) throws -> String {
+        let table = table(runs)
+        try table.write(toFile: "\(dir)/summary.txt", atomically: true, encoding: .utf8)
+        try aggregatesJSON(runs).write(to: URL(fileURLWithPath: "\(dir)/aggregates.json"))
+        try aggregatesCSV(runs).write(toFile: "\(dir)/aggregates.csv", atomically: true, encoding: .utf8)
+        let set = [(name: runs.first?.lab ?? "runs", runs: runs)]
+        var tidy = Render.tidyHeader
+        for (i, r) in runs.enumerated() { tidy += RunReport.tidy(r, run: "rep-\(i + 1)", variant: set[0].name) }
+        try tidy.write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
+        if let svg = acrossRunsPlot(set, title: "\(set[0].name): throughput across \(runs.count) runs") {
+            try svg.write(toFile: "\(dir)/throughput.svg", atomically: true, encoding: .utf8)
+        }
+        return table
+    }
+
+    /// The files of a comparison: comparison.txt, .json, .csv, tidy.csv, throughput.svg.
+    @discardableResult
+    public static func writeComparison(_ sets: [(name: String, runs: [RunResults])], to dir: String) throws -> String {
+        let c = compare(sets)
+        let text = comparisonText(c)
+        try text.write(toFile: "\(dir)/comparison.txt", atomically: true, encoding: .utf8)
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(c).write(to: URL(fileURLWithPath: "\(dir)/comparison.json"))
+        try comparisonCSV(c).write(toFile: "\(dir)/comparison.csv", atomically: true, encoding: .utf8)
+        try tidy(sets).write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
+        if let svg = acrossRunsPlot(sets, title: "throughput: \(sets.map(\.name).joined(separator: " against "))") {
+            try svg.write(toFile: "\(dir)/throughput.svg", atomically: true, encoding: .utf8)
+        }
+        return text
+    }
+}
