@@ -6,7 +6,7 @@ of each round trip is measured. Latency under load, and how long a connection st
 path fails, show here where a bulk transfer's throughput hides them.
 
 It speaks Pathbed's plugin protocol (docs/plugins.md): JSON lines on stdin and stdout.
-Parameters (`with:`): port (default 7100), size (request and answer bytes, default 64),
+Parameters (`with:`): port (default: the `port` Pathbed gives in its start message), size (request and answer bytes, default 64),
 interval (seconds between requests, default 0.01).
 
 Needs only Python 3.7+. With `mptcp: true` it opens MPTCP sockets (IPPROTO_MPTCP) itself.
@@ -148,7 +148,7 @@ def main():
         say(type="error", message=f"expected a protocol {PROTOCOL} start message, got {line.strip()[:200]}")
         return
     options = start.get("with") or {}
-    port, size = int(options.get("port", 7100)), int(options.get("size", 64))
+    port, size = int(options.get("port", start.get("port") or 7100)), int(options.get("size", 64))
     interval = float(options.get("interval", 0.01))
     threading.Thread(target=watch_stdin, daemon=True).start()
     if start.get("side") == "server":

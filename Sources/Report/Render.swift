@@ -131,7 +131,12 @@ public enum Render {
         let solid = lines.filter { $0.style != .faint }
         let all = highest(lines), main = solid.isEmpty ? all : highest(solid)
         let clipped = all > main * 1.6
-        let maxValue = max(clipped ? main * 1.35 : all * 1.1, 1e-9)
+        // A few outliers of the lines themselves (an RTT of 2 s among 50 ms ones) are cut too:
+        // the axis ends at twice their 95th percentile.
+        let values = solid.flatMap(\.series.values).filter(\.isFinite).sorted()
+        let p95 = values.isEmpty ? main : values[min(values.count - 1, Int(Double(values.count) * 0.95))]
+        let outliers = p95 > 0 && main > 3 * p95
+        let maxValue = max(outliers ? p95 * 2 : clipped ? main * 1.35 : all * 1.1, 1e-9)
         let yStep = niceStep(maxValue / 5), xStep = niceStep(max(end, 1) / 10)
         func x(_ t: Double) -> Double { left + t / max(end, 1e-9) * w }
         func y(_ v: Double) -> Double { top + h - min(max(v, 0), maxValue * 1.02) / maxValue * h }
@@ -234,6 +239,11 @@ public enum Render {
             s += "<g class=\"legend\"><line x1=\(q(left + w + 22)) x2=\(q(left + w + 22)) y1=\(q(ly - 5)) y2=\(q(ly + 5)) stroke=\"\(tickColors[kind] ?? "#555")\" stroke-width=\"2\"/>"
             s += "<text x=\(q(left + w + 36)) y=\(q(ly + 4))>\(escape(markLegend(kind))) (\(count))</text></g>\n"
             _ = pixels
+            row += 1
+        }
+        if outliers {
+            let ly = top + 10 + Double(row) * 18
+            s += "<g class=\"legend\"><text x=\(q(left + w + 12)) y=\(q(ly + 4)) fill=\"#555\">\u{2191} above \(label(maxValue)): cut (max \(label(main)))</text></g>\n"
             row += 1
         }
         if lines.contains(where: { $0.style == .faint }) {

@@ -132,6 +132,18 @@ public enum RunReport {
                            note: "a line is broken where echoes got no reply")
                 .write(toFile: "\(dir)/rtt.svg", atomically: true, encoding: .utf8)
         }
+        // Each workload's subflows, as its sending side saw them.
+        let sending = r.sendingSubflows.flatMap(\.subflows)
+        if !sending.isEmpty {
+            let (tput, idle) = busy(sending.map(\.throughput))
+            try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(tput), marks: marks, end: r.durationSeconds,
+                           note: "from each socket's bytes acknowledged and received (TCP_INFO, every 100 ms)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
+                .write(toFile: "\(dir)/subflows.svg", atomically: true, encoding: .utf8)
+            let srtt = sending.filter { sf in tput.contains { $0.name == sf.throughput.name } }.map(\.measuredRTT)
+            try Render.svg(title: "\(r.lab): smoothed RTT per subflow (sending side)", unit: "ms", lines: rttLines(srtt), marks: marks, end: r.durationSeconds,
+                           note: "the kernel's srtt of each subflow (TCP_INFO), where it had data acknowledged")
+                .write(toFile: "\(dir)/subflows-rtt.svg", atomically: true, encoding: .utf8)
+        }
         // A plugin's own metrics: one plot per unit (`plugin-ms.svg`, `plugin-2.svg` for a unit
         // that is no file name), never on the RTT plot.
         let byUnit = Dictionary(grouping: others.filter { $0.quantity == .pluginMetric }, by: \.unit)
@@ -147,7 +159,34 @@ public enum RunReport {
     /// A run's every series in long form (tidy.csv): a workload's as `WORKLOAD: SERIES`, an
     /// interface's as `interface NODE:IF`.
     public static func tidy(_ r: RunResults, run: String, variant: String) -> String {
-        Render.tidy(r.workloads.flatMap(\.series) + r.interfaces.map { var s = $0; s.name = "interface \(s.name)"; return s }, run: run, variant: variant)
+        let subflows = (r.subflows ?? []).filter { $0.workload != nil }.flatMap { sf -> [Series] in
+            let name = "subflow \(sf.workload!) \(sf.side ?? "?") \(sf.label)"
+            var tput = sf.throughput; tput.name = name
+            return [tput, Series(name: name, unit: "ms", quantity: .rtt, times: sf.times, values: sf.srttMs),
+                    Series(name: name, unit: "segments", quantity: .pluginMetric, times: sf.times, values: sf.cwnd.map(Double.init))]
+        }
+        return Render.tidy(r.workloads.flatMap(\.series) + r.interfaces.map { var s = $0; s.name = "interface \(s.name)"; return s } + subflows, run: run, variant: variant)
+    }
+
+    /// Each workload's subflows: bytes, share, RTT, retransmissions, window.
+    static func subflowTable(_ r: RunResults) -> String {
+        let sending = r.sendingSubflows
+        guard !sending.isEmpty else { return r.subflowNote.map { "\nsubflows: \(safeText($0, singleLine: true))\n" } ?? "" }
+        var rows: [[String]] = []
+        for (w, side, subflows) in sending {
+            let total = Double(subflows.map(\.bytes).reduce(0, &+))
+            for sf in subflows {
+                let srtt = sf.srttMs.filter { $0 > 0 }
+                let retrans = (sf.retransmits.last ?? 0) - (sf.retransmits.first ?? 0)
+                rows.append([w, side, sf.path ?? sf.interface ?? "?", "\(sf.local) → \(sf.remote)", String(format: "%.2f", Double(sf.bytes) / 1e6),
+                             total > 0 ? String(format: "%.0f", Double(sf.bytes) / total * 100) : "-",
+                             srtt.isEmpty ? "-" : String(format: "%.1f", srtt.reduce(0, +) / Double(srtt.count)), "\(max(0, retrans))",
+                             "\(sf.cwnd.max() ?? 0)", String(format: "%.1f-%.1f", sf.times.first ?? 0, sf.times.last ?? 0)])
+            }
+        }
+        return "\nsubflows (every TCP socket of the workloads, from the kernel every 100 ms; the sending side's view):\n"
+            + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted", "max cwnd", "seen s"], rows) + "\n"
+            + (r.subflowNote.map { "(\(safeText($0, singleLine: true)))\n" } ?? "")
     }
 
     /// The table printed at the end of a run.
@@ -275,6 +314,7 @@ public enum RunReport {
         if !figures.isEmpty { out += "\n" + Render.table(["workload", "figure", "value"], figures) + "\n" }
         let use = r.workloads.compactMap { w in w.pathUse.map { u in [w.name, w.node, u.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f %%", $0.key, $0.value * 100) }.joined(separator: ", ")] } }
         if !use.isEmpty { out += "\n" + Render.table(["workload", "node", "path use (its node's bytes per interface while it ran; other workloads there count too)"], use) + "\n" }
+        out += subflowTable(r)
         if !r.events.isEmpty {
             out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
                 [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),

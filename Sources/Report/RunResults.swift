@@ -51,6 +51,11 @@ public struct RunResults: Codable, Sendable {
     /// Whether the machines kept up: each host's CPU and Pathbed's own, each shaped queue's
     /// drops, and a verdict; absent in results of releases before.
     public var health: Health?
+    /// Every TCP socket (MPTCP subflows among them) of the workloads' client and server nodes,
+    /// sampled every 100 ms from the kernel; absent in results of releases before.
+    public var subflows: [Subflow]?
+    /// Why some sockets or samples are not in `subflows` (past the limits), when any are not.
+    public var subflowNote: String?
 
     public struct Health: Codable, Sendable {
         /// `valid`, or `suspect` (why in `reasons`).
@@ -336,6 +341,7 @@ public struct RunResults: Codable, Sendable {
                 if !(0...1_000_000).contains(x.cpus) { return "the health of host \(x.host) says \(x.cpus) CPUs" }
             }
         }
+        for sf in subflows ?? [] { if let p = sf.problem() { return p } }
         for c in calibration ?? [] {
             // Rates up to 10 Tbit/s, RTTs up to a day, loss 0-100 %: anything else is not a measurement.
             let limit = c.metric == "loss" ? 100.0 : c.metric == "rtt" ? 86_400_000.0 : 1e7

@@ -14,6 +14,7 @@ public enum RunStatistics {
             }
             for (k, v) in (w.metrics ?? [:]).sorted(by: { $0.key < $1.key }) where !k.hasPrefix("mean ") { out.append(("\(w.name) \(k)", v)) }
             for (k, v) in (w.pathUse ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) path use \(k) %", v * 100)) }
+            for (k, v) in (r.subflowShares(w.name) ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) subflow share \(k) %", v * 100)) }
         }
         for i in r.impacts {
             let fault = i.event.replacingOccurrences(of: #" #\d+$"#, with: "", options: .regularExpression)

@@ -114,6 +114,7 @@ final class RunSession: @unchecked Sendable {
     let env: RunEnvironment
     let player: SchedulePlayer
     let mptcp: MPTCPWatch
+    let subflows: SubflowWatch
     var lab: LabController { controller.lab }
     private var isUp = false
     /// Processes in the lab's namespaces per host when it came up.
@@ -143,6 +144,7 @@ final class RunSession: @unchecked Sendable {
         env = RunEnvironment(lab: c.lab, topology: t, clock: clock, stop: stop, progress: progress)
         player = SchedulePlayer(lab: c.lab, labName: t.name, windows: windows, clock: clock, stop: stop, problems: problems, progress: progress)
         mptcp = MPTCPWatch(lab: c.lab, topology: t, clock: clock, stop: stop)
+        subflows = SubflowWatch(lab: c.lab, topology: t, claims: workloads.claims, clock: clock, stop: stop)
     }
 
     /// Every host must offer the qdiscs the schedule's profile changes use, checked before `up`.
@@ -250,7 +252,7 @@ final class RunSession: @unchecked Sendable {
         }
         for th in samplers { th.start() }
         countersBefore = mptcp.counters()
-        monitors = mptcp.startMonitors(until: duration + 1)
+        monitors = mptcp.startMonitors(until: duration + 1) + subflows.start(until: duration + grace + 5)
         // The monitors must be listening before the first connection is made.
         if !monitors.isEmpty { Thread.sleep(forTimeInterval: 1) }
         clock.start()
@@ -308,6 +310,9 @@ final class RunSession: @unchecked Sendable {
             }
         }
         results.mptcpEvents = mptcp.events
+        let sockets = subflows.collect()
+        results.subflows = sockets.subflows
+        results.subflowNote = sockets.note
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore
         results.metadataAfter = endedEarly == nil ? HostMetadata.collect(lab: lab, plan: plan) : nil

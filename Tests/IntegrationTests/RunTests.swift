@@ -69,6 +69,20 @@ extension LabTests {
         #expect((counters["client"]?["MPJoinSynTx"] ?? 0) >= 1 && (counters["server"]?["MPJoinSynRx"] ?? 0) >= 1, "\(counters)")
         let mptcpEvents = json["mptcpEvents"] as? [[String: Any]] ?? []
         #expect(mptcpEvents.contains { $0["type"] as? String == "SF_ESTABLISHED" && $0["node"] as? String == "client" }, "\(mptcpEvents.prefix(5))")
+        // Per subflow, from the sockets: the bulk upload's client side had a subflow on each path,
+        // each carried data before the fault, and path 2's carried nothing while it was down.
+        let subflows = (json["subflows"] as? [[String: Any]] ?? []).filter { $0["workload"] as? String == "bulk" && $0["side"] as? String == "client" }
+        func carried(_ sf: [String: Any], _ a: Double, _ b: Double) -> Double {
+            let t = sf["times"] as? [Double] ?? [], acked = (sf["bytesAcked"] as? [NSNumber] ?? []).map(\.doubleValue)
+            let inside = zip(t, acked).filter { $0.0 >= a && $0.0 < b }.map(\.1)
+            return (inside.last ?? 0) - (inside.first ?? 0)
+        }
+        for path in ["client:eth1", "client:eth2"] {
+            let mine = subflows.filter { $0["path"] as? String == path }
+            #expect(mine.contains { carried($0, 2, 7) > 1_000_000 }, "a subflow on \(path) carried over 1 MB in 2-7 s: \(mine.map { ($0["local"] ?? "", carried($0, 2, 7)) })")
+            if path == "client:eth2" { #expect(mine.allSatisfy { carried($0, 7.5, 11.9) < 50_000 }, "none on path 2 while it was down") }
+        }
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/subflows.svg") && FileManager.default.fileExists(atPath: "\(dir)/tidy.csv"))
         // `pathbed report` renders it again from results.json alone.
         try FileManager.default.removeItem(atPath: "\(dir)/workloads.svg")
         #expect(try pb("report", dir).status == 0 && FileManager.default.fileExists(atPath: "\(dir)/workloads.svg"))

@@ -48,6 +48,8 @@ enum ExternalPlugin {
         var duration: Double
         var link: String?
         var mptcp = false
+        /// A workload's port (its server side listens there); nil for a fault.
+        var port: Int? = nil
     }
 
     /// The first message: who the plugin is, where, and its parameters.
@@ -66,6 +68,9 @@ enum ExternalPlugin {
         var link: String?
         var duration: Double
         var mptcp: Bool
+        /// A workload's TCP port: the server side listens on it, the client connects to it.
+        /// Pathbed tells the workload's connections apart by it (per-subflow figures).
+        var port: Int?
         var with: JSONValue?
     }
 
@@ -150,7 +155,7 @@ enum ExternalPlugin {
             let me = launch.context.me
             let first = StartMessage(type: launch.role == .fault ? "inject" : "start", role: launch.role, side: side, name: launch.name,
                                      node: me.node, namespace: me.namespace, host: me.host, interfaces: me.interfaces, peer: launch.context.peer,
-                                     link: launch.link, duration: launch.duration, mptcp: launch.mptcp, with: launch.options)
+                                     link: launch.link, duration: launch.duration, mptcp: launch.mptcp, port: launch.port, with: launch.options)
             let encoder = JSONEncoder(); encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             startMessage = (try? encoder.encode(first)).map { $0 + Data("\n".utf8) }
             // Not under mptcpize: the plugin is told `mptcp` and opens its sockets as it likes (docs/plugins.md).

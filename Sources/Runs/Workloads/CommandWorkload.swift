@@ -15,6 +15,7 @@ final class CommandWorkload: WorkloadPlugin, @unchecked Sendable {
     private var serverProcess: WorkloadServer?
 
     init(_ w: Workload, _ options: Workload.Command) { workload = w; self.options = options }
+    var ports: [Int] { options.serverPorts }
 
     func prepare(_ env: RunEnvironment) throws {
         guard let serverArgv = options.serverArgv, let server = options.server else { return }

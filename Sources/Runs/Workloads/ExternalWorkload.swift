@@ -14,16 +14,22 @@ final class ExternalWorkload: WorkloadPlugin, @unchecked Sendable {
     private var client: ExternalPlugin.Process?
     private var server: ExternalPlugin.Process?
     private var startedAt: Double?
+    /// The port Pathbed gives it (`port` in its start message): its server listens there, so its
+    /// connections are told apart from the others'.
+    let port: Int
+    var ports: [Int] { [port] }
+    static func port(index: Int) -> Int { 7000 + index }
 
-    init(_ w: Workload, _ options: Workload.External, topology t: Topology) {
+    init(_ w: Workload, _ options: Workload.External, topology t: Topology, port: Int) {
         workload = w
+        self.port = port
         let duration = w.duration.seconds
         launch = ExternalPlugin.Launch(program: options.program, role: .workload, name: w.name, node: options.node,
                                        context: ExternalPlugin.context(t, node: options.node, peer: options.server), options: options.options,
-                                       duration: duration, mptcp: w.mptcp)
+                                       duration: duration, mptcp: w.mptcp, port: port)
         serverLaunch = options.server.map { s in
             ExternalPlugin.Launch(program: options.program, role: .workload, name: w.name, node: s, context: ExternalPlugin.context(t, node: s, peer: options.node),
-                                  options: options.options, duration: duration, mptcp: w.mptcpServer)
+                                  options: options.options, duration: duration, mptcp: w.mptcpServer, port: port)
         }
     }
 

@@ -10,6 +10,7 @@ final class Iperf3Workload: WorkloadPlugin, @unchecked Sendable {
     let workload: Workload
     let options: Workload.Iperf3
     let port: Int
+    var ports: [Int] { [port] }
     private var serverLines: StampedLines?
     private var clientLines: StampedLines?
     private var serverProcess: WorkloadServer?

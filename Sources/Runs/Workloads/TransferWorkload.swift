@@ -13,6 +13,7 @@ final class TransferWorkload: WorkloadPlugin, @unchecked Sendable {
     let workload: Workload
     let options: Workload.Transfer
     let port: Int
+    var ports: [Int] { [port] }
     /// The files' directory is made by `mktemp -d` under this prefix: a fresh 0700 directory of
     /// root's, so nothing another user placed in /tmp beforehand (a symlink, say) is written through.
     let directoryPrefix: String

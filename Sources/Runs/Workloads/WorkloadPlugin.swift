@@ -93,6 +93,8 @@ protocol WorkloadPlugin: AnyObject, Sendable {
     func sample() -> (metric: String, value: Double, unit: String)?
     func stop(_ env: RunEnvironment)
     func collect() -> RunResults.WorkloadResult
+    /// The TCP ports its server listens on (see the default below).
+    var ports: [Int] { get }
 }
 
 extension WorkloadPlugin {
@@ -100,6 +102,9 @@ extension WorkloadPlugin {
     var duration: Double { workload.duration.seconds }
     func sample() -> (metric: String, value: Double, unit: String)? { nil }
     func stop(_ env: RunEnvironment) {}
+    /// The TCP ports its server listens on: its connections (and their subflows) are told apart
+    /// by them. None for a workload without TCP (ping).
+    var ports: [Int] { [] }
 
     /// `mptcpize run` in front of the client's program when the workload asks for MPTCP.
     func mptcpized(_ argv: [String]) -> [String] { (workload.mptcp ? ["mptcpize", "run"] : []) + argv }
@@ -124,12 +129,21 @@ final class WorkloadRunner: @unchecked Sendable {
             case let .ping(o): return PingWorkload(w, o)
             case let .transfer(o): return TransferWorkload(w, o, index: i, lab: t.name)
             case let .command(o): return CommandWorkload(w, o)
-            case let .external(o): return ExternalWorkload(w, o, topology: t)
+            case let .external(o): return ExternalWorkload(w, o, topology: t, port: ExternalWorkload.port(index: i))
             }
         }
     }
 
     var end: Double { plugins.map { $0.start + $0.duration }.max() ?? 0 }
+
+    /// Which workload each TCP connection belongs to: its client and server nodes and ports.
+    var claims: [SubflowTable.Claim] {
+        plugins.compactMap { p in
+            let nodes = p.workload.nodes
+            guard !p.ports.isEmpty, let client = nodes.first else { return nil }
+            return SubflowTable.Claim(workload: p.workload.name, client: client, server: nodes.count > 1 ? nodes[1] : client, ports: p.ports)
+        }
+    }
 
     func prepare(_ env: RunEnvironment) throws { for p in plugins { try p.prepare(env) } }
 
