@@ -65,7 +65,7 @@ static void make_namespace(struct create_args *a) {
     a->result = 0;
 }
 
-static void leave(int home);
+void pb_ns_leave(int home);
 
 int pb_netns_create(const char *name, const char *lo_alias) {
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
@@ -85,7 +85,7 @@ int pb_netns_create(const char *name, const char *lo_alias) {
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (home < 0) { r = -errno; unlink(path); return r; }
     make_namespace(&a);
-    leave(home);
+    pb_ns_leave(home);
     if (a.result < 0) unlink(path);
     return a.result;
 }
@@ -106,7 +106,7 @@ int pb_netns_open(const char *name) {
 }
 
 /* Runs between setns(target) and setns(back) on the calling thread. */
-static int enter(int nsfd, int *home) {
+int pb_ns_enter(int nsfd, int *home) {
     *home = -1;
     if (nsfd < 0) return 0;
     *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -115,7 +115,7 @@ static int enter(int nsfd, int *home) {
     return 0;
 }
 
-static void leave(int home) {
+void pb_ns_leave(int home) {
     if (home < 0) return;
     /* Going back cannot fail for a namespace we were just in; if it ever did, this thread
      * would be poisoned, so stop rather than run Swift code in the wrong namespace. */
@@ -124,11 +124,11 @@ static void leave(int home) {
 }
 
 int pb_nl_connect_in(struct nl_sock *sk, int protocol, int nsfd) {
-    int home, r = enter(nsfd, &home);
+    int home, r = pb_ns_enter(nsfd, &home);
     if (r < 0) return r;
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     int e = errno;
-    leave(home);
+    pb_ns_leave(home);
     if (fd < 0) return -e;
     r = nl_socket_set_fd(sk, protocol, fd);
     if (r < 0) { close(fd); return -EINVAL; }
@@ -152,11 +152,11 @@ static int sysctl_open(int nsfd, const char *key, int flags) {
     char path[512];
     snprintf(path, sizeof path, "/proc/sys/%s", key);
     for (char *p = path + strlen("/proc/sys/"); *p; p++) if (*p == '.') *p = '/';
-    int home, r = enter(nsfd, &home);
+    int home, r = pb_ns_enter(nsfd, &home);
     if (r < 0) return r;
     int fd = open(path, flags | O_CLOEXEC);
     int e = errno;
-    leave(home);
+    pb_ns_leave(home);
     return fd < 0 ? -e : fd;
 }
 
@@ -278,3 +278,4 @@ int pb_sysctl_access(int nsfd, const char *key, int writable) {
     close(fd);
     return 0;
 }
+

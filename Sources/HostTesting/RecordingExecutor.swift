@@ -165,7 +165,7 @@ public final class RecordingExecutor: HostExecutor {
         return ChangeTiming(began: began, finished: monotonicNanoseconds())
     }
 
-    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+    public func sampleCounters(_ namespaces: [String], sockets: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
                                onSample: @escaping (CounterSample) -> Void) throws {
         onSample(CounterSample(clock: monotonicNanoseconds(), counters: []))
     }

@@ -172,7 +172,9 @@ public protocol HostExecutor: AnyObject {
     func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming
     /// Samples the byte counters of every interface of `namespaces` every `interval` seconds for
     /// `duration` seconds (or until the run stops it), handing each round to `onSample`.
-    func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws
+    /// `sockets`: the namespaces whose established TCP sockets each round also reads (the
+    /// workloads' nodes; an empty list reads none).
+    func sampleCounters(_ namespaces: [String], sockets: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws
 }
 
 /// When a host began and finished a change, on the controller's CLOCK_MONOTONIC (nanoseconds).
@@ -196,7 +198,37 @@ public struct CounterSample: Sendable, Codable {
     public var counters: [InterfaceCounters]
     /// About once a second: the host's CPU, the sampler's own, and the shaped queues.
     public var health: HealthSample?
-    public init(clock: UInt64, counters: [InterfaceCounters], health: HealthSample? = nil) { self.clock = clock; self.counters = counters; self.health = health }
+    /// Every established TCP socket of the namespaces (MPTCP subflows among them).
+    public var sockets: [SocketReading]?
+    public init(clock: UInt64, counters: [InterfaceCounters], health: HealthSample? = nil, sockets: [SocketReading]? = nil) {
+        self.clock = clock; self.counters = counters; self.health = health; self.sockets = sockets
+    }
+}
+
+/// One established TCP socket as the kernel's INET_DIAG gives it (TCP_INFO; an MPTCP
+/// subflow's connection token from its ULP info), as `ss -ti` reads it.
+public struct SocketReading: Sendable, Codable, Hashable {
+    public var namespace: String
+    /// Addresses as text (an IPv4-mapped IPv6 address as IPv4), ports.
+    public var local: String
+    public var localPort: Int
+    public var remote: String
+    public var remotePort: Int
+    /// The device it is bound to, if any.
+    public var device: String?
+    /// An MPTCP subflow's connection token on this end.
+    public var token: UInt32?
+    public var cwnd: UInt32
+    public var srttMicroseconds: UInt32
+    public var retransmits: UInt32
+    public var bytesAcked: UInt64
+    public var bytesReceived: UInt64
+    public init(namespace: String, local: String, localPort: Int, remote: String, remotePort: Int, device: String?, token: UInt32?,
+                cwnd: UInt32, srttMicroseconds: UInt32, retransmits: UInt32, bytesAcked: UInt64, bytesReceived: UInt64) {
+        self.namespace = namespace; self.local = local; self.localPort = localPort; self.remote = remote; self.remotePort = remotePort
+        self.device = device; self.token = token; self.cwnd = cwnd; self.srttMicroseconds = srttMicroseconds; self.retransmits = retransmits
+        self.bytesAcked = bytesAcked; self.bytesReceived = bytesReceived
+    }
 }
 
 /// What a host's kernel says of its load, cumulative since boot (differences make rates).

@@ -124,6 +124,11 @@ public struct SocketLine: Sendable, Equatable {
     public var bytesReceived: UInt64 = 0
     public var retransmits: Int = 0
 
+    public init(kind: String, localAddress: String, localPort: Int, remoteAddress: String, remotePort: Int, device: String? = nil) {
+        self.kind = kind; self.localAddress = localAddress; self.localPort = localPort; self.remoteAddress = remoteAddress
+        self.remotePort = remotePort; self.device = device
+    }
+
     /// `ADDR:PORT`, `[V6]:PORT`, `ADDR%DEV:PORT`; IPv4-mapped IPv6 as IPv4. Nil: not an address.
     static func endpoint(_ s: Substring) -> (String, Int, String?)? {
         guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
@@ -214,11 +219,19 @@ public struct SubflowTable: Sendable {
 
     /// The sockets, each claimed by the workload whose server port its connection uses: in
     /// the client node the remote port, in the server node the local one. A subflow's ports
-    /// are its connection's (a join may use others).
+    /// are its connection's (a join may use others): the MPTCP connection's where `ss` listed
+    /// it, else those of any subflow of the same token that a workload claims.
     public func subflows(_ claims: [Claim]) -> [RunResults.Subflow] {
-        order.map { key in
+        var claimedTokens: [String: (Int, Int)] = [:]
+        for key in order {
+            let s = sockets[key]!
+            guard let token = s.token, connections[token] == nil, claimedTokens[token] == nil else { continue }
+            let lp = Int(s.local.split(separator: ":").last ?? "") ?? 0, rp = Int(s.remote.split(separator: ":").last ?? "") ?? 0
+            if claims.contains(where: { ($0.client == node && $0.ports.contains(rp)) || ($0.server == node && $0.ports.contains(lp)) }) { claimedTokens[token] = (lp, rp) }
+        }
+        return order.map { key in
             var s = sockets[key]!
-            let ports: (Int, Int) = s.token.flatMap { connections[$0] }
+            let ports: (Int, Int) = s.token.flatMap { connections[$0] ?? claimedTokens[$0] }
                 ?? (Int(s.local.split(separator: ":").last ?? "") ?? 0, Int(s.remote.split(separator: ":").last ?? "") ?? 0)
             let localAddress = String(s.local[..<(s.local.lastIndex(of: ":") ?? s.local.endIndex)])
             let remoteAddress = String(s.remote[..<(s.remote.lastIndex(of: ":") ?? s.remote.endIndex)])

@@ -114,7 +114,6 @@ final class RunSession: @unchecked Sendable {
     let env: RunEnvironment
     let player: SchedulePlayer
     let mptcp: MPTCPWatch
-    let subflows: SubflowWatch
     var lab: LabController { controller.lab }
     private var isUp = false
     /// Processes in the lab's namespaces per host when it came up.
@@ -144,7 +143,6 @@ final class RunSession: @unchecked Sendable {
         env = RunEnvironment(lab: c.lab, topology: t, clock: clock, stop: stop, progress: progress)
         player = SchedulePlayer(lab: c.lab, labName: t.name, windows: windows, clock: clock, stop: stop, problems: problems, progress: progress)
         mptcp = MPTCPWatch(lab: c.lab, topology: t, clock: clock, stop: stop)
-        subflows = SubflowWatch(lab: c.lab, topology: t, claims: workloads.claims, clock: clock, stop: stop)
     }
 
     /// Every host must offer the qdiscs the schedule's profile changes use, checked before `up`.
@@ -230,6 +228,8 @@ final class RunSession: @unchecked Sendable {
         try workloads.prepare(env)
         // Samplers, one connection each, once the workloads are prepared (that can take long);
         // they sample until the run stops them.
+        // Sockets are read only where a workload's connections end.
+        let socketNamespaces = Set(workloads.claims.flatMap { [t.namespace(of: $0.client), t.namespace(of: $0.server)] })
         for h in plan.hosts where !h.namespaces.isEmpty {
             let main = try lab.executor(h.host)
             let e = Unchecked(main.sideConnection(stop: { [stop] in stop.isSet }))
@@ -239,8 +239,8 @@ final class RunSession: @unchecked Sendable {
             let end = duration + 600
             let th = Thread {
                 do {
-                    try e.value.sampleCounters(namespaces, interval: interval, duration: end, stop: { stop.isSet }) { s in
-                        samples.add(host: host, hostClock: s.clock, offset: offset, s.counters, health: s.health)
+                    try e.value.sampleCounters(namespaces, sockets: namespaces.filter(socketNamespaces.contains), interval: interval, duration: end, stop: { stop.isSet }) { s in
+                        samples.add(host: host, hostClock: s.clock, offset: offset, s.counters, health: s.health, sockets: s.sockets)
                     }
                 } catch {
                     // A host that stops answering mid-run: the run goes on, and says so.
@@ -252,7 +252,7 @@ final class RunSession: @unchecked Sendable {
         }
         for th in samplers { th.start() }
         countersBefore = mptcp.counters()
-        monitors = mptcp.startMonitors(until: duration + 1) + subflows.start(until: duration + grace + 5)
+        monitors = mptcp.startMonitors(until: duration + 1)
         // The monitors must be listening before the first connection is made.
         if !monitors.isEmpty { Thread.sleep(forTimeInterval: 1) }
         clock.start()
@@ -310,7 +310,7 @@ final class RunSession: @unchecked Sendable {
             }
         }
         results.mptcpEvents = mptcp.events
-        let sockets = subflows.collect()
+        let sockets = SubflowWatch.subflows(samples.sockets(), topology: t, claims: workloads.claims)
         results.subflows = sockets.subflows
         results.subflowNote = sockets.note
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)

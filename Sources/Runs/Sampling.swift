@@ -7,16 +7,23 @@ import Report
 final class SampleStore: @unchecked Sendable {
     private var rows: [(host: String, clock: UInt64, offset: Int64, c: [InterfaceCounters])] = []
     private var healthRows: [(host: String, clock: UInt64, offset: Int64, h: HealthSample)] = []
+    private var socketRows: [(host: String, clock: UInt64, offset: Int64, s: [SocketReading])] = []
     private let lock = NSLock()
     private let runClock: RunClock
 
     init(clock: RunClock) { runClock = clock }
 
-    func add(host: String, hostClock: UInt64, offset: Int64, _ c: [InterfaceCounters], health: HealthSample? = nil) {
+    func add(host: String, hostClock: UInt64, offset: Int64, _ c: [InterfaceCounters], health: HealthSample? = nil, sockets: [SocketReading]? = nil) {
         lock.withLock {
             rows.append((host, hostClock, offset, c))
             if let health { healthRows.append((host, hostClock, offset, health)) }
+            if let sockets, !sockets.isEmpty { socketRows.append((host, hostClock, offset, sockets)) }
         }
+    }
+
+    /// The sockets read with the counters, on the run's clock, in time order.
+    func sockets() -> [(t: Double, sockets: [SocketReading])] {
+        lock.withLock { socketRows }.map { (t: runClock.seconds(hostClock: $0.clock, offset: $0.offset), sockets: $0.s) }.sorted { $0.t < $1.t }
     }
 
     /// The hosts' health readings on the run's clock, per host, in time order.

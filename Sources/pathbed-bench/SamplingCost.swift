@@ -17,6 +17,7 @@ struct SamplingCost: ParsableCommand {
     @Option(help: "Lab sizes (switches of a linear lab; about 4 interfaces each), comma-separated.") var sizes = "25,100"
     @Option(help: "Seconds of sampling per lab.") var seconds = 10.0
     @Option(help: "Seconds between rounds.") var interval = 0.1
+    @Flag(help: "Also read every namespace's TCP sockets each round (INET_DIAG), as a run does in its workloads' nodes.") var sockets = false
 
     func validate() throws {
         guard (1...3600).contains(seconds), (0.01...10).contains(interval) else { throw ValidationError("--seconds 1-3600, --interval 0.01-10") }
@@ -39,7 +40,7 @@ struct SamplingCost: ParsableCommand {
             let e = LocalExecutor(host: "local")
             var rounds = 0, health = 0, interfaces = 0
             let before = cpuSeconds(), t0 = monotonicNanoseconds()
-            try e.sampleCounters(namespaces, interval: interval, duration: seconds, stop: { false }) { s in
+            try e.sampleCounters(namespaces, sockets: sockets ? namespaces : [], interval: interval, duration: seconds, stop: { false }) { s in
                 rounds += 1
                 if s.health != nil { health += 1 }
                 interfaces = s.counters.count

@@ -52,7 +52,7 @@ final class TimingExecutor: HostExecutor {
     func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
         try inner.change(actions, inject: inject, at: at, revertAfter: revertAfter)
     }
-    func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws {
-        try inner.sampleCounters(namespaces, interval: interval, duration: duration, stop: stop, onSample: onSample)
+    func sampleCounters(_ namespaces: [String], sockets: [String], interval: Double, duration: Double, stop: @escaping () -> Bool, onSample: @escaping (CounterSample) -> Void) throws {
+        try inner.sampleCounters(namespaces, sockets: sockets, interval: interval, duration: duration, stop: stop, onSample: onSample)
     }
 }

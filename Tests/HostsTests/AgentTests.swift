@@ -15,7 +15,7 @@ import TopologyModel
         .deleteLink(link: InterfaceRef(namespace: "pb.x", name: "s1")), .setProfile(link: InterfaceRef(namespace: "pb.x.a", name: "eth0"), from: nil, to: nil),
         .restoreMTUs(mtus: [MTUChange(interface: "eth0", mtu: 1500)]), .run(argv: ["true"], namespace: nil, timeout: 3, input: true), .tunnelKeys,
         .inject(actions: [cut], at: 123_456_789, revertAfter: 3), .revert(actions: [cut], at: nil),
-        .sampleCounters(namespaces: ["pb.x.a"], interval: 0.1, duration: 5), .input(target: 3, data: "AAo=", close: true),
+        .sampleCounters(namespaces: ["pb.x.a"], sockets: ["pb.x.a"], interval: 0.1, duration: 5), .input(target: 3, data: "AAo=", close: true),
         .heartbeat, .cancel(target: 3), .bye,
     ]
 

@@ -47,4 +47,23 @@ int pb_interrupted(void);
 /* Sets STP on the bridge IFINDEX (and its forward delay in centiseconds when on), with the
  * socket SK of the bridge's namespace. Returns 0 or a negative libnl error. */
 int pb_bridge_set_stp(struct nl_sock *sk, int ifindex, int on, unsigned forward_delay_cs);
+/* One established TCP socket as INET_DIAG reports it (TCP_INFO; for an MPTCP subflow, its
+ * connection's local token from the ULP info). */
+struct pb_socket {
+    unsigned char family;        /* AF_INET or AF_INET6 */
+    unsigned char has_token;
+    unsigned short sport, dport; /* host order */
+    unsigned char src[16], dst[16];
+    unsigned int ifindex;        /* bound device, 0 if none */
+    unsigned int token;          /* MPTCP_SUBFLOW_ATTR_TOKEN_LOC */
+    unsigned int cwnd;
+    unsigned int srtt_us;
+    unsigned int total_retrans;
+    unsigned long long bytes_acked, bytes_received;
+};
+/* A NETLINK_SOCK_DIAG socket opened in namespace NSFD (-1: this one). Returns it or -errno. */
+int pb_sockdiag_open(int nsfd);
+/* Dumps the established TCP sockets of FAMILY into OUT (at most MAX). Returns how many, or
+ * -errno. */
+int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max);
 #endif

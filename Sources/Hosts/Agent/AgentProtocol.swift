@@ -46,7 +46,7 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case revert(actions: [FaultAction], at: UInt64?)
     /// Byte counters of namespaces' interfaces, streamed as `sample` events until `duration`
     /// passes or the request is cancelled.
-    case sampleCounters(namespaces: [String], interval: Double, duration: Double)
+    case sampleCounters(namespaces: [String], sockets: [String]?, interval: Double, duration: Double)
     /// Bytes (base64) for the stdin of the running `run` request `target`; `close` ends that stdin.
     case input(target: Int, data: String, close: Bool)
     /// The controller is alive (every second; no answer). An agent that has heard one and then
@@ -103,7 +103,7 @@ public enum AgentReply: Codable, Sendable {
     case progress(done: Int)
     /// Output bytes (base64: commands may write anything).
     case output(stream: StandardStream, data: String)
-    case sample(clock: UInt64, counters: [InterfaceCounters], health: HealthSample?)
+    case sample(clock: UInt64, counters: [InterfaceCounters], health: HealthSample?, sockets: [SocketReading]?)
 
     // Results.
     /// The request ended and has nothing to say (removeNamespaces, deleteLink, setProfile).

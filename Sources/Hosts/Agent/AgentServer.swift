@@ -226,9 +226,9 @@ public final class AgentServer: @unchecked Sendable {
                 reply = .changed(began: try executor.change(actions, inject: true, at: at, revertAfter: revertAfter).began)
             case let .revert(actions, at):
                 reply = .changed(began: try executor.change(actions, inject: false, at: at, revertAfter: nil).began)
-            case let .sampleCounters(namespaces, interval, duration):
-                try executor.sampleCounters(namespaces, interval: interval, duration: duration, stop: { [self] in isCancelled(id) }) { [out] sample in
-                    out.send(ReplyLine(id: id, .sample(clock: sample.clock, counters: sample.counters, health: sample.health)))
+            case let .sampleCounters(namespaces, sockets, interval, duration):
+                try executor.sampleCounters(namespaces, sockets: sockets ?? [], interval: interval, duration: duration, stop: { [self] in isCancelled(id) }) { [out] sample in
+                    out.send(ReplyLine(id: id, .sample(clock: sample.clock, counters: sample.counters, health: sample.health, sockets: sample.sockets)))
                 }
                 reply = .done
             case .tunnelKeys:

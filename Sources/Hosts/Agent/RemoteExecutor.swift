@@ -393,10 +393,10 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         return ChangeTiming(began: here(began), finished: here(r.clock))
     }
 
-    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+    public func sampleCounters(_ namespaces: [String], sockets: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
                                onSample: @escaping (CounterSample) -> Void) throws {
-        _ = try result(.sampleCounters(namespaces: namespaces, interval: interval, duration: duration), cancelWhen: stop, onEvent: { e in
-            if case let .sample(clock, counters, health) = e.reply { onSample(CounterSample(clock: clock, counters: counters, health: health)) }
+        _ = try result(.sampleCounters(namespaces: namespaces, sockets: sockets, interval: interval, duration: duration), cancelWhen: stop, onEvent: { e in
+            if case let .sample(clock, counters, health, sockets) = e.reply { onSample(CounterSample(clock: clock, counters: counters, health: health, sockets: sockets)) }
         })
     }
 

@@ -65,14 +65,16 @@ extension LocalExecutor {
 
     // MARK: Faults and measurements
 
-    public func sampleCounters(_ namespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
+    public func sampleCounters(_ namespaces: [String], sockets socketNamespaces: [String], interval: Double, duration: Double, stop: @escaping () -> Bool,
                                onSample: @escaping (CounterSample) -> Void) throws {
         // Handles of its own: sampling runs beside other work on this host.
         var handles: [(String, RouteHandle, Int32)] = []
+        var diags: [String: SocketDiag] = [:]
         defer { for (_, _, fd) in handles { Glibc.close(fd) } }
         for ns in namespaces {
             let fd = try NetworkNamespace.open(ns)
             handles.append((ns, try RouteHandle(nsfd: fd, namespace: ns), fd))
+            if socketNamespaces.contains(ns) { diags[ns] = SocketDiag(nsfd: fd) }
         }
         // Any interval and duration a request can carry is a time, never a trap: 10 ms to an hour
         // between rounds, at most 30 days in all.
@@ -90,8 +92,13 @@ extension LocalExecutor {
             var counters: [InterfaceCounters] = []
             let healthRound = round % healthEvery == 0
             var names: [String: [Int32: String]] = [:]
+            var sockets: [SocketReading] = []
             for (ns, h, _) in handles {
                 let links = (try? h.links()) ?? []
+                if let diag = diags[ns] {
+                    let devices = Dictionary(links.map { (UInt32(bitPattern: $0.index), $0.name) }, uniquingKeysWith: { a, _ in a })
+                    sockets += diag.established(namespace: ns, devices: devices)
+                }
                 // The health reading names qdiscs from this same dump.
                 if healthRound { names[ns] = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a }) }
                 for l in links where l.name != "lo" && !(l.group == 0 && Self.fallbackDevices.contains(l.name)) {
@@ -100,7 +107,7 @@ extension LocalExecutor {
             }
             let health = healthRound ? HostHealthProbe.sample(handles.map { ($0.0, $0.1) }, names: names) : nil
             round += 1
-            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters, health: health))
+            onSample(CounterSample(clock: before / 2 + monotonicNanoseconds() / 2, counters: counters, health: health, sockets: sockets))
             next += step
             let now = monotonicNanoseconds()
             if next > now { usleep(UInt32(min(next - now, 1_000_000_000) / 1000)) } else { next = now }

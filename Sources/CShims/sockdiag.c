@@ -1,0 +1,105 @@
+/* Established TCP sockets by INET_DIAG, as `ss -ti` reads them (iproute2's misc/ss.c). */
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
+#include <linux/mptcp.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <arpa/inet.h>
+#include "CShims.h"
+
+/* shims.c: run between setns(target) and setns(back) on the calling thread. */
+int pb_ns_enter(int nsfd, int *home);
+void pb_ns_leave(int home);
+
+int pb_sockdiag_open(int nsfd) {
+    int home, r = pb_ns_enter(nsfd, &home);
+    if (r < 0) return r;
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int e = errno;
+    pb_ns_leave(home);
+    if (fd < 0) return -e;
+    struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void ulp_token(struct rtattr *ulp, int len, struct pb_socket *s) {
+    for (struct rtattr *a = ulp; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type != INET_ULP_INFO_MPTCP) continue;
+        int inner = RTA_PAYLOAD(a);
+        for (struct rtattr *b = RTA_DATA(a); RTA_OK(b, inner); b = RTA_NEXT(b, inner)) {
+            if (b->rta_type == MPTCP_SUBFLOW_ATTR_TOKEN_LOC && RTA_PAYLOAD(b) >= 4) {
+                memcpy(&s->token, RTA_DATA(b), 4);
+                s->has_token = 1;
+            }
+        }
+    }
+}
+
+int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max) {
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.nlh.nlmsg_seq = 1;
+    req.r.sdiag_family = family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = 1u << 1; /* TCP_ESTABLISHED */
+    req.r.idiag_ext = 1u << (INET_DIAG_INFO - 1);
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    if (sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
+    static __thread char buf[64 * 1024];
+    int n = 0;
+    for (;;) {
+        ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got < 0) { if (errno == EINTR) continue; return -errno; }
+        if (got == 0) return n;
+        int len = (int)got;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+            if (h->nlmsg_type == NLMSG_DONE) return n;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *e = NLMSG_DATA(h);
+                return e->error < 0 ? e->error : n;
+            }
+            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) continue;
+            struct inet_diag_msg *m = NLMSG_DATA(h);
+            if (n >= max) continue; /* drain the dump */
+            struct pb_socket *s = &out[n];
+            memset(s, 0, sizeof *s);
+            s->family = m->idiag_family;
+            s->sport = ntohs(m->id.idiag_sport);
+            s->dport = ntohs(m->id.idiag_dport);
+            memcpy(s->src, m->id.idiag_src, 16);
+            memcpy(s->dst, m->id.idiag_dst, 16);
+            s->ifindex = m->id.idiag_if;
+            int alen = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
+            for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+                if (a->rta_type == INET_DIAG_INFO) {
+                    struct tcp_info ti;
+                    memset(&ti, 0, sizeof ti);
+                    size_t l = RTA_PAYLOAD(a) < sizeof ti ? RTA_PAYLOAD(a) : sizeof ti;
+                    memcpy(&ti, RTA_DATA(a), l);
+                    s->cwnd = ti.tcpi_snd_cwnd;
+                    s->srtt_us = ti.tcpi_rtt;
+                    s->total_retrans = ti.tcpi_total_retrans;
+                    if (l >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked) s->bytes_acked = ti.tcpi_bytes_acked;
+                    if (l >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) s->bytes_received = ti.tcpi_bytes_received;
+                } else if (a->rta_type == INET_DIAG_ULP_INFO) {
+                    ulp_token(RTA_DATA(a), RTA_PAYLOAD(a), s);
+                }
+            }
+            n++;
+        }
+    }
+}
