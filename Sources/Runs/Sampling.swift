@@ -22,8 +22,8 @@ final class SampleStore: @unchecked Sendable {
     }
 
     /// The sockets read with the counters, on the run's clock, in time order.
-    func sockets() -> [(t: Double, sockets: [SocketReading])] {
-        lock.withLock { socketRows }.map { (t: runClock.seconds(hostClock: $0.clock, offset: $0.offset), sockets: $0.s) }.sorted { $0.t < $1.t }
+    func sockets() -> [(host: String, t: Double, sockets: [SocketReading])] {
+        lock.withLock { socketRows }.map { (host: $0.host, t: runClock.seconds(hostClock: $0.clock, offset: $0.offset), sockets: $0.s) }.sorted { $0.t < $1.t }
     }
 
     /// The hosts' health readings on the run's clock, per host, in time order.

@@ -7,7 +7,7 @@ import TopologyModel
 /// sampler reads them from the kernel each round (INET_DIAG: TCP_INFO, an MPTCP subflow's
 /// token), on every host; here they are put together per socket and claimed by workloads.
 enum SubflowWatch {
-    static func subflows(_ readings: [(t: Double, sockets: [SocketReading])], topology t: Topology,
+    static func subflows(_ readings: [(host: String, t: Double, sockets: [SocketReading])], topology t: Topology,
                          claims: [SubflowTable.Claim]) -> (subflows: [RunResults.Subflow], note: String?) {
         let addresses = t.addressesByNode
         var paths: [String: String] = [:]
@@ -28,7 +28,16 @@ enum SubflowWatch {
         }
         let subflows = nodes.flatMap { tables[$0]?.subflows(claims) ?? [] }
         let left = tables.values.map(\.leftOut).reduce(0, +)
-        return (subflows, left > 0 ? "\(left) socket samples past the limits (\(SubflowTable.maximumSockets) sockets per node, \(SubflowTable.maximumSamples) samples each) were left out" : nil)
+        var notes: [String] = []
+        // How often each host read them (once a second under software emulation).
+        for (host, rows) in Dictionary(grouping: readings, by: \.host).sorted(by: { $0.key < $1.key }) {
+            let gaps = zip(rows.dropFirst(), rows).map { $0.t - $1.t }.sorted()
+            if let median = gaps.isEmpty ? nil : gaps[gaps.count / 2], median > 0.15 {
+                notes.append(String(format: "sockets read every %.1f s on %@ (software emulation: every 100 ms there cost the lab's throughput)", median, host))
+            }
+        }
+        if left > 0 { notes.append("\(left) socket samples past the limits (\(SubflowTable.maximumSockets) sockets per node, \(SubflowTable.maximumSamples) samples each) were left out") }
+        return (subflows, notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 
     static func line(_ s: SocketReading) -> SocketLine {

@@ -85,6 +85,10 @@ extension LocalExecutor {
         // The host's health about once a second (and in the first round): it costs a qdisc dump
         // per namespace, more than the counters.
         let healthEvery = max(1, Int((1e9 / Double(step)).rounded()))
+        // Sockets every round, except under software emulation (QEMU's TCG), where a dump walks the
+        // kernel's connection table a hundred times slower and the emulated CPU, already the
+        // bottleneck, lost a fifth of the lab's throughput to it: there once a second.
+        let socketsEvery = HostHealthProbe.runsUnder == "software emulation" ? SocketDiag.emulatedEvery(step: step) : 1
         var round = 0
         while monotonicNanoseconds() <= end, !stop(), Interrupts.signal == 0 {
             // Stamped at the middle of the round (one dump per namespace).
@@ -95,7 +99,7 @@ extension LocalExecutor {
             var sockets: [SocketReading] = []
             for (ns, h, _) in handles {
                 let links = (try? h.links()) ?? []
-                if let diag = diags[ns] {
+                if let diag = diags[ns], round % socketsEvery == 0 {
                     let devices = Dictionary(links.map { (UInt32(bitPattern: $0.index), $0.name) }, uniquingKeysWith: { a, _ in a })
                     sockets += diag.established(namespace: ns, devices: devices)
                 }

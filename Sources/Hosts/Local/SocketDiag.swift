@@ -22,6 +22,9 @@ final class SocketDiag {
 
     deinit { Glibc.close(fd) }
 
+    /// Rounds between two readings on a host under software emulation: once a second.
+    static func emulatedEvery(step: UInt64) -> Int { max(1, Int((1e9 / Double(max(step, 1))).rounded())) }
+
     func established(namespace: String, devices: [UInt32: String]) -> [SocketReading] {
         var out: [SocketReading] = []
         for family in [AF_INET, AF_INET6] {
