@@ -189,6 +189,24 @@ public enum RunReport {
             + (r.subflowNote.map { "(\(safeText($0, singleLine: true)))\n" } ?? "")
     }
 
+    /// What was captured, and what tshark found in it.
+    static func captureTable(_ r: RunResults) -> String {
+        guard let captures = r.captures, !captures.isEmpty else { return "" }
+        var out = "\npackets captured (capture.pcapng, one interface per row, named NODE:INTERFACE (link LINK)):\n"
+        out += Render.table(["link", "captured on", "host", "packets", "MB", "note"], captures.map {
+            [$0.link, $0.end, $0.host, "\($0.packets)", String(format: "%.2f", Double($0.bytes) / 1e6),
+             ($0.atLimit ? "stopped at its limit (--capture-limit)" : "") + (($0.droppedByKernel ?? 0) > 0 ? " \($0.droppedByKernel!) dropped by the kernel" : "")]
+        }) + "\n"
+        if let s = r.captureSummary {
+            let options = s.options.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            out += "MPTCP in the capture (\(safeText(s.tool, singleLine: true))): \(s.mptcpStreams) TCP streams with MPTCP options, \(s.joinSYNs) MP_JOIN SYNs; packets per option: \(options.isEmpty ? "none" : options)\n"
+            if !s.expert.isEmpty {
+                out += "tshark's MPTCP notes: " + s.expert.sorted { $0.value > $1.value }.prefix(10).map { "\(safeText($0.key, singleLine: true)) (\($0.value))" }.joined(separator: "; ") + "\n"
+            }
+        }
+        return out
+    }
+
     /// The table printed at the end of a run.
     public static func summary(_ r: RunResults) -> String { safeText(rawSummary(r)) }
 
@@ -315,6 +333,7 @@ public enum RunReport {
         let use = r.workloads.compactMap { w in w.pathUse.map { u in [w.name, w.node, u.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f %%", $0.key, $0.value * 100) }.joined(separator: ", ")] } }
         if !use.isEmpty { out += "\n" + Render.table(["workload", "node", "path use (its node's bytes per interface while it ran; other workloads there count too)"], use) + "\n" }
         out += subflowTable(r)
+        out += captureTable(r)
         if !r.events.isEmpty {
             out += "\n" + Render.table(["fault", "planned s", "actual s", "revert planned s", "revert actual s"], r.events.map {
                 [$0.label, String(format: "%.2f", $0.planned), String(format: "%.3f", $0.actual),

@@ -56,6 +56,9 @@ public struct RunResults: Codable, Sendable {
     public var subflows: [Subflow]?
     /// Why some sockets or samples are not in `subflows` (past the limits), when any are not.
     public var subflowNote: String?
+    /// Packet captures (`run --capture`), all in capture.pcapng, and what tshark found in them.
+    public var captures: [Capture]?
+    public var captureSummary: CaptureSummary?
 
     public struct Health: Codable, Sendable {
         /// `valid`, or `suspect` (why in `reasons`).
@@ -342,6 +345,12 @@ public struct RunResults: Codable, Sendable {
             }
         }
         for sf in subflows ?? [] { if let p = sf.problem() { return p } }
+        for c in captures ?? [] where c.packets < 0 || c.bytes < 0 || (c.droppedByKernel ?? 0) < 0 {
+            return "the capture of \(c.link) has a negative count"
+        }
+        if let s = captureSummary, s.mptcpStreams < 0 || s.joinSYNs < 0 || s.options.values.contains(where: { $0 < 0 }) || s.expert.values.contains(where: { $0 < 0 }) {
+            return "the capture summary has a negative count"
+        }
         for c in calibration ?? [] {
             // Rates up to 10 Tbit/s, RTTs up to a day, loss 0-100 %: anything else is not a measurement.
             let limit = c.metric == "loss" ? 100.0 : c.metric == "rtt" ? 86_400_000.0 : 1e7

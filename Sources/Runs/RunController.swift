@@ -28,6 +28,8 @@ public struct RunController {
         public var verify = true
         /// What results say of the verification (`before repetition 1 of 3`, or why there was none).
         public var verifyNote: String?
+        /// Packet captures (`--capture`): where, how much of each packet, how much in all.
+        public var capture: CaptureOptions?
         public init(outDirectory: String) { self.outDirectory = outDirectory }
     }
 
@@ -114,6 +116,8 @@ final class RunSession: @unchecked Sendable {
     let env: RunEnvironment
     let player: SchedulePlayer
     let mptcp: MPTCPWatch
+    /// Packet captures, when the run takes them.
+    let capture: PacketCapture?
     var lab: LabController { controller.lab }
     private var isUp = false
     /// Processes in the lab's namespaces per host when it came up.
@@ -143,6 +147,12 @@ final class RunSession: @unchecked Sendable {
         env = RunEnvironment(lab: c.lab, topology: t, clock: clock, stop: stop, progress: progress)
         player = SchedulePlayer(lab: c.lab, labName: t.name, windows: windows, clock: clock, stop: stop, problems: problems, progress: progress)
         mptcp = MPTCPWatch(lab: c.lab, topology: t, clock: clock, stop: stop)
+        // Capture points are checked with the rest, before any change.
+        if let o = c.options.capture {
+            capture = PacketCapture(lab: c.lab, points: try PacketCapture.points(c.topology, o), options: o, stop: stop)
+        } else {
+            capture = nil
+        }
     }
 
     /// Every host must offer the qdiscs the schedule's profile changes use, checked before `up`.
@@ -252,6 +262,7 @@ final class RunSession: @unchecked Sendable {
         }
         for th in samplers { th.start() }
         countersBefore = mptcp.counters()
+        try capture?.start(until: duration + grace + 30, progress: progress)
         monitors = mptcp.startMonitors(until: duration + 1)
         // The monitors must be listening before the first connection is made.
         if !monitors.isEmpty { Thread.sleep(forTimeInterval: 1) }
@@ -328,6 +339,16 @@ final class RunSession: @unchecked Sendable {
         }
         results.computeImpacts()
         results.computePathUse()
+        if let capture {
+            let (captures, trouble) = capture.finish(into: directory)
+            results.captures = captures
+            for p in trouble { problems.add(p) }
+            if !captures.isEmpty {
+                let (summary, problem) = CaptureAnalysis.summarize("\(directory)/capture.pcapng")
+                results.captureSummary = summary
+                if let problem { problems.add(problem) }
+            }
+        }
         var found = problems.all
         for w in results.workloads {
             if let e = w.error, endedEarly == nil || !e.contains("when the run ended early") { found.append("workload \(w.name) failed: \(e)") }

@@ -24,10 +24,20 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Leave the lab up afterwards.") var keep = false
     @Option(help: ArgumentHelp("Run it N times on the same lab, for statistics (mean, median, sd per metric).", valueName: "N")) var `repeat` = 1
     @Flag(help: "Skip the pre-flight that measures each shaped link (RTT, loss, rate each way under TCP) against its profile first.") var noVerify = false
+    @Option(help: ArgumentHelp("Capture packets on these links (comma-separated), or on every link: headers only, into capture.pcapng, summed up by tshark.", valueName: "LINK,...|all")) var capture: String?
+    @Option(help: ArgumentHelp("Bytes kept of each captured packet (64-65535).", valueName: "BYTES")) var snaplen = 128
+    @Option(help: ArgumentHelp("The most megabytes captured per link (0.1-2000).", valueName: "MB")) var captureLimit = 20.0
     @OptionGroup var hosts: HostOptions
 
     func validate() throws {
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat takes 1 to 1000 runs") }
+        guard CaptureOptions.snaplenRange.contains(snaplen) else { throw ValidationError("--snaplen takes 64 to 65535 bytes") }
+        guard captureLimit.isFinite, (0.1...2000).contains(captureLimit) else { throw ValidationError("--capture-limit takes 0.1 to 2000 MB") }
+        if let capture {
+            let names = capture.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !names.contains(where: \.isEmpty) else { throw ValidationError("--capture takes link names separated by commas, or `all`") }
+        }
+        if capture == nil && (snaplen != 128 || captureLimit != 20) { throw ValidationError("--snaplen and --capture-limit go with --capture") }
     }
 
     /// A run that went wrong exits 1 after its report, saying what went wrong.
@@ -46,6 +56,10 @@ struct RunCommand: ParsableCommand {
             defer { Interrupts.restoreDefaults() }
             var o = RunController.Options(outDirectory: out)
             o.verify = !noVerify
+            if let capture {
+                let names = capture.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                o.capture = CaptureOptions(links: names == ["all"] ? nil : names, snaplen: snaplen, limitBytes: Int(captureLimit * 1_000_000))
+            }
             if `repeat` == 1 {
                 o.keep = keep
                 let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }

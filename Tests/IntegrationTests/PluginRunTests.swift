@@ -9,11 +9,22 @@ extension LabTests {
         let file = root.appendingPathComponent("topologies/two-paths-faults.yaml").path
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pb-runs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: out); _ = try? pb("down", "two-paths-faults") }
-        let r = try run([pathbed, "run", "--no-verify", file, "--out", out], timeout: 150)
+        let r = try run([pathbed, "run", "--no-verify", file, "--out", out, "--capture", "path1,path2"], timeout: 150)
         #expect(r.status == 0, "\(r.out.suffix(1500)) \(r.err.suffix(2500))")
         let dirs = try FileManager.default.contentsOfDirectory(atPath: out)
         let dir = out + "/" + (try #require(dirs.first { $0.hasPrefix("two-paths-faults-") }))
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/results.json"))) as? [String: Any])
+
+        // The capture: one pcapng with both links' interfaces named, that tshark reads; MPTCP in it.
+        let captures = json["captures"] as? [[String: Any]] ?? []
+        #expect(captures.count == 2 && captures.allSatisfy { ($0["packets"] as? Int ?? 0) > 1000 }, "\(captures)")
+        let names = try run(["tshark", "-r", "\(dir)/capture.pcapng", "-T", "fields", "-e", "frame.interface_name"], timeout: 120).out
+        #expect(names.contains("(link path1)") && names.contains("(link path2)"), "\(names.prefix(300))")
+        let inCapture = json["captureSummary"] as? [String: Any] ?? [:]
+        let perOption = inCapture["options"] as? [String: Int] ?? [:]
+        #expect((perOption["MP_CAPABLE"] ?? 0) >= 3 && (perOption["DSS"] ?? 0) > 1000 && (inCapture["joinSYNs"] as? Int ?? 0) >= 1, "\(inCapture)")
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("pathbed-capture.") } ?? []
+        #expect(leftovers.isEmpty, "each host's capture directory is removed: \(leftovers)")
 
         // The schedule, on time.
         let events = json["events"] as? [[String: Any]] ?? []

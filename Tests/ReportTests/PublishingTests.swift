@@ -200,3 +200,40 @@ import Testing
         #expect(r.problemForReading()?.contains("different lengths") == true)
     }
 }
+
+/// Captures merged into one pcapng: classic pcap read (both byte orders, µs and ns), packets
+/// in time order, interfaces named; tshark reads the result.
+@Suite struct CaptureFileTests {
+    static func pcap(bigEndian: Bool, nanos: Bool, packets: [(UInt32, UInt32, [UInt8])]) -> Data {
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: bigEndian ? v.bigEndian : v.littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: bigEndian ? v.bigEndian : v.littleEndian) { d.append(contentsOf: $0) } }
+        u32(nanos ? 0xa1b23c4d : 0xa1b2c3d4); u16(2); u16(4); u32(0); u32(0); u32(128); u32(1)
+        for (sec, frac, bytes) in packets { u32(sec); u32(frac); u32(UInt32(bytes.count)); u32(1500); d.append(contentsOf: bytes) }
+        return d
+    }
+
+    @Test func pcapsAreReadAndMergedInTimeOrder() throws {
+        let frame = [UInt8](repeating: 0xab, count: 60)
+        let a = try #require(PcapFile(Self.pcap(bigEndian: false, nanos: false, packets: [(10, 500, frame), (12, 0, frame)])))
+        let b = try #require(PcapFile(Self.pcap(bigEndian: true, nanos: true, packets: [(11, 7, frame), (13, 1, Array(frame.prefix(9)))])))
+        #expect(a.packets.map(\.nanoseconds) == [10_000_500_000, 12_000_000_000] && b.packets.map(\.nanoseconds) == [11_000_000_007, 13_000_000_001])
+        #expect(a.linkType == 1 && b.snaplen == 128 && b.packets[1].data.count == 9 && b.packets[1].originalLength == 1500)
+        // A record cut short by the end of the file ends the reading; garbage is no pcap.
+        var cut = Self.pcap(bigEndian: false, nanos: false, packets: [(10, 0, frame), (11, 0, frame)]); cut.removeLast(10)
+        #expect(PcapFile(cut)?.packets.count == 1 && PcapFile(Data("not a pcap at all, really".utf8)) == nil && PcapFile(Data()) == nil)
+        let merged = PcapFile.mergedPcapng([("client:eth1 (link wlan)", a), ("client:eth2 (link lte)", b)])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pathbed-merge-\(getpid()).pcapng").path
+        try merged.write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["tshark", "-r", path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.time_epoch", "-e", "frame.cap_len"]
+        let pipe = Pipe(); p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
+        try p.run(); p.waitUntilExit()
+        let rows = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(p.terminationStatus == 0 && rows.count == 4, "tshark (scripts/setup installs it) reads the merged file: \(rows)")
+        #expect(rows.map { $0.first ?? "" } == ["client:eth1 (link wlan)", "client:eth2 (link lte)", "client:eth1 (link wlan)", "client:eth2 (link lte)"])
+        #expect(rows.first.map { $0[1] == "10.000500000" } == true && rows.last?.last == "9", "\(rows)")
+    }
+}
