@@ -64,7 +64,7 @@ public enum CapabilityProbe {
                 caps.sysctlProblems[key] = e == ENOENT ? "this kernel has no such key" : e == EACCES ? "it is read-only" : String(cString: strerror(e))
             }
         }
-        for (tool, package) in [("iperf3", "iperf3"), ("mptcpize", "mptcpize"), ("ping", "iputils-ping")] {
+        for (tool, package) in [("iperf3", "iperf3"), ("mptcpize", "mptcpize"), ("ping", "iputils-ping"), ("dumpcap", "tshark")] {
             let path = which(tool)
             add(tool, path != nil, path ?? "not found", fix: "apt-get install \(package)")
         }
