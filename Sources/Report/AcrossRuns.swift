@@ -39,7 +39,9 @@ extension RunStatistics {
                     low.append(v.min()!); high.append(v.max()!)
                 }
                 guard !mean.isEmpty else { continue }
-                let legend = sets.count > 1 ? "\(set.name): \(name)" : name
+                // Sets by letter (A, B, ...: comparison.txt names them), so the legend keeps the workload.
+                let letter = setIndex < 26 ? String(UnicodeScalar(UInt8(65 + setIndex))) : "#\(setIndex + 1)"
+                let legend = sets.count > 1 ? "\(letter): \(name)" : name
                 lines.append(Render.Line(mean, color: lines.count, style: .bold, legend: "\(legend) (n=\(grids.count))", band: (low, high)))
             }
         }
@@ -86,9 +88,43 @@ extension RunStatistics {
         try e.encode(c).write(to: URL(fileURLWithPath: "\(dir)/comparison.json"))
         try comparisonCSV(c).write(toFile: "\(dir)/comparison.csv", atomically: true, encoding: .utf8)
         try tidy(sets).write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
-        if let svg = acrossRunsPlot(sets, title: "throughput: \(sets.map(\.name).joined(separator: " against "))") {
+        if let svg = acrossRunsPlot(sets, title: "throughput across runs: " + sets.indices.map { $0 < 26 ? String(UnicodeScalar(UInt8(65 + $0))) : "#\($0 + 1)" }.joined(separator: ", ") + " (comparison.txt names them)") {
             try svg.write(toFile: "\(dir)/throughput.svg", atomically: true, encoding: .utf8)
         }
         return text
+    }
+}
+
+extension RunStatistics {
+    /// A study's figures: per metric, each variant's n, mean with its 95 % interval, sd, and
+    /// its change against the first variant (with Welch's verdict); as text and as CSV.
+    public static func studyTable(study: String, _ sets: [(name: String, runs: [RunResults])]) -> (text: String, csv: String) {
+        let aggregates = sets.map { ($0.name, Dictionary(RunStatistics.aggregates($0.runs).map { ($0.metric, $0) }, uniquingKeysWith: { a, _ in a })) }
+        var metrics: [String] = []
+        for s in sets { for a in RunStatistics.aggregates(s.runs) where !metrics.contains(a.metric) { metrics.append(a.metric) } }
+        var rows: [[String]] = []
+        var csv = "metric,variant,n,mean,sd,ci95_low,ci95_high,not_recovered,percent_vs_first,p_vs_first,verdict_vs_first\r\n"
+        let baseline = aggregates.first?.1 ?? [:]
+        for m in metrics {
+            for (name, agg) in aggregates {
+                guard let a = agg[m] else { continue }
+                let b = baseline[m]
+                var percent: Double?, welch: Inference.Welch?, verdict = ""
+                if name != aggregates.first?.0, let b {
+                    if let x = b.mean, let y = a.mean, x != 0 { percent = (y / x - 1) * 100 }
+                    welch = Inference.welch(b.values, a.values)
+                    verdict = welch.map { $0.p < 1 - Inference.confidence ? "differs" : "within noise" } ?? "not judged (n < 2)"
+                }
+                rows.append([m, name, "\(a.n)", a.mean.map(f) ?? "-", a.ciLow.map { "\(f($0)) to \(f(a.ciHigh!))" } ?? "-", a.standardDeviation.map(f) ?? "-",
+                             a.notRecovered.map(String.init) ?? "", percent.map { String(format: "%+.1f %%", $0) } ?? "", welch.map { String(format: "%.3g", $0.p) } ?? "", verdict])
+                csv += ([Render.csvField(m), Render.csvField(name), "\(a.n)"] + [a.mean, a.standardDeviation, a.ciLow, a.ciHigh].map(Render.csvNumber)
+                        + ["\(a.notRecovered ?? 0)", Render.csvNumber(percent), Render.csvNumber(welch?.p), Render.csvField(verdict)]).joined(separator: ",") + "\r\n"
+            }
+        }
+        var text = "study \(study): \(sets.count) variants, \(sets.map(\.runs.count).reduce(0, +)) runs\n"
+        for (i, s) in sets.enumerated() { text += "  \(i + 1). \(s.name) (\(s.runs.count) runs)\n" }
+        text += "\n" + Render.table(["metric", "variant", "n", "mean", "95 % CI of the mean", "sd", "not recovered", "vs first", "p", "verdict"], rows) + "\n"
+        text += "\nCI: \(Inference.method). Against the first variant: \(Inference.comparisonMethod). comparison.txt has each variant against the first in full.\n"
+        return (safeText(text), csv)
     }
 }

@@ -82,7 +82,8 @@ public enum Render {
         return out
     }
 
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+    /// Red and pink last: the fault windows are shaded pink.
+    static let palette = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#d62728", "#e377c2"]
 
     static func escape(_ s: String) -> String {
         // XML 1.0 has no place for control characters (a NUL makes the file unreadable).
@@ -237,7 +238,7 @@ public enum Render {
             let ly = top + 10 + Double(row) * 18
             let count = marks.filter { $0.end == nil && ($0.kind ?? "event") == kind }.count
             s += "<g class=\"legend\"><line x1=\(q(left + w + 22)) x2=\(q(left + w + 22)) y1=\(q(ly - 5)) y2=\(q(ly + 5)) stroke=\"\(tickColors[kind] ?? "#555")\" stroke-width=\"2\"/>"
-            s += "<text x=\(q(left + w + 36)) y=\(q(ly + 4))>\(escape(markLegend(kind))) (\(count))</text></g>\n"
+            s += "<text x=\(q(left + w + 36)) y=\(q(ly + 4))>\(escape(markLegend(kind))) (\(count) events)</text></g>\n"
             _ = pixels
             row += 1
         }

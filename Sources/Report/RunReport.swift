@@ -67,8 +67,9 @@ public enum RunReport {
     static func interfaceSeries(_ r: RunResults, _ direction: Direction) -> [Series] {
         switch direction {
         case .received: return r.interfaces
-        case .sent: return Series.interfaceRates(r.rawCounters.map { ($0.t, $0.counters) }, received: false)
-        case .both: return r.interfaces + Series.interfaceRates(r.rawCounters.map { ($0.t, $0.counters) }, received: false)
+        // From the sample before the start on, as the received ones are.
+        case .sent: return Series.interfaceRates(r.rawCounters.filter { $0.t >= -r.sampleIntervalSeconds }.map { ($0.t, $0.counters) }, received: false)
+        case .both: return r.interfaces + Series.interfaceRates(r.rawCounters.filter { $0.t >= -r.sampleIntervalSeconds }.map { ($0.t, $0.counters) }, received: false)
         }
     }
 
@@ -121,7 +122,8 @@ public enum RunReport {
         let what = direction == .both ? "received and sent" : direction.rawValue
         try Render.svg(title: "\(r.lab): throughput per interface (\(what))", unit: "Mbit/s",
                        lines: smoothedLines(shown), marks: marks, end: r.durationSeconds,
-                       note: leftOut > 0 ? "\(leftOut) near-idle series left out (peak under 5 % of the busiest); series.csv has them" : nil)
+                       note: leftOut > 0 ? "\(leftOut) near-idle series left out (peak under 5 % of the busiest); "
+                        + (direction == .received ? "series.csv has them" : "results.json's rawCounters have every interface's bytes") : nil)
             .write(toFile: "\(dir)/interfaces.svg", atomically: true, encoding: .utf8)
         if !throughput.isEmpty {
             try Render.svg(title: "\(r.lab): throughput per workload", unit: "Mbit/s", lines: smoothedLines(throughput), marks: marks, end: r.durationSeconds)
@@ -161,9 +163,9 @@ public enum RunReport {
     public static func tidy(_ r: RunResults, run: String, variant: String) -> String {
         let subflows = (r.subflows ?? []).filter { $0.workload != nil }.flatMap { sf -> [Series] in
             let name = "subflow \(sf.workload!) \(sf.side ?? "?") \(sf.label)"
-            var tput = sf.throughput; tput.name = name
-            return [tput, Series(name: name, unit: "ms", quantity: .rtt, times: sf.times, values: sf.srttMs),
-                    Series(name: name, unit: "segments", quantity: .pluginMetric, times: sf.times, values: sf.cwnd.map(Double.init))]
+            var tput = sf.throughput; tput.name = name + " throughput"
+            var rtt = sf.measuredRTT; rtt.name = name + " srtt"
+            return [tput, rtt, Series(name: name + " cwnd", unit: "segments", quantity: .congestionWindow, times: sf.times, values: sf.cwnd.map(Double.init))]
         }
         return Render.tidy(r.workloads.flatMap(\.series) + r.interfaces.map { var s = $0; s.name = "interface \(s.name)"; return s } + subflows, run: run, variant: variant)
     }
@@ -173,6 +175,7 @@ public enum RunReport {
         let sending = r.sendingSubflows
         guard !sending.isEmpty else { return r.subflowNote.map { "\nsubflows: \(safeText($0, singleLine: true))\n" } ?? "" }
         var rows: [[String]] = []
+        let idle = (r.subflows ?? []).filter { $0.workload != nil }.count - r.sendingSubflows.map { $0.subflows.count }.reduce(0, +)
         for (w, side, subflows) in sending {
             let total = Double(subflows.map(\.bytes).reduce(0, &+))
             for sf in subflows {
@@ -185,7 +188,8 @@ public enum RunReport {
             }
         }
         return "\nsubflows (every TCP socket of the workloads, from the kernel every 100 ms; the sending side's view):\n"
-            + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted", "max cwnd", "seen s"], rows) + "\n"
+            + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted segments", "max cwnd", "seen s"], rows) + "\n"
+            + "(the other side's view of each, and \(max(0, idle)) sockets that carried nothing, are in results.json)\n"
             + (r.subflowNote.map { "(\(safeText($0, singleLine: true)))\n" } ?? "")
     }
 

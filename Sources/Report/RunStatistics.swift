@@ -13,8 +13,13 @@ public enum RunStatistics {
                 out.append(("\(w.name) \(metricName(s)) mean \(s.unit)", s.values.reduce(0, +) / Double(s.values.count)))
             }
             for (k, v) in (w.metrics ?? [:]).sorted(by: { $0.key < $1.key }) where !k.hasPrefix("mean ") { out.append(("\(w.name) \(k)", v)) }
-            for (k, v) in (w.pathUse ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) path use \(k) %", v * 100)) }
-            for (k, v) in (r.subflowShares(w.name) ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) subflow share \(k) %", v * 100)) }
+            // A workload's own paths: its subflows' shares where its sockets were read; else its
+            // node's bytes (not for ping: they would be the other workloads' of that node).
+            if let shares = r.subflowShares(w.name) {
+                for (k, v) in shares.sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) subflow share \(k) %", v * 100)) }
+            } else if w.plugin != "ping" {
+                for (k, v) in (w.pathUse ?? [:]).sorted(by: { $0.key < $1.key }) { out.append(("\(w.name) path use \(k) %", v * 100)) }
+            }
         }
         for i in r.impacts {
             let fault = i.event.replacingOccurrences(of: #" #\d+$"#, with: "", options: .regularExpression)
@@ -33,6 +38,7 @@ public enum RunStatistics {
         switch s.quantity {
         case .throughput: return "throughput"
         case .rtt: return "RTT"
+        case .congestionWindow: return "cwnd"
         case .transferTime, .transferGoodput, .pluginMetric:
             guard let open = s.name.lastIndex(of: "("), s.name.hasSuffix(")") else { return s.unit }
             return String(s.name[s.name.index(after: open)..<s.name.index(before: s.name.endIndex)])
@@ -104,7 +110,7 @@ public enum RunStatistics {
         let missing = notRecovered(runs)
         return pooled(runs).map { k, v in
             let s = Summary(v), ci = Inference.meanInterval(v)
-            return Aggregate(metric: k, n: v.count, mean: s?.mean, standardDeviation: s?.standardDeviation, median: s?.median,
+            return Aggregate(metric: k, n: v.count, mean: s?.mean, standardDeviation: v.count > 1 ? s?.standardDeviation : nil, median: s?.median,
                              min: v.min(), max: v.max(), ciLow: ci?.low, ciHigh: ci?.high, notRecovered: missing[k], values: v)
         }
     }
@@ -209,7 +215,8 @@ public enum RunStatistics {
                     d.verdict = "only in \(a == nil || a?.n == 0 ? "B" : "A")"
                 } else if let w = Inference.welch(a!.values, b!.values) {
                     d.welch = w
-                    d.verdict = w.p < 1 - Inference.confidence ? "differs" : "within noise"
+                    d.verdict = w.low == w.high ? (w.difference == 0 ? "equal (no spread)" : "differs (no spread)")
+                        : w.p < 1 - Inference.confidence ? "differs" : "within noise"
                 } else {
                     d.verdict = "not judged (n < 2)"
                 }
@@ -232,20 +239,37 @@ public enum RunStatistics {
         if labsA == labsB, filesA != filesB { notes.append("\(tag): different topology files (\(list(filesA)) against \(list(filesB)))") }
         let kernelsA = Set(a.runs.flatMap { $0.hosts.map { "\($0.key) \($0.value.kernel)" } }), kernelsB = Set(b.runs.flatMap { $0.hosts.map { "\($0.key) \($0.value.kernel)" } })
         if kernelsA != kernelsB { notes.append("\(tag): kernels differ (\(list(kernelsA.subtracting(kernelsB))) against \(list(kernelsB.subtracting(kernelsA))))") }
-        func settings(_ runs: [RunResults]) -> Set<String> {
-            Set(runs.flatMap { ($0.settings ?? []).map { "\($0.node): cc \($0.congestionControl ?? "-"), scheduler \($0.scheduler ?? "-"), path manager \($0.pathManager ?? "-")" } })
+        // Settings per node and kind: `client congestion control: cubic against reno`.
+        func settings(_ runs: [RunResults]) -> [String: Set<String>] {
+            var out: [String: Set<String>] = [:]
+            for r in runs {
+                for s in r.settings ?? [] {
+                    out["\(s.node) congestion control", default: []].insert(s.congestionControl ?? "-")
+                    out["\(s.node) MPTCP scheduler", default: []].insert(s.scheduler ?? "-")
+                    out["\(s.node) path manager", default: []].insert(s.pathManager ?? "-")
+                }
+            }
+            return out
         }
         let sa = settings(a.runs), sb = settings(b.runs)
-        if sa != sb { notes.append("\(tag): settings differ (\(list(sa.subtracting(sb))) against \(list(sb.subtracting(sa))))") }
+        let changed = Set(sa.keys).union(sb.keys).sorted().filter { sa[$0] != sb[$0] }
+        if !changed.isEmpty {
+            notes.append("\(tag): settings differ: " + changed.prefix(8).map { "\($0) \(list(sa[$0] ?? [])) against \(list(sb[$0] ?? []))" }.joined(separator: "; ")
+                         + (changed.count > 8 ? "; and \(changed.count - 8) more" : ""))
+        }
         func queues(_ runs: [RunResults]) -> Set<String> {
-            Set(runs.flatMap { ($0.queues ?? []).map { "\($0.link) \($0.end) \($0.profile): \($0.packets) packets (\($0.rule))\($0.during.map { " during \($0)" } ?? "")" } })
+            Set(runs.flatMap { ($0.queues ?? []).map { q in
+                "\(q.link) \(q.end) \(q.profile): \(q.packets) packets" + (q.milliseconds.map { String(format: " (%.1f ms at the rate)", $0) } ?? "") + " (\(q.rule))\(q.during.map { " during \($0)" } ?? "")"
+            } })
         }
         let qa = queues(a.runs), qb = queues(b.runs)
         if qa != qb { notes.append("\(tag): queues differ (\(list(qa.subtracting(qb))) against \(list(qb.subtracting(qa))))") }
         let seedsA = Set(a.runs.compactMap(\.seed)), seedsB = Set(b.runs.compactMap(\.seed))
         if seedsA != seedsB, !(seedsA.isEmpty && seedsB.isEmpty) { notes.append("\(tag): schedule seeds differ") }
-        let suspect = b.runs.filter { $0.health?.verdict == "suspect" }.count + a.runs.filter { $0.health?.verdict == "suspect" }.count
-        if suspect > 0 { notes.append("\(suspect) of the runs compared have health SUSPECT (a host kept busy): their figures may be the machine's, not the lab's") }
+        let suspectA = a.runs.filter { $0.health?.verdict == "suspect" }.count, suspectB = b.runs.filter { $0.health?.verdict == "suspect" }.count
+        if suspectA + suspectB > 0 {
+            notes.append("\(tag): health SUSPECT in \(suspectA) of \(a.runs.count) runs of \(a.name) and \(suspectB) of \(b.runs.count) of \(b.name) (a host kept busy): their figures may be the machine's, not the lab's")
+        }
         return notes
     }
 
@@ -263,10 +287,12 @@ public enum RunStatistics {
             }
             let rows = (c.against[name] ?? []).map { d -> [String] in
                 let diff = d.welch.map { "\(f($0.difference)) [\(f($0.low)), \(f($0.high))]" } ?? "-"
+                let missing = [d.baseline?.notRecovered, d.other?.notRecovered]
                 return [d.metric, cell(d.baseline), cell(d.other), diff, d.percent.map { String(format: "%+.1f %%", $0) } ?? "-",
-                        d.welch.map { String(format: "%.3g", $0.p) } ?? "-", d.verdict]
+                        d.welch.map { String(format: "%.3g", $0.p) } ?? "-", d.verdict,
+                        missing.allSatisfy({ $0 == nil }) ? "" : "\(missing[0] ?? 0) / \(missing[1] ?? 0)"]
             }
-            out += "\n\(letter) against A:\n" + Render.table(["metric", "A mean [95 % CI]", "\(letter) mean [95 % CI]", "\(letter) - A [95 % CI]", "\(letter) vs A", "p", "verdict"], rows) + "\n"
+            out += "\n\(letter) against A:\n" + Render.table(["metric", "A mean [95 % CI]", "\(letter) mean [95 % CI]", "\(letter) - A [95 % CI]", "\(letter) vs A", "p", "verdict", "not recovered (A / \(letter))"], rows) + "\n"
         }
         out += "\n\(c.method); `differs` where p < 0.05, `within noise` where the interval of the difference holds 0. Values are per-run (a fault repeated within a run is averaged first).\n"
         return safeText(out)
@@ -274,13 +300,14 @@ public enum RunStatistics {
 
     /// comparison.csv: one row per other set and metric.
     public static func comparisonCSV(_ c: Comparison) -> String {
-        var out = "baseline,other,metric,baseline_n,baseline_mean,baseline_ci95_low,baseline_ci95_high,other_n,other_mean,other_ci95_low,other_ci95_high,difference,difference_ci95_low,difference_ci95_high,percent,welch_t,welch_df,p,verdict\r\n"
+        var out = "baseline,other,metric,baseline_n,baseline_mean,baseline_ci95_low,baseline_ci95_high,baseline_not_recovered,other_n,other_mean,other_ci95_low,other_ci95_high,other_not_recovered,difference,difference_ci95_low,difference_ci95_high,percent,welch_t,welch_df,p,verdict\r\n"
         for name in c.order.dropFirst() {
             for d in c.against[name] ?? [] {
                 let a = d.baseline, b = d.other, w = d.welch
                 out += ([Render.csvField(c.baseline), Render.csvField(name), Render.csvField(d.metric), "\(a?.n ?? 0)"]
-                        + [a?.mean, a?.ciLow, a?.ciHigh].map(Render.csvNumber) + ["\(b?.n ?? 0)"]
-                        + [b?.mean, b?.ciLow, b?.ciHigh, w?.difference, w?.low, w?.high, d.percent, w?.t, w?.degreesOfFreedom, w?.p].map(Render.csvNumber)
+                        + [a?.mean, a?.ciLow, a?.ciHigh].map(Render.csvNumber) + ["\(a?.notRecovered ?? 0)", "\(b?.n ?? 0)"]
+                        + [b?.mean, b?.ciLow, b?.ciHigh].map(Render.csvNumber) + ["\(b?.notRecovered ?? 0)"]
+                        + [w?.difference, w?.low, w?.high, d.percent, w?.t, w?.degreesOfFreedom, w?.p].map(Render.csvNumber)
                         + [Render.csvField(d.verdict)]).joined(separator: ",") + "\r\n"
             }
         }

@@ -15,6 +15,8 @@ public struct Series: Codable, Sendable, Equatable {
         case transferGoodput = "transfer-goodput"
         /// A metric a plugin reports, in its own unit.
         case pluginMetric = "plugin-metric"
+        /// A subflow's congestion window (segments; in tidy.csv).
+        case congestionWindow = "cwnd"
     }
 
     public var name: String

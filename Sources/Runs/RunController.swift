@@ -267,7 +267,8 @@ final class RunSession: @unchecked Sendable {
         // The monitors must be listening before the first connection is made.
         if !monitors.isEmpty { Thread.sleep(forTimeInterval: 1) }
         clock.start()
-        progress("run started: \(String(format: "%.0f", duration)) s, \(workloads.plugins.count) workloads, \(windows.count) faults")
+        func count(_ n: Int, _ what: String) -> String { "\(n) \(what)\(n == 1 ? "" : "s")" }
+        progress("run started: \(String(format: "%.0f", duration)) s, \(count(workloads.plugins.count, "workload")), \(count(windows.count, "fault"))")
         workloadThreads = workloads.start(env)
     }
 

@@ -20,8 +20,12 @@ enum SubflowWatch {
             let map = Dictionary((addresses[n] ?? []).map { ($0.1.address.description, $0.0) }, uniquingKeysWith: { a, _ in a })
             tables[n] = SubflowTable(node: n, interfaces: map, paths: paths)
         }
-        for r in readings {
-            let grouped = Dictionary(grouping: r.sockets.filter { byNamespace[$0.namespace] != nil }, by: \.namespace)
+        // A socket open before the run's start is no socket of this run (the previous
+        // repetition's transfer, still draining): left out, and counted.
+        func key(_ s: SocketReading) -> String { "\(s.namespace) \(s.local):\(s.localPort)>\(s.remote):\(s.remotePort)" }
+        let before = Set(readings.filter { $0.t < 0 }.flatMap { $0.sockets.map(key) })
+        for r in readings where r.t >= 0 {
+            let grouped = Dictionary(grouping: r.sockets.filter { byNamespace[$0.namespace] != nil && !before.contains(key($0)) }, by: \.namespace)
             for (ns, sockets) in grouped {
                 tables[byNamespace[ns]!]?.add(sockets.map(line), at: r.t)
             }
@@ -36,6 +40,8 @@ enum SubflowWatch {
                 notes.append(String(format: "sockets read every %.1f s on %@ (software emulation: every 100 ms there cost the lab's throughput)", median, host))
             }
         }
+        let earlier = before.filter { k in byNamespace.keys.contains { k.hasPrefix($0 + " ") } }.count
+        if earlier > 0 { notes.append("\(earlier) sockets open before the run's start (an earlier run's, still draining) were left out") }
         if left > 0 { notes.append("\(left) socket samples past the limits (\(SubflowTable.maximumSockets) sockets per node, \(SubflowTable.maximumSamples) samples each) were left out") }
         return (subflows, notes.isEmpty ? nil : notes.joined(separator: "; "))
     }

@@ -45,19 +45,20 @@ public enum TopologyLoader {
     }
 
     /// Loads a topology from bytes; `file` names it in messages.
-    public static func load(data: Data, file: String) throws -> Topology {
-        let (result, _) = loadTracingFields(data: data, file: file)
+    public static func load(data: Data, file: String, pathsRelativeTo: String? = nil) throws -> Topology {
+        let (result, _) = loadTracingFields(data: data, file: file, pathsRelativeTo: pathsRelativeTo)
         return try result.get()
     }
 
     /// As `load`, and also reports which shape fields the decoder read (for the schema drift test).
-    public static func loadTracingFields(data: Data, file: String) -> (Result<Topology, TopologyErrors>, Set<String>) {
+    public static func loadTracingFields(data: Data, file: String, pathsRelativeTo: String? = nil) -> (Result<Topology, TopologyErrors>, Set<String>) {
         let reader = YAMLReader(file: file)
         guard let root = reader.parse(data) else {
             return (.failure(TopologyErrors(reader.diagnostics)), reader.fieldsRead)
         }
         var decoder = TopologyDecoder(reader: reader)
-        let written = decoder.decode(root)
+        var written = decoder.decode(root)
+        written.pathsRelativeTo = pathsRelativeTo
         var validator = TopologyValidator(written, reader: reader)
         let topology = validator.validate()
         if !reader.diagnostics.isEmpty {

@@ -103,7 +103,7 @@ extension TopologyValidator {
             } else { error(path, "fault `plugin` needs `plugin:`, the external program", hint: "add e.g. `plugin: ./faults/my-fault`") }
         case .trace:
             if let file = options.string("file") {
-                if let rows = TraceFile.load(file, relativeTo: topology.file, at: written.location("\(path).with.file"), reader: reader), let link {
+                if let rows = TraceFile.load(file, relativeTo: written.pathsRelativeTo ?? topology.file, at: written.location("\(path).with.file"), reader: reader), let link {
                     if let last = rows.last, last.time >= duration.seconds, duration.nanoseconds > 0 {
                         error("\(path).for", "the trace runs for \(trim(last.time)) s, longer than the fault (`for: \(duration)`)", hint: "lengthen `for:` or shorten the trace")
                     } else {

@@ -155,7 +155,7 @@ extension TopologyValidator {
     /// An external plugin's absolute path: relative paths are taken from the topology file's
     /// directory; it must be an executable regular file.
     func program(_ written: String, _ path: String) -> String? {
-        let base = (topology.file as NSString).deletingLastPathComponent
+        let base = ((self.written.pathsRelativeTo ?? topology.file) as NSString).deletingLastPathComponent
         let full = ((written.hasPrefix("/") ? written : (base as NSString).appendingPathComponent(written)) as NSString).standardizingPath
         // Standardized after it is made absolute: `./a.sh` in the current directory is named `/dir/a.sh`.
         let absolute = full.hasPrefix("/") ? full : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(full) as NSString).standardizingPath

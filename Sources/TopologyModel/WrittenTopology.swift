@@ -9,6 +9,9 @@ struct WrittenTopology {
     var name: String
     var description: String?
     var file: String
+    /// Where relative paths (plugins, traces) are taken from, when not the file itself: a
+    /// study's variant is written elsewhere, yet names what its base names.
+    var pathsRelativeTo: String?
     /// Hosts as declared (none: the lab runs on this machine).
     var hosts: [Host] = []
     var profiles: [LinkProfile] = []

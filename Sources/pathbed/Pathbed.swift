@@ -14,7 +14,7 @@ struct Pathbed: ParsableCommand {
             MPTCP settings, workloads and a fault schedule. See docs/topology.md.
             """,
         version: pathbedVersion,
-        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self, Up.self, Down.self, Status.self, Exec.self, Doctor.self, RunCommand.self, Verify.self, ReportCommand.self, VM.self, Agent.self, FaultGuardCommand.self]
+        subcommands: [Validate.self, Plan.self, Graph.self, Generate.self, Schema.self, Up.self, Down.self, Status.self, Exec.self, Doctor.self, RunCommand.self, StudyCommand.self, Verify.self, ReportCommand.self, VM.self, Agent.self, FaultGuardCommand.self]
     )
 
     static func main() {

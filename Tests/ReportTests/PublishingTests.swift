@@ -64,7 +64,7 @@ import Testing
         #expect(tput.verdict == "differs" && (tput.welch?.low ?? 0) > 8 && (tput.welch?.high ?? 99) < 12, "\(tput)")
         let rec = try #require(rows.first { $0.metric.hasSuffix("recovery s") })
         #expect(rec.verdict == "within noise" && (rec.welch?.p ?? 0) > 0.05, "\(rec)")
-        #expect(c.notes.contains { $0.contains("settings differ") && $0.contains("cc bbr") }, "\(c.notes)")
+        #expect(c.notes.contains { $0.contains("settings differ") && $0.contains("c congestion control cubic against bbr") }, "\(c.notes)")
         let text = RunStatistics.comparisonText(c)
         #expect(text.contains("B against A") && text.contains("Welch"), "\(text)")
     }
@@ -84,7 +84,7 @@ import Testing
         try RunStatistics.writeComparison([("a", [r, r]), ("b", [r, r])], to: dir)
         let check = """
             import csv, sys
-            for name, columns, rows in [("series.csv", 3, 4), ("tidy.csv", 7, 21), ("aggregates.csv", 10, None), ("comparison.csv", 19, None)]:
+            for name, columns, rows in [("series.csv", 3, 4), ("tidy.csv", 7, 21), ("aggregates.csv", 10, None), ("comparison.csv", 21, None)]:
                 with open(sys.argv[1] + "/" + name, newline="") as f:
                     table = list(csv.reader(f, strict=True))
                 assert all(len(row) == columns for row in table), (name, table[:3])
@@ -140,8 +140,8 @@ import Testing
         let ys = mean.split(separator: " ").compactMap { $0.split(separator: ",").last.flatMap { Double($0) } }.dropFirst(20)
         #expect((ys.max() ?? 0) - (ys.min() ?? 999) < 15, "the mean line swings: \(ys.min() ?? 0)-\(ys.max() ?? 0) px")
         let legends = Self.elements(w, "g", class: "legend").map { $0.stringValue ?? "" }
-        #expect(legends.contains { $0.contains("1 s mean") } && legends.contains { $0.contains("subflow opened (200)") }
-                && legends.contains { $0.contains("subflow closed (100)") }, "\(legends)")
+        #expect(legends.contains { $0.contains("1 s mean") } && legends.contains { $0.contains("subflow opened (200 events)") }
+                && legends.contains { $0.contains("subflow closed (100 events)") }, "\(legends)")
         #expect(Self.elements(w, "g", class: "ticks").count == 2)
         let rtt = try Self.parse(String(contentsOfFile: "\(dir)/rtt.svg", encoding: .utf8))
         #expect(Self.elements(rtt, "polyline", class: "series").count == 2, "one line each side of the 4 s without replies")

@@ -1,0 +1,127 @@
+import Engine
+import Planning
+import Foundation
+import Report
+import TopologyModel
+
+/// Runs a study (docs/studies.md): every variant of the base topology, `repeat` runs each, into
+/// one directory that the same command resumes (runs already done are kept), then one report
+/// across the variants.
+public struct StudyRunner: Sendable {
+    public let study: StudyFile
+    public let directory: String
+
+    public init(study: StudyFile, directory: String) { self.study = study; self.directory = directory }
+
+    /// What the directory holds of the study, so that a resumed study is the same study.
+    struct Manifest: Codable, Equatable {
+        var format = "pathbed-study"
+        var version = 1
+        var study: String
+        var base: String
+        var repeats: Int
+        var variants: [String]
+    }
+
+    /// Every variant written (variants/K.yaml) and validated, before anything runs: all their
+    /// problems at once.
+    public func prepare() throws -> [(variant: StudyFile.Variant, topology: Topology)] {
+        try FileManager.default.createDirectory(atPath: "\(directory)/variants", withIntermediateDirectories: true)
+        let manifest = Manifest(study: study.name, base: study.base, repeats: study.repeats, variants: study.variants.map(\.label))
+        let path = "\(directory)/study.json"
+        if let old = FileManager.default.contents(atPath: path) {
+            guard let m = try? JSONDecoder().decode(Manifest.self, from: old), m == manifest else {
+                throw LabError("\(directory) holds another study (or this one before its file changed): its runs would not be comparable",
+                               fix: "give --out another directory, or remove \(directory) to start again")
+            }
+        } else {
+            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try e.encode(manifest).write(to: URL(fileURLWithPath: path))
+        }
+        var out: [(StudyFile.Variant, Topology)] = []
+        var problems: [String] = []
+        for v in study.variants {
+            let file = "\(directory)/variants/\(v.number).yaml"
+            do {
+                let text = "# \(study.name), variant \(v.number): \(v.label)\n# generated from \(study.base) by `pathbed study \(study.file)`\n" + (try study.topologyText(v))
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                out.append((v, try TopologyLoader.load(data: Data(text.utf8), file: file, pathsRelativeTo: study.base)))
+            } catch {
+                problems.append("variant \(v.number) (\(v.label)): \(error)")
+            }
+        }
+        if !problems.isEmpty {
+            throw LabError("the study's variants are not all valid labs (nothing was run):\n" + problems.prefix(20).joined(separator: "\n"),
+                           fix: "each variant's file is in \(directory)/variants/: check the paths and values of `vary:`")
+        }
+        return out
+    }
+
+    /// Whether a run directory holds a run that went to its end.
+    static func isDone(_ dir: String) -> Bool {
+        guard let r = try? RunReport.read(dir) else { return false }
+        return r.endedEarly == nil
+    }
+
+    public struct Outcome: Sendable {
+        public var ran: Int
+        public var kept: Int
+        public var problems: [String]
+        public var report: String
+    }
+
+    /// Runs what is not done yet, then writes the report. `controller` gives each variant's
+    /// lab controller (hosts bound as `pathbed run` binds them).
+    public func run(_ variants: [(variant: StudyFile.Variant, topology: Topology)], verify: Bool,
+                    controller: (Topology) throws -> LabController, progress: @escaping (String) -> Void) throws -> Outcome {
+        var ran = 0, kept = 0
+        var problems: [String] = []
+        let total = variants.count * study.repeats
+        for (v, t) in variants {
+            let lab = try controller(t)
+            let todo = (1...study.repeats).filter { !Self.isDone("\(directory)/variant-\(v.number)/rep-\($0)") }
+            kept += study.repeats - todo.count
+            for (i, k) in todo.enumerated() {
+                let dir = "\(directory)/variant-\(v.number)/rep-\(k)"
+                try? FileManager.default.removeItem(atPath: dir)  // what an interrupted run left
+                try FileManager.default.createDirectory(atPath: "\(directory)/variant-\(v.number)", withIntermediateDirectories: true)
+                progress("variant \(v.number) of \(variants.count) (\(v.label)), run \(k) of \(study.repeats); \(kept + ran) of \(total) done")
+                var o = RunController.Options(outDirectory: directory)
+                o.directory = dir
+                o.keep = i < todo.count - 1  // the lab is built once per variant
+                o.seedOffset = k - 1
+                o.verify = verify && i == 0
+                if verify { o.verifyNote = i == 0 ? "measured before this variant's first run" : "verified before this variant's first run only (the lab is built once)" }
+                do {
+                    let outcome = try RunController(lab: lab, topology: t, options: o).run { progress("  \($0)") }
+                    problems += (outcome.results.problems ?? []).map { "variant \(v.number) run \(k): \($0)" }
+                    ran += 1
+                } catch {
+                    if i < todo.count - 1 { _ = try? lab.down(t.name) }
+                    throw error
+                }
+            }
+        }
+        let report = try writeReport(variants.map(\.variant))
+        return Outcome(ran: ran, kept: kept, problems: problems, report: report)
+    }
+
+    /// The report across the variants from what the directory holds (`pathbed study` writes it
+    /// at the end; `pathbed report` of a study directory again).
+    public func writeReport(_ variants: [StudyFile.Variant]) throws -> String {
+        var sets: [(name: String, runs: [RunResults])] = []
+        for v in variants {
+            let dirs = (1...study.repeats).map { "\(directory)/variant-\(v.number)/rep-\($0)" }.filter(Self.isDone)
+            let runs = try dirs.map { try RunReport.read($0) }
+            if !runs.isEmpty { sets.append((name: v.label, runs: runs)) }
+        }
+        guard !sets.isEmpty else { throw LabError("no run of the study has ended yet: nothing to report") }
+        let table = RunStatistics.studyTable(study: study.name, sets)
+        try table.text.write(toFile: "\(directory)/study.txt", atomically: true, encoding: .utf8)
+        try table.csv.write(toFile: "\(directory)/study.csv", atomically: true, encoding: .utf8)
+        if sets.count > 1 { try RunStatistics.writeComparison(sets, to: directory) } else {
+            try RunStatistics.tidy(sets).write(toFile: "\(directory)/tidy.csv", atomically: true, encoding: .utf8)
+        }
+        return table.text
+    }
+}

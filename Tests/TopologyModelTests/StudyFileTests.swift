@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+@testable import TopologyModel
+
+/// Study files: what varies, crossed; each variant the base with its values put in; every
+/// mistake with its line and column.
+@Suite struct StudyFileTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let base = root.appendingPathComponent("topologies/two-paths.yaml").path
+
+    @Test func variantsAreCrossedAndPutIntoTheBase() throws {
+        let s = try StudyFile.parse("""
+            study: s
+            base: \(Self.base)
+            repeat: 2
+            vary:
+              - { path: profiles.path.rate, values: [5mbit, 20mbit] }
+              - { path: "nodes.client.sysctls[net.ipv4.tcp_ecn]", values: [0, 1] }
+              - { path: links.path2.profile, values: [backbone] }
+              - { path: schedule.0.for, values: [3s] }
+            """, file: "/tmp/s.yaml")
+        #expect(s.repeats == 2 && s.factors.map(\.segments) == [["profiles", "path", "rate"], ["nodes", "client", "sysctls", "net.ipv4.tcp_ecn"], ["links", "path2", "profile"], ["schedule", "0", "for"]])
+        let v = s.variants
+        #expect(v.count == 4 && v[1].label == "rate=5mbit, net.ipv4.tcp_ecn=1, profile=backbone, for=3s", "\(v.map(\.label))")
+        let text = try s.topologyText(v[3])
+        let t = try TopologyLoader.load(data: Data(text.utf8), file: "/tmp/v4.yaml", pathsRelativeTo: Self.base)
+        #expect(t.profiles.first { $0.name == "path" }?.rate?.bitsPerSecond == 20_000_000)
+        #expect(t.links.first { $0.name == "path2" }?.forwardProfile == "backbone")
+        #expect(t.schedule.first?.duration.seconds == 3)
+        #expect(text.contains("net.ipv4.tcp_ecn: 1"), "\(text)")
+    }
+
+    @Test(arguments: [
+        ("study: s\nbase: BASE\nvary: [{ path: profiles.path.rate, values: [1mbit] }]\nrepeat: 0\n", 4, "`repeat: 0` is not a number of runs"),
+        ("study: s\nbase: nowhere.yaml\nvary: [{ path: a, values: [1] }]\n", 2, "does not exist"),
+        ("study: s\nbase: BASE\nvary:\n  - { path: a..b, values: [1] }\n", 4, "is not a path"),
+        ("study: s\nbase: BASE\nvary:\n  - { path: a, values: [1, 1] }\n", 4, "repeats a value"),
+        ("study: s\nbase: BASE\nvary:\n  - { path: a, values: [] }\n", 4, "a list of 1 to 100 values"),
+        ("study: s\nbase: BASE\nvary:\n  - { path: a, values: [1], value: 2 }\n", 4, "unknown key `value`"),
+        ("study: bad name!\nbase: BASE\nvary: [{ path: a, values: [1] }]\n", 1, "`study: bad name!`"),
+        ("base: BASE\nvary: [{ path: a, values: [1] }]\nextra: 1\n", 3, "unknown key `extra`"),
+    ])
+    func mistakesAreNamedWithTheirLine(text: String, line: Int, message: String) {
+        let file = text.replacingOccurrences(of: "BASE", with: Self.base)
+        #expect {
+            _ = try StudyFile.parse(file, file: "/tmp/s.yaml")
+        } throws: { e in
+            let d = (e as? TopologyErrors)?.diagnostics ?? []
+            return d.contains { $0.location.line == line && $0.message.contains(message) && $0.location.file == "/tmp/s.yaml" }
+        }
+    }
+
+    @Test func aPathThatDoesNotFitTheBaseSaysWhy() throws {
+        let s = try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - { path: links.nolink.profile, values: [x] }\n  - { path: profiles.path.rate.deeper, values: [1] }\n", file: "/tmp/s.yaml")
+        #expect { try s.topologyText(s.variants[0]) } throws: { "\($0)".contains("no item `nolink` in the list (items: path1, path2, backbone)") }
+        let t = try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - { path: profiles.path.rate.deeper, values: [1] }\n", file: "/tmp/s.yaml")
+        #expect { try t.topologyText(t.variants[0]) } throws: { "\($0)".contains("`deeper` is under a value") }
+        #expect(StudyFile.segments("a.b[c.d].e") == ["a", "b", "c.d", "e"] && StudyFile.segments("a[b") == nil && StudyFile.segments(".a") == nil)
+    }
+}
