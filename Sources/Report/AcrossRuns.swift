@@ -16,9 +16,12 @@ extension RunStatistics {
         for (setIndex, set) in sets.enumerated() {
             guard let first = set.runs.first else { continue }
             end = max(end, set.runs.map(\.durationSeconds).max() ?? 0)
-            // The first run's faults, as planned: every run plays the same schedule.
-            if setIndex == 0 {
-                marks = first.events.map { Mark(label: $0.label, start: $0.planned, end: $0.revertPlanned ?? first.durationSeconds) }
+            // Each set's faults as planned (its runs play the same schedule); a window of another
+            // set's own (a study that varies the faults) is lettered.
+            for e in first.events {
+                let m = Mark(label: e.label, start: e.planned, end: e.revertPlanned ?? first.durationSeconds)
+                if marks.contains(where: { $0.start == m.start && $0.end == m.end && $0.label.hasSuffix(m.label) }) { continue }
+                marks.append(setIndex == 0 ? m : Mark(label: "\(String(UnicodeScalar(UInt8(65 + min(setIndex, 25))))): \(m.label)", start: m.start, end: m.end))
             }
             var names: [String] = []
             for r in set.runs {
