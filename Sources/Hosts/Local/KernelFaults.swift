@@ -75,7 +75,21 @@ extension LocalExecutor {
                 let deadline = monotonicNanoseconds() + 2_000_000_000
                 while monotonicNanoseconds() < deadline, !((try? h.links().first { $0.name == l.name }?.isRunning) ?? false) { usleep(5_000) }
             }
-            for e in reannounce ?? [] {
+            // Newer kernels re-open subflows over a link that returns by themselves (Linux 6.18:
+            // within 20 ms); deleting the endpoint then closed them, and adding it back did not
+            // open them again. An endpoint is announced again only where no subflow is back on
+            // its address within 300 ms.
+            var back = Set<String>()
+            if reannounce?.isEmpty == false, let fd = try? NetworkNamespace.open(l.namespace) {
+                defer { Glibc.close(fd) }
+                let addresses = Set((reannounce ?? []).map { "\($0.address)" })
+                let deadline = monotonicNanoseconds() + 300_000_000
+                while monotonicNanoseconds() < deadline, back.count < addresses.count {
+                    back = Set((SocketDiag(nsfd: fd)?.established(namespace: l.namespace, devices: [:]) ?? []).filter { $0.token != nil }.map(\.local)).intersection(addresses)
+                    if back.count < addresses.count { usleep(20_000) }
+                }
+            }
+            for e in reannounce ?? [] where !back.contains("\(e.address)") {
                 let m = try mptcp(l.namespace)
                 try m.deleteEndpoint(id: e.id)
                 try m.addEndpoint(address: e.address.bytes, ifindex: try route(l.namespace).ifindex(l.name), id: e.id,
