@@ -4,8 +4,9 @@ import Foundation
 /// workload's throughput across the runs (mean line, the runs' spread as a band), and the
 /// runs' series in one tidy file.
 extension RunStatistics {
-    /// The grid the runs' lines are put on, in seconds.
-    static let acrossStep = 0.5
+    /// The grid the runs' lines are put on, in seconds: 0.5, or wider for a run so long that
+    /// 20,000 points would not cover it.
+    static func acrossStep(_ seconds: Double) -> Double { max(0.5, seconds / 20_000) }
 
     /// One line per set and throughput series: at each grid time the mean over the runs of the
     /// 1 s moving mean, and the lowest and highest run as the band. Nil without throughput.
@@ -28,9 +29,10 @@ extension RunStatistics {
                 for w in r.workloads { for s in w.series where s.quantity == .throughput && !names.contains(s.name) { names.append(s.name) } }
             }
             for name in names {
+                let step = acrossStep(set.runs.map(\.durationSeconds).max() ?? 0)
                 let grids = set.runs.compactMap { r -> [Double?]? in
                     guard let s = r.workloads.flatMap(\.series).first(where: { $0.name == name && $0.quantity == .throughput }) else { return nil }
-                    return s.smoothed(window: Recovery.smoothingSeconds).nearestOnGrid(step: acrossStep, end: r.durationSeconds)
+                    return s.smoothed(window: Recovery.smoothingSeconds).nearestOnGrid(step: step, end: r.durationSeconds)
                 }
                 let n = grids.map(\.count).max() ?? 0
                 var mean = Series(name: name, unit: "Mbit/s", quantity: .throughput)
@@ -38,7 +40,7 @@ extension RunStatistics {
                 for i in 0..<n {
                     let v = grids.compactMap { i < $0.count ? $0[i] : nil }
                     guard !v.isEmpty else { continue }
-                    mean.times.append(Double(i) * acrossStep); mean.values.append(v.reduce(0, +) / Double(v.count))
+                    mean.times.append(Double(i) * step); mean.values.append(v.reduce(0, +) / Double(v.count))
                     low.append(v.min()!); high.append(v.max()!)
                 }
                 guard !mean.isEmpty else { continue }
@@ -66,14 +68,14 @@ extension RunStatistics {
     /// The files of a set of repetitions: summary.txt, aggregates.json and .csv, tidy.csv,
     /// throughput.svg. Returns the table.
     @discardableResult
-    public static func writeRepetitions(_ runs: [RunResults], to dir: String) throws -> String {
+    public static func writeRepetitions(_ runs: [RunResults], to dir: String, names: [String]? = nil) throws -> String {
         let table = table(runs)
         try table.write(toFile: "\(dir)/summary.txt", atomically: true, encoding: .utf8)
-        try aggregatesJSON(runs).write(to: URL(fileURLWithPath: "\(dir)/aggregates.json"))
+        try aggregatesJSON(runs).write(to: URL(fileURLWithPath: "\(dir)/aggregates.json"), options: .atomic)
         try aggregatesCSV(runs).write(toFile: "\(dir)/aggregates.csv", atomically: true, encoding: .utf8)
         let set = [(name: runs.first?.lab ?? "runs", runs: runs)]
         var tidy = Render.tidyHeader
-        for (i, r) in runs.enumerated() { tidy += RunReport.tidy(r, run: "rep-\(i + 1)", variant: set[0].name) }
+        for (i, r) in runs.enumerated() { tidy += RunReport.tidy(r, run: names.flatMap { i < $0.count ? $0[i] : nil } ?? "rep-\(i + 1)", variant: set[0].name) }
         try tidy.write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
         if let svg = acrossRunsPlot(set, title: "\(set[0].name): throughput across \(runs.count) runs") {
             try svg.write(toFile: "\(dir)/throughput.svg", atomically: true, encoding: .utf8)
@@ -88,7 +90,7 @@ extension RunStatistics {
         let text = comparisonText(c)
         try text.write(toFile: "\(dir)/comparison.txt", atomically: true, encoding: .utf8)
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(c).write(to: URL(fileURLWithPath: "\(dir)/comparison.json"))
+        try e.encode(c).write(to: URL(fileURLWithPath: "\(dir)/comparison.json"), options: .atomic)
         try comparisonCSV(c).write(toFile: "\(dir)/comparison.csv", atomically: true, encoding: .utf8)
         try tidy(sets).write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
         if let svg = acrossRunsPlot(sets, title: "throughput across runs: " + sets.indices.map { $0 < 26 ? String(UnicodeScalar(UInt8(65 + $0))) : "#\($0 + 1)" }.joined(separator: ", ") + " (comparison.txt names them)") {
@@ -114,7 +116,7 @@ extension RunStatistics {
                 let b = baseline[m]
                 var percent: Double?, welch: Inference.Welch?, verdict = ""
                 if name != aggregates.first?.0, let b {
-                    if let x = b.mean, let y = a.mean, x != 0 { percent = (y / x - 1) * 100 }
+                    if let x = b.mean, let y = a.mean, x != 0, ((y / x - 1) * 100).isFinite { percent = (y / x - 1) * 100 }
                     welch = Inference.welch(b.values, a.values)
                     verdict = welch.map { $0.p < 1 - Inference.confidence ? "differs" : "within noise" } ?? "not judged (n < 2)"
                 }

@@ -50,9 +50,10 @@ public enum Inference {
         return t > 0 ? 1 - tail : tail
     }
 
-    /// The t with P(T <= t) = p, by bisection on the CDF (to 1e-10).
+    /// The t with P(T <= t) = p, by bisection on the CDF (to 1e-10); NaN for a p or df that
+    /// has none (figures from a results file can make any df).
     public static func studentQuantile(_ p: Double, df: Double) -> Double {
-        precondition(p > 0 && p < 1 && df > 0)
+        guard p > 0, p < 1, df.isFinite, df > 0 else { return .nan }
         var low = -1e6, high = 1e6
         for _ in 0..<200 {
             let mid = (low + high) / 2
@@ -63,11 +64,13 @@ public enum Inference {
     }
 
     /// A mean's confidence interval: nil with fewer than two values (no spread to judge by).
+    /// Nil too where the figures are too large to give one (an overflow is no interval).
     public static func meanInterval(_ xs: [Double]) -> (low: Double, high: Double)? {
         guard xs.count >= 2 else { return nil }
         let n = Double(xs.count), m = xs.reduce(0, +) / n
         let sd = (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / (n - 1)).squareRoot()
         let half = studentQuantile(0.5 + confidence / 2, df: n - 1) * sd / n.squareRoot()
+        guard (m - half).isFinite, (m + half).isFinite else { return nil }
         return (m - half, m + half)
     }
 
@@ -77,7 +80,8 @@ public enum Inference {
         public var difference: Double
         public var low: Double
         public var high: Double
-        public var t: Double
+        /// Absent where the sides have no spread (the difference is exact: t would be infinite).
+        public var t: Double?
         public var degreesOfFreedom: Double
         /// Two-sided.
         public var p: Double
@@ -95,15 +99,16 @@ public enum Inference {
         let na = Double(a.count), nb = Double(b.count)
         let sa = va / na, sb = vb / nb, se2 = sa + sb
         let d = mb - ma
-        guard se2 > 0 else { return Welch(difference: d, low: d, high: d, t: d == 0 ? 0 : .infinity * d.sign(), degreesOfFreedom: na + nb - 2, p: d == 0 ? 1 : 0) }
+        guard d.isFinite, se2.isFinite else { return nil }
+        guard se2 > 0 else { return Welch(difference: d, low: d, high: d, t: d == 0 ? 0 : nil, degreesOfFreedom: na + nb - 2, p: d == 0 ? 1 : 0) }
         let df = se2 * se2 / (sa * sa / (na - 1) + sb * sb / (nb - 1))
         let t = d / se2.squareRoot()
+        // Spreads so small that their squares vanish make no degrees of freedom: no test.
+        guard df.isFinite, df > 0, t.isFinite else { return nil }
         let p = min(1, 2 * studentCDF(-abs(t), df: df))
         let half = studentQuantile(0.5 + confidence / 2, df: df) * se2.squareRoot()
+        guard p.isFinite, half.isFinite else { return nil }
         return Welch(difference: d, low: d - half, high: d + half, t: t, degreesOfFreedom: df, p: p)
     }
 }
 
-extension Double {
-    fileprivate func sign() -> Double { self < 0 ? -1 : 1 }
-}

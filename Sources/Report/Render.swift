@@ -48,7 +48,10 @@ public enum Render {
     /// A text field of a CSV file: always quoted, quotes doubled, control characters (a newline
     /// in a name from a results file) replaced, so that every row is one line.
     public static func csvField(_ s: String) -> String {
-        let clean = String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+        var clean = String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+        // A spreadsheet takes text that starts with = + - @ as a formula (OWASP's CSV injection):
+        // such text is kept, after a `'` (a minus sign before a digit stays: a number's).
+        if let first = clean.first, "=+@".contains(first) || first == "-" && !(clean.dropFirst().first?.isNumber ?? false) { clean = "'" + clean }
         return "\"" + clean.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
@@ -86,8 +89,13 @@ public enum Render {
     static let palette = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#d62728", "#e377c2"]
 
     static func escape(_ s: String) -> String {
-        // XML 1.0 has no place for control characters (a NUL makes the file unreadable).
-        let s = String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F ? "?" : $0 }))
+        // Only what XML 1.0 allows (#x9 | #x20-#xD7FF | #xE000-#xFFFD | #x10000-): a NUL, another
+        // control character or U+FFFE makes the file unreadable. DEL is legal but shown as `?` too.
+        let s = String(String.UnicodeScalarView(s.unicodeScalars.map { c -> Unicode.Scalar in
+            let v = c.value
+            let legal = v == 0x9 || (0x20...0xD7FF).contains(v) && v != 0x7F || (0xE000...0xFFFD).contains(v) || v >= 0x10000
+            return legal ? c : "?"
+        }))
         return s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
@@ -164,6 +172,8 @@ public enum Render {
                 labels += "<text x=\(q(lx)) y=\(q(top + 14 + Double(row) * 14)) fill=\"#a33\">\(escape(m.label))</text>\n"
             } else {
                 let kind = m.kind ?? "event"
+                // A time far outside the run (a results file from outside) is no pixel to convert.
+                guard m.start.isFinite, m.start >= -end, m.start <= 2 * max(end, 1) else { continue }
                 let px = Int(x(m.start).rounded())
                 if ticks[kind, default: []].insert(px).inserted, tickTitles[kind, default: []].count < 200 { tickTitles[kind, default: []].append(m.label) }
             }
@@ -272,7 +282,7 @@ public enum Render {
 
     static func label(_ v: Double) -> String {
         guard v.isFinite, abs(v) < 1e15 else { return String(format: "%g", v) }
-        return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+        return v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(format: "%.1f", v)
     }
 
     /// 1, 2 or 5 times a power of ten, near `raw`.

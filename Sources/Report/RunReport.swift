@@ -7,7 +7,7 @@ public enum RunReport {
         let dropped = r.dropNonFinite()
         if dropped > 0 { r.problems = (r.problems ?? []) + ["\(dropped) values out of range (not finite, or more than 1e15 in size) were left out"] }
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; e.dateEncodingStrategy = .iso8601
-        try e.encode(r).write(to: URL(fileURLWithPath: "\(dir)/results.json"))
+        try e.encode(r).write(to: URL(fileURLWithPath: "\(dir)/results.json"), options: .atomic)
         try render(r, to: dir)
     }
 
@@ -16,17 +16,29 @@ public enum RunReport {
 
     public static func read(_ dir: String) throws -> RunResults {
         let path = "\(dir)/results.json"
-        var st = stat()
-        guard stat(path, &st) == 0 else {
+        // Opened once, checked and read through the same descriptor, never past the limit: a
+        // size from stat() says nothing of a /proc file (0 bytes, then endless).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
             throw ReportError("\(dir) has no results.json (\(String(cString: strerror(errno))))", fix: "give the directory `pathbed run` wrote")
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             throw ReportError("\(path) is not a regular file", fix: "give the directory `pathbed run` wrote")
         }
         guard st.st_size <= maximumBytes else { throw ReportError("\(path) is larger than 2 GiB: not a results file Pathbed wrote") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ReportError("cannot read \(path): \(error.localizedDescription)", fix: "check its permissions")
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw ReportError("cannot read \(path): \(String(cString: strerror(errno)))", fix: "check its permissions") }
+            if n == 0 { break }
+            data.append(contentsOf: chunk[0..<n])
+            // A file that goes on past the size it said (a /proc file) is no results file.
+            guard data.count <= maximumBytes, data.count <= Int(st.st_size) + (1 << 20) else {
+                throw ReportError("\(path) goes on past its size (\(st.st_size) bytes): not a results file Pathbed wrote")
+            }
         }
         let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601
         var r: RunResults
@@ -141,7 +153,8 @@ public enum RunReport {
             try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(tput), marks: marks, end: r.durationSeconds,
                            note: "from each socket's bytes acknowledged and received (TCP_INFO, every 100 ms)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
                 .write(toFile: "\(dir)/subflows.svg", atomically: true, encoding: .utf8)
-            let srtt = sending.filter { sf in tput.contains { $0.name == sf.throughput.name } }.map(\.measuredRTT)
+            let shown = Set(tput.map(\.name))
+            let srtt = sending.map { ($0, $0.measuredRTT) }.filter { shown.contains($0.1.name) }.map(\.1)
             try Render.svg(title: "\(r.lab): smoothed RTT per subflow (sending side)", unit: "ms", lines: rttLines(srtt), marks: marks, end: r.durationSeconds,
                            note: "the kernel's srtt of each subflow (TCP_INFO), where it had data acknowledged")
                 .write(toFile: "\(dir)/subflows-rtt.svg", atomically: true, encoding: .utf8)

@@ -294,8 +294,17 @@ public struct RunResults: Codable, Sendable {
                 dropped += m.count - finite.count
                 workloads[w].metrics = finite
             }
-            if let u = workloads[w].pathUse { workloads[w].pathUse = u.filter { $0.value.isFinite } }
+            // A share is from 0 to 1.
+            if let u = workloads[w].pathUse {
+                let shares = u.filter { $0.value.isFinite && (0...1).contains($0.value) }
+                dropped += u.count - shares.count
+                workloads[w].pathUse = shares
+            }
         }
+        // Events at times no run has (a results file from outside) are left out too.
+        let timely = mptcpEvents.filter { okTime($0.t) }
+        dropped += mptcpEvents.count - timely.count
+        mptcpEvents = timely
         for i in impacts.indices {
             var m = impacts[i].impact
             for kp in [\Impact.before, \Impact.during, \Impact.after, \Impact.recoverySeconds, \Impact.baselineFrom] where m[keyPath: kp].map({ !ok($0) }) == true {

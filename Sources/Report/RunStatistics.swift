@@ -110,7 +110,9 @@ public enum RunStatistics {
         let missing = notRecovered(runs)
         return pooled(runs).map { k, v in
             let s = Summary(v), ci = Inference.meanInterval(v)
-            return Aggregate(metric: k, n: v.count, mean: s?.mean, standardDeviation: v.count > 1 ? s?.standardDeviation : nil, median: s?.median,
+            // Figures that overflow (values near 1e308 from a results file) are left out, not written as infinities.
+            func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
+            return Aggregate(metric: k, n: v.count, mean: finite(s?.mean), standardDeviation: v.count > 1 ? finite(s?.standardDeviation) : nil, median: finite(s?.median),
                              min: v.min(), max: v.max(), ciLow: ci?.low, ciHigh: ci?.high, notRecovered: missing[k], values: v)
         }
     }
@@ -210,7 +212,7 @@ public enum RunStatistics {
             against[other.name] = keys.map { k in
                 let a = da[k], b = db[k]
                 var d = Difference(metric: k, baseline: a, other: b, percent: nil, welch: nil, verdict: "")
-                if let x = a?.mean, let y = b?.mean, x != 0 { d.percent = (y / x - 1) * 100 }
+                if let x = a?.mean, let y = b?.mean, x != 0, ((y / x - 1) * 100).isFinite { d.percent = (y / x - 1) * 100 }
                 if a == nil || b == nil || a?.n == 0 || b?.n == 0 {
                     d.verdict = "only in \(a == nil || a?.n == 0 ? "B" : "A")"
                 } else if let w = Inference.welch(a!.values, b!.values) {
@@ -218,7 +220,7 @@ public enum RunStatistics {
                     d.verdict = w.low == w.high ? (w.difference == 0 ? "equal (no spread)" : "differs (no spread)")
                         : w.p < 1 - Inference.confidence ? "differs" : "within noise"
                 } else {
-                    d.verdict = "not judged (n < 2)"
+                    d.verdict = a!.n < 2 || b!.n < 2 ? "not judged (n < 2)" : "not judged (figures too large or too small to test)"
                 }
                 return d
             }
@@ -304,11 +306,12 @@ public enum RunStatistics {
         for name in c.order.dropFirst() {
             for d in c.against[name] ?? [] {
                 let a = d.baseline, b = d.other, w = d.welch
-                out += ([Render.csvField(c.baseline), Render.csvField(name), Render.csvField(d.metric), "\(a?.n ?? 0)"]
-                        + [a?.mean, a?.ciLow, a?.ciHigh].map(Render.csvNumber) + ["\(a?.notRecovered ?? 0)", "\(b?.n ?? 0)"]
-                        + [b?.mean, b?.ciLow, b?.ciHigh].map(Render.csvNumber) + ["\(b?.notRecovered ?? 0)"]
-                        + [w?.difference, w?.low, w?.high, d.percent, w?.t, w?.degreesOfFreedom, w?.p].map(Render.csvNumber)
-                        + [Render.csvField(d.verdict)]).joined(separator: ",") + "\r\n"
+                let t: Double? = w?.t ?? nil
+                let names: [String] = [Render.csvField(c.baseline), Render.csvField(name), Render.csvField(d.metric), "\(a?.n ?? 0)"]
+                let sideA: [String] = [a?.mean, a?.ciLow, a?.ciHigh].map(Render.csvNumber) + ["\(a?.notRecovered ?? 0)", "\(b?.n ?? 0)"]
+                let sideB: [String] = [b?.mean, b?.ciLow, b?.ciHigh].map(Render.csvNumber) + ["\(b?.notRecovered ?? 0)"]
+                let test: [String] = [w?.difference, w?.low, w?.high, d.percent, t, w?.degreesOfFreedom, w?.p].map(Render.csvNumber)
+                out += (names + sideA + sideB + test + [Render.csvField(d.verdict)]).joined(separator: ",") + "\r\n"
             }
         }
         return out
@@ -347,13 +350,29 @@ public enum RunStatistics {
     static func f(_ x: Double) -> String { abs(x) >= 100 ? String(format: "%.1f", x) : String(format: "%.2f", x) }
 
     /// The runs of a directory: its results.json, or those of its repetitions (rep-1, rep-2, ...).
-    public static func load(_ dir: String) throws -> [RunResults] {
-        if FileManager.default.fileExists(atPath: "\(dir)/results.json") { return [try RunReport.read(dir)] }
+    public static func load(_ dir: String) throws -> [RunResults] { try loadRepetitions(dir).runs }
+
+    /// The repetitions of a directory (`rep-1`, `rep-2`, ..., in their order), and what was left
+    /// out: a repetition that ended early is no draw of the same experiment (it is said, and its
+    /// own report stays in its directory).
+    public static func loadRepetitions(_ dir: String) throws -> (runs: [RunResults], names: [String], leftOut: [String]) {
+        if FileManager.default.fileExists(atPath: "\(dir)/results.json") {
+            let r = try RunReport.read(dir)
+            return ([r], [(dir as NSString).lastPathComponent], [])
+        }
         let reps = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { $0.hasPrefix("rep-") }.sorted { (Int($0.dropFirst(4)) ?? 0) < (Int($1.dropFirst(4)) ?? 0) }
+            .compactMap { name -> (Int, String)? in name.hasPrefix("rep-") ? Int(name.dropFirst(4)).flatMap { $0 > 0 ? ($0, name) : nil } : nil }
+            .sorted { $0.0 < $1.0 }.map(\.1)
         guard !reps.isEmpty else {
             throw ReportError("\(dir) holds neither results.json nor repetitions (rep-1, rep-2, ...)", fix: "give a directory that `pathbed run` wrote")
         }
-        return try reps.map { try RunReport.read("\(dir)/\($0)") }
+        var runs: [RunResults] = [], names: [String] = [], leftOut: [String] = []
+        for name in reps {
+            let r = try RunReport.read("\(dir)/\(name)")
+            if let why = r.endedEarly { leftOut.append("\(dir)/\(name) ended early (\(safeText(String(why.prefix(200)), singleLine: true))): left out of the figures across runs"); continue }
+            runs.append(r); names.append(name)
+        }
+        guard !runs.isEmpty else { throw ReportError("every repetition in \(dir) ended early: there is nothing to put together", fix: "run it again") }
+        return (runs, names, leftOut)
     }
 }

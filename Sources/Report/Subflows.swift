@@ -51,7 +51,7 @@ extension RunResults {
         /// Its smoothed RTT where it had data acknowledged since the sample before (an idle
         /// subflow's srtt is its last estimate, not a measurement).
         public var measuredRTT: Series {
-            var s = Series(name: throughput.name, unit: "ms", quantity: .rtt)
+            var s = Series(name: "\(workload.map { "\($0): " } ?? "")\(label)", unit: "ms", quantity: .rtt)
             for i in times.indices.dropFirst() where bytesAcked[i] > bytesAcked[i - 1] && srttMs[i] > 0 {
                 s.times.append(times[i]); s.values.append(srttMs[i])
             }

@@ -135,7 +135,7 @@ final class PacketCapture: @unchecked Sendable {
                                                bytes: data.count, atLimit: data.count >= options.limitBytes - 65_536, droppedByKernel: dropped))
         }
         if !inputs.isEmpty {
-            do { try PcapFile.mergedPcapng(inputs).write(to: URL(fileURLWithPath: "\(dir)/capture.pcapng")) } catch {
+            do { try PcapFile.mergedPcapng(inputs).write(to: URL(fileURLWithPath: "\(dir)/capture.pcapng"), options: .atomic) } catch {
                 problems.append("capture: cannot write \(dir)/capture.pcapng: \(error.localizedDescription)")
             }
         }

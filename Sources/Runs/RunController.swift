@@ -28,6 +28,9 @@ public struct RunController {
         public var verify = true
         /// What results say of the verification (`before repetition 1 of 3`, or why there was none).
         public var verifyNote: String?
+        /// The caller removes the lab when this run fails, though `keep` (the repetitions of one
+        /// lab): what an interrupted run says of the lab.
+        public var callerRemovesLabOnFailure = false
         /// Packet captures (`--capture`): where, how much of each packet, how much in all.
         public var capture: CaptureOptions?
         public init(outDirectory: String) { self.outDirectory = outDirectory }
@@ -94,7 +97,7 @@ public struct RunController {
             let written = (try? RunReport.write(results, to: dir)) != nil
             if written { unlink("\(dir)/\(RunDirectory.inProgress)") }
             let shown: any Error = Interrupts.signal != 0 && !"\(error)".contains("interrupted")
-                ? LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and " + (options.keep ? "the lab kept (--keep)" : "the lab removed")) : error
+                ? LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and " + (options.keep && !options.callerRemovesLabOnFailure ? "the lab kept (--keep)" : "the lab removed")) : error
             throw Failed(error: shown, directory: written ? dir : nil)
         }
     }
@@ -276,7 +279,7 @@ final class RunSession: @unchecked Sendable {
     func playSchedule() throws {
         var lastNote = -10.0
         while clock.now < duration {
-            if Interrupts.signal != 0 { stop.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and " + (controller.options.keep ? "the lab kept (--keep)" : "the lab removed")) }
+            if Interrupts.signal != 0 { stop.set(); throw LabError("run interrupted (signal \(Interrupts.signal)): every fault was reverted and " + (controller.options.keep && !controller.options.callerRemovesLabOnFailure ? "the lab kept (--keep)" : "the lab removed")) }
             if try player.playDue() { continue }
             if clock.now - lastNote >= 5 {
                 lastNote = clock.now
@@ -417,9 +420,14 @@ public enum RunDirectory {
 
     /// Makes `base` (and what is missing above it), or `base-2`, `base-3`... when it exists: a
     /// run never writes into another run's directory (two started in the same second).
-    public static func make(_ base: String) throws -> String {
+    public static func make(_ given: String) throws -> String {
+        // `out/` is `out`; a file (or /dev/null) is no place for a run.
+        let base = given.count > 1 && given.hasSuffix("/") ? (given as NSString).standardizingPath : given
         let parent = (base as NSString).deletingLastPathComponent
         var st = stat()
+        if lstat(base, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+            throw LabError("cannot write into \(base): it exists and is not a directory", fix: "give a directory (it is made if missing)")
+        }
         if !parent.isEmpty, stat(parent, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
             throw LabError("cannot write runs into \(parent): it is a file, not a directory", fix: "give --out a directory (it is made if missing)")
         }

@@ -36,7 +36,7 @@ public struct StudyRunner: Sendable {
             }
         } else {
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try e.encode(manifest).write(to: URL(fileURLWithPath: path))
+            try e.encode(manifest).write(to: URL(fileURLWithPath: path), options: .atomic)
         }
         var out: [(StudyFile.Variant, Topology)] = []
         var problems: [String] = []
@@ -89,6 +89,7 @@ public struct StudyRunner: Sendable {
                 var o = RunController.Options(outDirectory: directory)
                 o.directory = dir
                 o.keep = i < todo.count - 1  // the lab is built once per variant
+                o.callerRemovesLabOnFailure = o.keep
                 o.seedOffset = k - 1
                 o.verify = verify && i == 0
                 if verify { o.verifyNote = i == 0 ? "measured before this variant's first run" : "verified before this variant's first run only (the lab is built once)" }

@@ -270,7 +270,7 @@ else:
         say("\n(ms; ! is over the bound.) \(over.isEmpty ? "Every Pathbed transfer met its bound." : "\(over.count) Pathbed transfers were over their bound.")")
         if let json {
             let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(times).write(to: URL(fileURLWithPath: json))
+            try enc.encode(times).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
     }
 }

@@ -167,7 +167,7 @@ struct TwoVMs: ParsableCommand {
             """)
         if let json {
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try e.encode(f).write(to: URL(fileURLWithPath: json))
+            try e.encode(f).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
     }
 }

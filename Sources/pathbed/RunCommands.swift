@@ -78,6 +78,7 @@ struct RunCommand: ParsableCommand {
                 printError("repetition \(k) of \(`repeat`)")
                 o.directory = "\(parent)/rep-\(k)"
                 o.keep = keep || k < `repeat`
+                o.callerRemovesLabOnFailure = !keep && k < `repeat`
                 o.seedOffset = k - 1
                 // The lab is built once, so its links are verified once, before the first.
                 if !noVerify {
@@ -90,6 +91,10 @@ struct RunCommand: ParsableCommand {
                     problems += (outcome.results.problems ?? []).map { "repetition \(k): \($0)" }
                 } catch {
                     if k < `repeat` && !keep { _ = try? lab.down(t.name) }
+                    // What the repetitions that ended measured is put together all the same.
+                    if !runs.isEmpty, (try? RunStatistics.writeRepetitions(runs, to: parent)) != nil {
+                        printError("the \(runs.count) repetitions that ended are put together in \(parent)/ (summary.txt, aggregates); repetition \(k) ended early")
+                    }
                     throw error
                 }
             }
@@ -124,7 +129,9 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let sets = try directories.map { (name: $0, runs: try RunStatistics.load($0)) }
+            let loaded = try directories.map { try RunStatistics.loadRepetitions($0) }
+            for note in loaded.flatMap(\.leftOut) { printError("note: \(note)") }
+            let sets = zip(directories, loaded).map { (name: $0.0, runs: $0.1.runs) }
             if sets.count > 1 {
                 let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
                 let parent = ((directories[0] as NSString).standardizingPath as NSString).deletingLastPathComponent
@@ -138,9 +145,9 @@ struct ReportCommand: ParsableCommand {
                 try RunReport.render(a[0], to: directory, interfaces: interfaces)
                 print(RunReport.summary(a[0]))
             } else {
-                let reps = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("rep-") }
-                for (r, d) in zip(a, reps.sorted { (Int($0.dropFirst(4)) ?? 0) < (Int($1.dropFirst(4)) ?? 0) }) { try RunReport.render(r, to: "\(directory)/\(d)", interfaces: interfaces) }
-                print(try RunStatistics.writeRepetitions(a, to: directory))
+                let names = loaded[0].names
+                for (r, d) in zip(a, names) { try RunReport.render(r, to: "\(directory)/\(d)", interfaces: interfaces) }
+                print(try RunStatistics.writeRepetitions(a, to: directory, names: names))
             }
         } catch { throw fail(error) }
     }

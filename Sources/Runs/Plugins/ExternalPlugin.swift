@@ -116,6 +116,8 @@ enum ExternalPlugin {
         private(set) var values: [String: Double] = [:]
         private(set) var errors: [String] = []
         private(set) var logs: [String] = []
+        /// Log and error lines shown on the progress output so far.
+        private var printedNotes = 0
         private(set) var stderrTail = Data()
         /// Messages past the limits below, not kept (counted, and said in the result).
         private var dropped = 0
@@ -242,7 +244,12 @@ enum ExternalPlugin {
                     }
                 }
                 if let greeting { feed.write(greeting) }
-                if m.type == "log" || m.type == "error" { onLog("\(label): \(printable(String((m.message ?? "").prefix(500))))") }
+                // Shown as kept: the first `maximumNotes` of each, then one line that says the rest is counted.
+                if m.type == "log" || m.type == "error" {
+                    let shown = lock.withLock { () -> Int in printedNotes += 1; return printedNotes }
+                    if shown <= 2 * Self.maximumNotes { onLog("\(label): \(printable(String((m.message ?? "").prefix(500))))") }
+                    else if shown == 2 * Self.maximumNotes + 1 { onLog("\(label): more log and error lines are not shown (counted in the results)") }
+                }
             }
         }
 
