@@ -19,6 +19,8 @@ public struct StudyFile: Sendable {
     public var base: String
     public var repeats: Int
     public var factors: [Factor]
+    /// Settings every variant has (`set:`): the base adapted to the study, before what varies.
+    public var fixed: [(path: String, segments: [String], value: String)] = []
 
     public struct Factor: Sendable, Equatable {
         /// The path as written, and its segments (`nodes.client.sysctls[net.ipv4.tcp_ecn]`:
@@ -72,8 +74,24 @@ public struct StudyFile: Sendable {
             throw TopologyErrors([Diagnostic(at(nil), path: "", "not YAML: \(error)", hint: nil)])
         }
         guard let map = root.mapping else { throw TopologyErrors([Diagnostic(at(root), path: "", "a study file is a mapping (study, base, repeat, vary)", hint: nil)]) }
-        for (k, _) in map where !["study", "base", "repeat", "vary", "description"].contains(k.string ?? "") {
-            fail(k, "unknown key `\(k.string ?? "?")`", "a study has study, description, base, repeat and vary")
+        for (k, _) in map where !["study", "base", "repeat", "set", "vary", "description"].contains(k.string ?? "") {
+            fail(k, "unknown key `\(k.string ?? "?")`", "a study has study, description, base, repeat, set and vary")
+        }
+        func valueText(_ v: Yams.Node) -> String {
+            if let s = v.scalar { return s.string }
+            return ((try? Yams.serialize(node: v)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var fixed: [(path: String, segments: [String], value: String)] = []
+        if let set = root["set"] {
+            if let list = set.sequence {
+                for e in list {
+                    for (k, _) in e.mapping ?? [:] where !["path", "value"].contains(k.string ?? "") { fail(k, "unknown key `\(k.string ?? "?")` in a `set:` entry", "it takes path and value") }
+                    guard let path = e["path"]?.string, let segments = Self.segments(path), let value = e["value"] else {
+                        fail(e, "each entry of `set:` is { path, value }: a setting of the base file and the value every variant gives it"); continue
+                    }
+                    fixed.append((path, segments, valueText(value)))
+                }
+            } else { fail(set, "`set:` is a list of { path, value }") }
         }
         let name = root["study"]?.string ?? ""
         if root["study"] == nil { fail(root, "`study:` is missing: the study's name", "add e.g. `study: rates`") }
@@ -98,10 +116,7 @@ public struct StudyFile: Sendable {
                 guard let values = f["values"]?.sequence, !values.isEmpty, values.count <= maximumValues else {
                     fail(f["values"] ?? f, "`values:` of \(path) is a list of 1 to \(maximumValues) values"); continue
                 }
-                let texts = values.map { v -> String in
-                    if let s = v.scalar { return s.string }
-                    return ((try? Yams.serialize(node: v)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-                }
+                let texts = values.map(valueText)
                 if Set(texts).count != texts.count { fail(f["values"], "`values:` of \(path) repeats a value") }
                 if factors.contains(where: { $0.segments == segments }) { fail(f["path"], "\(path) varies twice", "give all its values in one entry") }
                 factors.append(Factor(path: path, segments: segments, values: texts, location: at(f["path"])))
@@ -111,7 +126,9 @@ public struct StudyFile: Sendable {
         if !factors.isEmpty && count > maximumVariants { fail(root["vary"], "\(count) variants: at most \(maximumVariants)", "vary fewer settings or values") }
         if !factors.isEmpty && count * repeats > maximumRuns { fail(root["repeat"] ?? root["vary"], "\(count) variants of \(repeats) runs: at most \(maximumRuns) runs in all") }
         if !problems.isEmpty { throw TopologyErrors(problems.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }) }
-        return StudyFile(name: name, file: file, base: base, repeats: repeats, factors: factors)
+        var study = StudyFile(name: name, file: file, base: base, repeats: repeats, factors: factors)
+        study.fixed = fixed
+        return study
     }
 
     /// `a.b[c.d].e` → a, b, c.d, e; nil for an empty segment or unbalanced brackets.
@@ -156,6 +173,9 @@ public struct StudyFile: Sendable {
     public func topologyText(_ v: Variant) throws -> String {
         let text = try String(contentsOfFile: base, encoding: .utf8)
         guard var root = try Yams.compose(yaml: text) else { throw StudyError("the base topology \(base) is empty") }
+        for f in fixed {
+            root = try Self.set(root, f.segments[...], try Yams.compose(yaml: f.value) ?? Yams.Node(""), path: f.path)
+        }
         for (path, value) in v.values {
             let f = factors.first { $0.path == path }!
             let node = try Yams.compose(yaml: value) ?? Yams.Node("")

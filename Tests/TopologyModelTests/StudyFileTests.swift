@@ -50,6 +50,18 @@ import Testing
         }
     }
 
+    /// `set:` gives every variant the same settings first (here: the origin's recovery study).
+    @Test func fixedSettingsComeFirst() throws {
+        let file = Self.root.appendingPathComponent("topologies/studies/origin-recovery.yaml").path
+        let s = try StudyFile.load(path: file)
+        #expect(s.repeats == 15 && s.fixed.map(\.path) == ["workloads", "schedule.0.at"] && s.variants.count == 4)
+        let v = s.variants[3]
+        #expect(v.label == "link=wlan, reannounce=true")
+        let t = try TopologyLoader.load(data: Data(try s.topologyText(v).utf8), file: "/tmp/v.yaml", pathsRelativeTo: s.base)
+        #expect(t.workloads.map(\.name) == ["bulk"] && t.workloads[0].duration.seconds == 35)
+        #expect(t.schedule.count == 1 && t.schedule[0].at.seconds == 10)
+    }
+
     @Test func aPathThatDoesNotFitTheBaseSaysWhy() throws {
         let s = try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - { path: links.nolink.profile, values: [x] }\n  - { path: profiles.path.rate.deeper, values: [1] }\n", file: "/tmp/s.yaml")
         #expect { try s.topologyText(s.variants[0]) } throws: { "\($0)".contains("no item `nolink` in the list (items: path1, path2, backbone)") }
