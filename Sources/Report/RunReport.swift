@@ -92,6 +92,28 @@ public enum RunReport {
         return (kept, series.count - kept.count)
     }
 
+    /// A bridge port's series that repeats a node interface's (the same traffic: a bridge with
+    /// two members passes from one to the other) is left out of a plot: within 3 % of the other's
+    /// bytes over the run and sample by sample (the median difference under 5 % of its mean).
+    static func withoutRepeats(_ series: [Series]) -> (kept: [Series], repeats: Int) {
+        let nodes = series.filter { !$0.name.hasPrefix("bridges:") }
+        func mean(_ s: Series) -> Double { s.values.isEmpty ? 0 : s.values.reduce(0, +) / Double(s.values.count) }
+        let kept = series.filter { b in
+            guard b.name.hasPrefix("bridges:"), mean(b) > 0.05 else { return true }
+            let mb = mean(b)
+            return !nodes.contains { n in
+                let mn = mean(n)
+                guard abs(mn - mb) <= 0.03 * mb, n.times.count > 4 else { return false }
+                let grid = 0.1, end = min(b.times.last ?? 0, n.times.last ?? 0)
+                guard end > 1, Int(end / grid) < 2_000_000 else { return false }
+                let gb = b.nearestOnGrid(step: grid, end: end), gn = n.nearestOnGrid(step: grid, end: end)
+                let diffs = zip(gb, gn).compactMap { x, y -> Double? in guard let x, let y else { return nil }; return abs(x - y) }.sorted()
+                return !diffs.isEmpty && diffs[diffs.count / 2] < 0.05 * mb
+            }
+        }
+        return (kept, series.count - kept.count)
+    }
+
     /// The marks of a run's plots: faults as windows, subflows opened and closed as ticks.
     static func marks(_ r: RunResults) -> [Mark] {
         r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
@@ -130,12 +152,16 @@ public enum RunReport {
         try Render.csv(throughput + rtt + others + r.interfaces, step: step, end: r.durationSeconds).write(toFile: "\(dir)/series.csv", atomically: true, encoding: .utf8)
         try (Render.tidyHeader + tidy(r, run: (dir as NSString).lastPathComponent, variant: r.lab)).write(toFile: "\(dir)/tidy.csv", atomically: true, encoding: .utf8)
         let marks = marks(r)
-        let (shown, leftOut) = busy(interfaceSeries(r, direction))
+        let (active, leftOut) = busy(interfaceSeries(r, direction))
+        let (shown, repeats) = withoutRepeats(active)
         let what = direction == .both ? "received and sent" : direction.rawValue
+        var notes: [String] = []
+        if leftOut > 0 { notes.append("\(leftOut) near-idle series left out (peak under 5 % of the busiest)") }
+        if repeats > 0 { notes.append("\(repeats) bridge port\(repeats == 1 ? "" : "s") left out: the same traffic as a node's interface") }
+        if !notes.isEmpty { notes.append(direction == .received ? "series.csv has them all" : "results.json's rawCounters have every interface's bytes") }
         try Render.svg(title: "\(r.lab): throughput per interface (\(what))", unit: "Mbit/s",
                        lines: smoothedLines(shown), marks: marks, end: r.durationSeconds,
-                       note: leftOut > 0 ? "\(leftOut) near-idle series left out (peak under 5 % of the busiest); "
-                        + (direction == .received ? "series.csv has them" : "results.json's rawCounters have every interface's bytes") : nil)
+                       note: notes.isEmpty ? nil : notes.joined(separator: "; "))
             .write(toFile: "\(dir)/interfaces.svg", atomically: true, encoding: .utf8)
         if !throughput.isEmpty {
             try Render.svg(title: "\(r.lab): throughput per workload", unit: "Mbit/s", lines: smoothedLines(throughput), marks: marks, end: r.durationSeconds)

@@ -120,6 +120,16 @@ import Testing
         return out
     }
 
+    /// A bridge port that carries what a node's interface carries is one series on the plot, not two.
+    @Test func aBridgePortRepeatingANodesTrafficIsLeftOut() {
+        let times = (1...100).map { Double($0) / 10 }
+        let node = Series(name: "router:lan0 rx", unit: "Mbit/s", quantity: .throughput, times: times, values: times.map { 20 + sin($0) })
+        let port = Series(name: "bridges:proxy.eth0 rx", unit: "Mbit/s", quantity: .throughput, times: times.map { $0 + 0.01 }, values: times.map { 20.2 + sin($0) })
+        let other = Series(name: "bridges:server.eth0 rx", unit: "Mbit/s", quantity: .throughput, times: times, values: times.map { 20 + 5 * cos($0) })
+        let (kept, repeats) = RunReport.withoutRepeats([node, port, other])
+        #expect(repeats == 1 && kept.map(\.name) == ["router:lan0 rx", "bridges:server.eth0 rx"], "\(kept.map(\.name))")
+    }
+
     /// Throughput: every sample faint under the 1 s mean, one legend entry per workload;
     /// subflow events as ticks with a legend telling opened from closed; RTT broken at lost echoes.
     @Test func plotsDrawWhatTheySay() throws {
@@ -143,6 +153,9 @@ import Testing
         #expect(legends.contains { $0.contains("1 s mean") } && legends.contains { $0.contains("subflow opened (200 events)") }
                 && legends.contains { $0.contains("subflow closed (100 events)") }, "\(legends)")
         #expect(Self.elements(w, "g", class: "ticks").count == 2)
+        // Axes: time along the bottom, the unit up the side, ticks labelled from 0.
+        let texts = Self.elements(w, "text").compactMap(\.stringValue)
+        #expect(texts.contains("time (s)") && texts.contains("Mbit/s") && texts.contains("0") && texts.contains("30"), "\(texts.prefix(30))")
         let rtt = try Self.parse(String(contentsOfFile: "\(dir)/rtt.svg", encoding: .utf8))
         #expect(Self.elements(rtt, "polyline", class: "series").count == 2, "one line each side of the 4 s without replies")
         // Across runs: a mean line with its band.
