@@ -118,7 +118,7 @@ extension RunStatistics {
                 if name != aggregates.first?.0, let b {
                     if let x = b.mean, let y = a.mean, x != 0, ((y / x - 1) * 100).isFinite { percent = (y / x - 1) * 100 }
                     welch = Inference.welch(b.values, a.values)
-                    verdict = welch.map { $0.p < 1 - Inference.confidence ? "differs" : "within noise" } ?? "not judged (n < 2)"
+                    verdict = welch.map(RunStatistics.verdict) ?? (a.n < 2 || b.n < 2 ? "not judged (n < 2)" : "not judged (figures too large or too small to test)")
                 }
                 rows.append([m, name, "\(a.n)", a.mean.map(f) ?? "-", a.ciLow.map { "\(f($0)) to \(f(a.ciHigh!))" } ?? "-", a.standardDeviation.map(f) ?? "-",
                              a.notRecovered.map(String.init) ?? "", percent.map { String(format: "%+.1f %%", $0) } ?? "", welch.map { String(format: "%.3g", $0.p) } ?? "", verdict])

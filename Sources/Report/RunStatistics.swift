@@ -183,6 +183,12 @@ public enum RunStatistics {
         public var verdict: String
     }
 
+    /// What Welch's test says of B against A, in a word or two.
+    static func verdict(_ w: Inference.Welch) -> String {
+        w.low == w.high ? (w.difference == 0 ? "equal (no spread)" : "differs (no spread)")
+            : w.p < 1 - Inference.confidence ? "differs" : "within noise"
+    }
+
     /// Sets of runs against the first.
     public struct Comparison: Codable, Sendable {
         public var format = "pathbed-comparison"
@@ -217,8 +223,7 @@ public enum RunStatistics {
                     d.verdict = "only in \(a == nil || a?.n == 0 ? "B" : "A")"
                 } else if let w = Inference.welch(a!.values, b!.values) {
                     d.welch = w
-                    d.verdict = w.low == w.high ? (w.difference == 0 ? "equal (no spread)" : "differs (no spread)")
-                        : w.p < 1 - Inference.confidence ? "differs" : "within noise"
+                    d.verdict = verdict(w)
                 } else {
                     d.verdict = a!.n < 2 || b!.n < 2 ? "not judged (n < 2)" : "not judged (figures too large or too small to test)"
                 }
