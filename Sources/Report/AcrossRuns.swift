@@ -46,7 +46,8 @@ extension RunStatistics {
                 guard !mean.isEmpty else { continue }
                 // Sets by letter (A, B, ...: comparison.txt names them), so the legend keeps the workload.
                 let letter = setIndex < 26 ? String(UnicodeScalar(UInt8(65 + setIndex))) : "#\(setIndex + 1)"
-                let legend = sets.count > 1 ? "\(letter): \(name)" : name
+                // One throughput series per set (a study's variants): the legend names the set.
+                let legend = sets.count > 1 ? (names.count == 1 ? "\(letter): \(set.name)" : "\(letter): \(name)") : name
                 lines.append(Render.Line(mean, color: lines.count, style: .bold, legend: "\(legend) (n=\(grids.count))", band: (low, high)))
             }
         }

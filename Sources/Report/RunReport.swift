@@ -242,7 +242,7 @@ public enum RunReport {
         }) + "\n"
         if let s = r.captureSummary {
             let options = s.options.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            out += "MPTCP in the capture (\(safeText(s.tool, singleLine: true))): \(s.mptcpStreams) TCP streams with MPTCP options, \(s.joinSYNs) MP_JOIN SYNs; packets per option: \(options.isEmpty ? "none" : options)\n"
+            out += "MPTCP in the capture (\(safeText(s.tool, singleLine: true)); a packet seen on two links counts twice): \(s.mptcpStreams) TCP streams with MPTCP options, \(s.joinSYNs) MP_JOIN SYNs; packets per option: \(options.isEmpty ? "none" : options)\n"
             if !s.expert.isEmpty {
                 out += "tshark's MPTCP notes: " + s.expert.sorted { $0.value > $1.value }.prefix(10).map { "\(safeText($0.key, singleLine: true)) (\($0.value))" }.joined(separator: "; ") + "\n"
             }

@@ -34,16 +34,13 @@ public struct StudyRunner: Sendable {
                 throw LabError("\(directory) holds another study (or this one before its file changed): its runs would not be comparable",
                                fix: "give --out another directory, or remove \(directory) to start again")
             }
-        } else {
-            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try e.encode(manifest).write(to: URL(fileURLWithPath: path), options: .atomic)
         }
         var out: [(StudyFile.Variant, Topology)] = []
         var problems: [String] = []
         for v in study.variants {
             let file = "\(directory)/variants/\(v.number).yaml"
             do {
-                let text = "# \(study.name), variant \(v.number): \(v.label)\n# generated from \(study.base) by `pathbed study \(study.file)`\n" + (try study.topologyText(v))
+                let text = "# \(study.name), variant \(v.number): \(v.label.replacingOccurrences(of: "\n", with: " "))\n# generated from \(study.base) by `pathbed study \(study.file)`\n" + (try study.topologyText(v))
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
                 out.append((v, try TopologyLoader.load(data: Data(text.utf8), file: file, pathsRelativeTo: study.base)))
             } catch {
@@ -52,7 +49,12 @@ public struct StudyRunner: Sendable {
         }
         if !problems.isEmpty {
             throw LabError("the study's variants are not all valid labs (nothing was run):\n" + problems.prefix(20).joined(separator: "\n"),
-                           fix: "each variant's file is in \(directory)/variants/: check the paths and values of `vary:`")
+                           fix: "check the paths and values of `set:` and `vary:` (the variants that could be written are in \(directory)/variants/)")
+        }
+        // The directory is this study's once every variant is valid (a failed check claims nothing).
+        if !FileManager.default.fileExists(atPath: path) {
+            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try e.encode(manifest).write(to: URL(fileURLWithPath: path), options: .atomic)
         }
         return out
     }
@@ -77,12 +79,28 @@ public struct StudyRunner: Sendable {
         var ran = 0, kept = 0
         var problems: [String] = []
         let total = variants.count * study.repeats
+        // One study process per directory: a second one would run the same runs into other names.
+        let lock = open("\(directory)/study.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            if lock >= 0 { close(lock) }
+            throw LabError("another `pathbed study` is working in \(directory)", fix: "wait for it, or give --out another directory")
+        }
+        defer { close(lock) }
         for (v, t) in variants {
             let lab = try controller(t)
+            // Its hosts' connections (an agent each on a remote host) end with the variant.
+            defer { for e in lab.executors.values { e.close() } }
             let todo = (1...study.repeats).filter { !Self.isDone("\(directory)/variant-\(v.number)/rep-\($0)") }
             kept += study.repeats - todo.count
             for (i, k) in todo.enumerated() {
                 let dir = "\(directory)/variant-\(v.number)/rep-\(k)"
+                // Only real directories of its own: a symlink planted there is not followed.
+                for p in ["\(directory)/variant-\(v.number)", dir] {
+                    var st = stat()
+                    if lstat(p, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+                        throw LabError("\(p) is not a directory of this study (a symlink or a file)", fix: "remove it, or give --out another directory")
+                    }
+                }
                 try? FileManager.default.removeItem(atPath: dir)  // what an interrupted run left
                 try FileManager.default.createDirectory(atPath: "\(directory)/variant-\(v.number)", withIntermediateDirectories: true)
                 progress("variant \(v.number) of \(variants.count) (\(v.label)), run \(k) of \(study.repeats); \(kept + ran) of \(total) done")

@@ -19,6 +19,8 @@ public struct StudyFile: Sendable {
     public var base: String
     public var repeats: Int
     public var factors: [Factor]
+    /// The base file's text, read once when the study file was.
+    public var baseText = ""
     /// Settings every variant has (`set:`): the base adapted to the study, before what varies.
     public var fixed: [(path: String, segments: [String], value: String)] = []
 
@@ -52,8 +54,30 @@ public struct StudyFile: Sendable {
         return try parse(String(decoding: data, as: UTF8.self), file: path)
     }
 
+    /// A YAML alias (`*name`): refused in studies, whose files are written out again with every
+    /// alias expanded (nine nested ones made a 548-byte file that never finished).
+    static func hasAlias(_ text: String) -> Bool {
+        text.range(of: #"(^|[\s\[\{,:\-])\*[^\s,\]\}]"#, options: .regularExpression) != nil
+    }
+
+    /// The base's text, read once: a regular file of at most 16 MiB without aliases.
+    static func readBase(_ path: String) -> Result<String, StudyError> {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return .failure(StudyError("the base topology \(path) does not exist")) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return .failure(StudyError("the base topology \(path) is not a regular file")) }
+        guard st.st_size <= off_t(YAMLReader.maxFileSize), let data = FileManager.default.contents(atPath: path), data.count <= YAMLReader.maxFileSize else {
+            return .failure(StudyError("the base topology \(path) is over 16 MiB or cannot be read"))
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        if hasAlias(text) { return .failure(StudyError("the base topology \(path) uses YAML aliases (*name): a study writes its variants out, and cannot with aliases")) }
+        return .success(text)
+    }
+
     public static func parse(_ text: String, file: String) throws -> StudyFile {
         var problems: [Diagnostic] = []
+        if hasAlias(text) {
+            throw TopologyErrors([Diagnostic(SourceLocation(file: file, line: 0, column: 0), path: "", "the study file uses YAML aliases (*name): write each value out", hint: nil)])
+        }
         func at(_ node: Yams.Node?) -> SourceLocation {
             let mark: Mark?
             switch node {
@@ -77,10 +101,7 @@ public struct StudyFile: Sendable {
         for (k, _) in map where !["study", "base", "repeat", "set", "vary", "description"].contains(k.string ?? "") {
             fail(k, "unknown key `\(k.string ?? "?")`", "a study has study, description, base, repeat, set and vary")
         }
-        func valueText(_ v: Yams.Node) -> String {
-            if let s = v.scalar { return s.string }
-            return ((try? Yams.serialize(node: v)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        func valueText(_ v: Yams.Node) -> String { Self.flow(v) }
         var fixed: [(path: String, segments: [String], value: String)] = []
         if let set = root["set"] {
             if let list = set.sequence {
@@ -97,10 +118,13 @@ public struct StudyFile: Sendable {
         if root["study"] == nil { fail(root, "`study:` is missing: the study's name", "add e.g. `study: rates`") }
         else if LabName.problem(name) != nil { fail(root["study"], "`study: \(name)`: \(LabName.problem(name)!)", "letters, digits, `-` and `_`") }
         let baseWritten = root["base"]?.string ?? ""
-        var base = ""
+        var base = "", baseText = ""
         if baseWritten.isEmpty { fail(root["base"] ?? root, "`base:` is missing: the topology file the variants change", "add e.g. `base: ../topologies/two-paths.yaml`") } else {
             base = baseWritten.hasPrefix("/") ? baseWritten : (((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(baseWritten) as NSString).standardizingPath
-            if !FileManager.default.fileExists(atPath: base) { fail(root["base"], "the base topology \(base) does not exist", "paths are relative to the study file") }
+            switch Self.readBase(base) {
+            case let .success(t): baseText = t
+            case let .failure(why): fail(root["base"], why.description, "paths are relative to the study file")
+            }
         }
         var repeats = 1
         if let r = root["repeat"] {
@@ -122,13 +146,30 @@ public struct StudyFile: Sendable {
                 factors.append(Factor(path: path, segments: segments, values: texts, location: at(f["path"])))
             }
         } else { fail(root, "`vary:` is missing: what changes between the variants", "add e.g. `vary: [{ path: profiles.path.rate, values: [5mbit, 10mbit] }]`") }
-        let count = factors.reduce(1) { $0 * $1.values.count }
+        // Multiplied with a bound (ten lists of 100 values overflow an Int).
+        let count = factors.reduce(1) { min($0 * $1.values.count, maximumVariants + 1) }
         if !factors.isEmpty && count > maximumVariants { fail(root["vary"], "\(count) variants: at most \(maximumVariants)", "vary fewer settings or values") }
         if !factors.isEmpty && count * repeats > maximumRuns { fail(root["repeat"] ?? root["vary"], "\(count) variants of \(repeats) runs: at most \(maximumRuns) runs in all") }
         if !problems.isEmpty { throw TopologyErrors(problems.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }) }
         var study = StudyFile(name: name, file: file, base: base, repeats: repeats, factors: factors)
         study.fixed = fixed
+        study.baseText = baseText
         return study
+    }
+
+    /// A value on one line, as YAML reads it back to the same value: a quoted string stays a
+    /// string (`"[a]"`, `"1"`), a mapping or list is written in flow style.
+    static func flow(_ v: Yams.Node) -> String {
+        switch v {
+        case let .scalar(s):
+            let quoted = s.style == .singleQuoted || s.style == .doubleQuoted || s.style == .literal || s.style == .folded
+            if !quoted, !s.string.contains(where: { $0.isNewline }) { return s.string }
+            let json = (try? JSONEncoder().encode(s.string)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+            return json
+        case let .mapping(m): return "{" + m.map { "\(flow($0.key)): \(flow($0.value))" }.joined(separator: ", ") + "}"
+        case let .sequence(q): return "[" + q.map(flow).joined(separator: ", ") + "]"
+        case .alias: return "*"
+        }
     }
 
     /// `a.b[c.d].e` → a, b, c.d, e; nil for an empty segment or unbalanced brackets.
@@ -139,6 +180,8 @@ public struct StudyFile: Sendable {
             case "[" where !inBracket:
                 if !current.isEmpty { out.append(current); current = "" }
                 inBracket = true
+            case "[" where inBracket: return nil
+            case "]" where !inBracket: return nil
             case "]" where inBracket:
                 guard !current.isEmpty else { return nil }
                 out.append(current); current = ""; inBracket = false; closed = true
@@ -171,27 +214,32 @@ public struct StudyFile: Sendable {
     /// The base file with a variant's values put in: YAML text, or why a path does not fit
     /// the file (a key under a scalar, a list item by a name no item has).
     public func topologyText(_ v: Variant) throws -> String {
-        let text = try String(contentsOfFile: base, encoding: .utf8)
-        guard var root = try Yams.compose(yaml: text) else { throw StudyError("the base topology \(base) is empty") }
+        guard var root = try Yams.compose(yaml: baseText) else { throw StudyError("the base topology \(base) is empty") }
         for f in fixed {
-            root = try Self.set(root, f.segments[...], try Yams.compose(yaml: f.value) ?? Yams.Node(""), path: f.path)
+            root = try Self.set(root, f.segments[...], try Yams.compose(yaml: f.value) ?? Yams.Node(""), path: f.path, depth: 0)
         }
         for (path, value) in v.values {
             let f = factors.first { $0.path == path }!
             let node = try Yams.compose(yaml: value) ?? Yams.Node("")
-            root = try Self.set(root, f.segments[...], node, path: path)
+            root = try Self.set(root, f.segments[...], node, path: path, depth: 0)
         }
         return try Yams.serialize(node: root)
     }
 
-    static func set(_ node: Yams.Node, _ segments: ArraySlice<String>, _ value: Yams.Node, path: String) throws -> Yams.Node {
+    static func set(_ node: Yams.Node, _ segments: ArraySlice<String>, _ value: Yams.Node, path: String, depth: Int) throws -> Yams.Node {
         guard let key = segments.first else { return value }
         let rest = segments.dropFirst()
         switch node {
         case var .mapping(m):
             let k = Yams.Node(key)
-            let child = m[k] ?? Yams.Node([(Yams.Node, Yams.Node)]())
-            m[k] = try set(child, rest, value, path: path)
+            // A missing key is added (`nodes.client.congestion-control`, `schedule.0.with.x`), except
+            // a name under a top-level key on the way to a setting: `profiles.pth.rate` is a typo
+            // that would add a profile nobody uses.
+            guard let child = m[k] ?? (rest.isEmpty || depth != 1 ? Yams.Node([(Yams.Node, Yams.Node)]()) : nil) else {
+                let keys = m.keys.compactMap(\.string)
+                throw StudyError("\(path): the base file has no `\(key)` here (\(keys.isEmpty ? "nothing" : "it has " + keys.prefix(20).joined(separator: ", ")))")
+            }
+            m[k] = try set(child, rest, value, path: path, depth: depth + 1)
             return .mapping(m)
         case var .sequence(s):
             // An index, or the item whose `name:` is the segment.
@@ -200,7 +248,7 @@ public struct StudyFile: Sendable {
                 let names = s.compactMap { $0["name"]?.string }
                 throw StudyError("\(path): no item `\(key)` in the list (\(names.isEmpty ? "give an index from 0 to \(s.count - 1)" : "items: " + names.joined(separator: ", ")))")
             }
-            s[i] = try set(s[i], rest, value, path: path)
+            s[i] = try set(s[i], rest, value, path: path, depth: depth + 1)
             return .sequence(s)
         case .scalar, .alias:
             throw StudyError("\(path): `\(key)` is under a value, not a mapping or list")

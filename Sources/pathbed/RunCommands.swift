@@ -57,7 +57,9 @@ struct RunCommand: ParsableCommand {
             var o = RunController.Options(outDirectory: out)
             o.verify = !noVerify
             if let capture {
-                let names = capture.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                var names: [String] = []
+                for n in capture.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !names.contains(n) { names.append(n) }
+                if names.contains("all") && names.count > 1 { throw ValidationError("--capture all captures every link: give it alone") }
                 o.capture = CaptureOptions(links: names == ["all"] ? nil : names, snaplen: snaplen, limitBytes: Int(captureLimit * 1_000_000))
             }
             if `repeat` == 1 {

@@ -50,6 +50,27 @@ import Testing
         }
     }
 
+    /// What an adversary's study files did: an overflowing product, aliases expanded forever, a
+    /// mapping value whose label broke out of a comment, quotes lost, a typo adding a profile.
+    @Test func hostileStudyFilesAreRefusedOrKeptAsWritten() throws {
+        let many = (0..<10).map { "  - { path: p\($0), values: [\((0..<100).map(String.init).joined(separator: ", "))] }" }.joined(separator: "\n")
+        #expect { try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n\(many)\n", file: "/tmp/s.yaml") } throws: { "\($0)".contains("variants: at most 1000") }
+        #expect { try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - { path: a, values: &x [1, 2] }\n  - { path: b, values: *x }\n", file: "/tmp/s.yaml") } throws: { "\($0)".contains("aliases") }
+        let s = try StudyFile.parse("""
+            study: s
+            base: \(Self.base)
+            vary:
+              - { path: description, values: ["[a]", "a: b", "1"] }
+              - { path: profiles.path, values: [{ rate: 5mbit, delay: 20ms }] }
+            """, file: "/tmp/s.yaml")
+        #expect(s.variants.map(\.label).allSatisfy { !$0.contains("\n") }, "\(s.variants.map(\.label))")
+        let t = try TopologyLoader.load(data: Data(try s.topologyText(s.variants[0]).utf8), file: "/tmp/v.yaml", pathsRelativeTo: s.base)
+        #expect(t.description == "[a]")
+        let typo = try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - { path: profiles.pth.rate, values: [5mbit] }\n", file: "/tmp/s.yaml")
+        #expect { try typo.topologyText(typo.variants[0]) } throws: { "\($0)".contains("no `pth` here (it has path, backbone)") }
+        #expect(StudyFile.segments("nodes.a.]") == nil && StudyFile.segments("nodes[a[b]]") == nil)
+    }
+
     /// `set:` gives every variant the same settings first (here: the origin's recovery study).
     @Test func fixedSettingsComeFirst() throws {
         let file = Self.root.appendingPathComponent("topologies/studies/origin-recovery.yaml").path
