@@ -47,6 +47,7 @@ final class SocketDiag {
         if Int32(family) == AF_INET { return "\(b[0]).\(b[1]).\(b[2]).\(b[3])" }
         if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff { return "\(b[12]).\(b[13]).\(b[14]).\(b[15])" }
         var chars = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        return b.withUnsafeBytes { p in inet_ntop(AF_INET6, p.baseAddress, &chars, socklen_t(chars.count)) } != nil ? String(cString: chars) : "?"
+        guard b.withUnsafeBytes({ p in inet_ntop(AF_INET6, p.baseAddress, &chars, socklen_t(chars.count)) }) != nil else { return "?" }
+        return String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
