@@ -65,7 +65,7 @@ static void make_namespace(struct create_args *a) {
     a->result = 0;
 }
 
-void pb_ns_leave(int home);
+static void pb_ns_leave(int home);
 
 int pb_netns_create(const char *name, const char *lo_alias) {
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
@@ -106,7 +106,7 @@ int pb_netns_open(const char *name) {
 }
 
 /* Runs between setns(target) and setns(back) on the calling thread. */
-int pb_ns_enter(int nsfd, int *home) {
+static int pb_ns_enter(int nsfd, int *home) {
     *home = -1;
     if (nsfd < 0) return 0;
     *home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -115,7 +115,7 @@ int pb_ns_enter(int nsfd, int *home) {
     return 0;
 }
 
-void pb_ns_leave(int home) {
+static void pb_ns_leave(int home) {
     if (home < 0) return;
     /* Going back cannot fail for a namespace we were just in; if it ever did, this thread
      * would be poisoned, so stop rather than run Swift code in the wrong namespace. */
@@ -123,14 +123,20 @@ void pb_ns_leave(int home) {
     close(home);
 }
 
-int pb_nl_connect_in(struct nl_sock *sk, int protocol, int nsfd) {
+/* A netlink socket of PROTOCOL opened in namespace NSFD (-1: this one): the fd, or -errno. */
+int pb_netlink_socket_in(int nsfd, int protocol) {
     int home, r = pb_ns_enter(nsfd, &home);
     if (r < 0) return r;
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     int e = errno;
     pb_ns_leave(home);
-    if (fd < 0) return -e;
-    r = nl_socket_set_fd(sk, protocol, fd);
+    return fd < 0 ? -e : fd;
+}
+
+int pb_nl_connect_in(struct nl_sock *sk, int protocol, int nsfd) {
+    int fd = pb_netlink_socket_in(nsfd, protocol);
+    if (fd < 0) return fd;
+    int r = nl_socket_set_fd(sk, protocol, fd);
     if (r < 0) { close(fd); return -EINVAL; }
     nl_socket_set_buffer_size(sk, 1 << 20, 1 << 20);
     return 0;

@@ -14,17 +14,12 @@
 #include <arpa/inet.h>
 #include "CShims.h"
 
-/* shims.c: run between setns(target) and setns(back) on the calling thread. */
-int pb_ns_enter(int nsfd, int *home);
-void pb_ns_leave(int home);
+/* shims.c: a netlink socket opened in a namespace. */
+int pb_netlink_socket_in(int nsfd, int protocol);
 
 int pb_sockdiag_open(int nsfd) {
-    int home, r = pb_ns_enter(nsfd, &home);
-    if (r < 0) return r;
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    int e = errno;
-    pb_ns_leave(home);
-    if (fd < 0) return -e;
+    int fd = pb_netlink_socket_in(nsfd, NETLINK_SOCK_DIAG);
+    if (fd < 0) return fd;
     struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;

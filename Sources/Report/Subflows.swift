@@ -105,18 +105,16 @@ extension RunResults {
     }
 }
 
-/// One socket of `ss -HOtinM state established`'s output.
+/// One established TCP socket as a host's sampler read it (INET_DIAG; Runs turns each
+/// `SocketReading` into one).
 public struct SocketLine: Sendable, Equatable {
-    /// `tcp` (a TCP socket, an MPTCP subflow among them) or `mptcp` (an MPTCP connection).
-    public var kind: String
     public var localAddress: String
     public var localPort: Int
     public var remoteAddress: String
     public var remotePort: Int
     /// The device of `ADDR%DEV:PORT`, when bound.
     public var device: String?
-    /// For a subflow: its connection's token on this end (`token:REMOTE(id)/LOCAL(id)`); for an
-    /// MPTCP connection: its token.
+    /// An MPTCP subflow's connection token on this end (hex); nil for plain TCP.
     public var token: String?
     public var cwnd: Int = 0
     public var srttMs: Double = 0
@@ -124,53 +122,13 @@ public struct SocketLine: Sendable, Equatable {
     public var bytesReceived: UInt64 = 0
     public var retransmits: Int = 0
 
-    public init(kind: String, localAddress: String, localPort: Int, remoteAddress: String, remotePort: Int, device: String? = nil) {
-        self.kind = kind; self.localAddress = localAddress; self.localPort = localPort; self.remoteAddress = remoteAddress
+    public init(localAddress: String, localPort: Int, remoteAddress: String, remotePort: Int, device: String? = nil) {
+        self.localAddress = localAddress; self.localPort = localPort; self.remoteAddress = remoteAddress
         self.remotePort = remotePort; self.device = device
-    }
-
-    /// `ADDR:PORT`, `[V6]:PORT`, `ADDR%DEV:PORT`; IPv4-mapped IPv6 as IPv4. Nil: not an address.
-    static func endpoint(_ s: Substring) -> (String, Int, String?)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        var host = String(s[..<colon])
-        var device: String?
-        if let pct = host.firstIndex(of: "%") { device = String(host[host.index(after: pct)...]); host = String(host[..<pct]) }
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.lowercased().hasPrefix("::ffff:") && host.dropFirst(7).contains(".") { host = String(host.dropFirst(7)) }
-        guard !host.isEmpty, host.count <= 64 else { return nil }
-        return (host, port, device)
-    }
-
-    /// Nil for a line that is no socket (a header, a marker, noise).
-    public static func parse(_ line: String) -> SocketLine? {
-        let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard let kind = tokens.first, kind == "tcp" || kind == "mptcp" else { return nil }
-        // Netid, [State,] Recv-Q, Send-Q, then the two addresses.
-        guard let i = tokens.dropFirst().firstIndex(where: { $0.contains(":") }), i + 1 < tokens.count,
-              let l = endpoint(tokens[i]), let r = endpoint(tokens[i + 1]) else { return nil }
-        var s = SocketLine(kind: String(kind), localAddress: l.0, localPort: l.1, remoteAddress: r.0, remotePort: r.1, device: l.2)
-        for t in tokens[(i + 2)...] {
-            guard let c = t.firstIndex(of: ":") else { continue }
-            let key = t[..<c], value = t[t.index(after: c)...]
-            switch key {
-            case "cwnd": s.cwnd = min(Int(value) ?? 0, 1 << 30)
-            case "rtt": s.srttMs = Double(value.split(separator: "/").first ?? "").flatMap { $0.isFinite && $0 >= 0 && $0 <= 1e7 ? $0 : nil } ?? 0
-            case "bytes_acked": s.bytesAcked = UInt64(value) ?? 0
-            case "bytes_received": s.bytesReceived = UInt64(value) ?? 0
-            case "retrans": s.retransmits = min(Int(value.split(separator: "/").last ?? "") ?? 0, 1 << 40)
-            case "token":
-                // A subflow: `token:REMOTE(id:N)/LOCAL(id:M)`; a connection: `token:HEX`.
-                let part = value.split(separator: "/").last ?? value
-                let hex = part.prefix { $0.isHexDigit }
-                if !hex.isEmpty, hex.count <= 16 { s.token = String(hex) }
-            default: continue
-            }
-        }
-        return s
     }
 }
 
-/// Subflows from samples of `ss` taken in one node: sockets grouped by their addresses, each
+/// Subflows from the socket readings of one node: sockets grouped by their addresses, each
 /// tied to its MPTCP connection and workload (by the port the workload's server listens on).
 public struct SubflowTable: Sendable {
     public struct Claim: Sendable {
@@ -191,8 +149,6 @@ public struct SubflowTable: Sendable {
     let paths: [String: String]
     private var order: [String] = []
     private var sockets: [String: RunResults.Subflow] = [:]
-    /// MPTCP connections seen: token → (local port, remote port).
-    private var connections: [String: (Int, Int)] = [:]
     public private(set) var leftOut = 0
 
     public init(node: String, interfaces: [String: String], paths: [String: String] = [:]) { self.node = node; self.interfaces = interfaces; self.paths = paths }
@@ -200,10 +156,6 @@ public struct SubflowTable: Sendable {
     /// One batch of `ss`'s lines taken at run second `t`.
     public mutating func add(_ lines: [SocketLine], at t: Double) {
         for s in lines {
-            if s.kind == "mptcp" {
-                if let token = s.token, connections.count < Self.maximumSockets { connections[token] = (s.localPort, s.remotePort) }
-                continue
-            }
             let key = "\(s.localAddress):\(s.localPort)>\(s.remoteAddress):\(s.remotePort)"
             if sockets[key] == nil {
                 guard sockets.count < Self.maximumSockets else { leftOut += 1; continue }
@@ -219,19 +171,19 @@ public struct SubflowTable: Sendable {
 
     /// The sockets, each claimed by the workload whose server port its connection uses: in
     /// the client node the remote port, in the server node the local one. A subflow's ports
-    /// are its connection's (a join may use others): the MPTCP connection's where `ss` listed
-    /// it, else those of any subflow of the same token that a workload claims.
+    /// are its connection's (a join may use others): those of any subflow of the same token
+    /// that a workload claims.
     public func subflows(_ claims: [Claim]) -> [RunResults.Subflow] {
         var claimedTokens: [String: (Int, Int)] = [:]
         for key in order {
             let s = sockets[key]!
-            guard let token = s.token, connections[token] == nil, claimedTokens[token] == nil else { continue }
+            guard let token = s.token, claimedTokens[token] == nil else { continue }
             let lp = Int(s.local.split(separator: ":").last ?? "") ?? 0, rp = Int(s.remote.split(separator: ":").last ?? "") ?? 0
             if claims.contains(where: { ($0.client == node && $0.ports.contains(rp)) || ($0.server == node && $0.ports.contains(lp)) }) { claimedTokens[token] = (lp, rp) }
         }
         return order.map { key in
             var s = sockets[key]!
-            let ports: (Int, Int) = s.token.flatMap { connections[$0] ?? claimedTokens[$0] }
+            let ports: (Int, Int) = s.token.flatMap { claimedTokens[$0] }
                 ?? (Int(s.local.split(separator: ":").last ?? "") ?? 0, Int(s.remote.split(separator: ":").last ?? "") ?? 0)
             let localAddress = String(s.local[..<(s.local.lastIndex(of: ":") ?? s.local.endIndex)])
             let remoteAddress = String(s.remote[..<(s.remote.lastIndex(of: ":") ?? s.remote.endIndex)])

@@ -47,7 +47,7 @@ enum SubflowWatch {
     }
 
     static func line(_ s: SocketReading) -> SocketLine {
-        var l = SocketLine(kind: "tcp", localAddress: s.local, localPort: s.localPort, remoteAddress: s.remote, remotePort: s.remotePort, device: s.device)
+        var l = SocketLine(localAddress: s.local, localPort: s.localPort, remoteAddress: s.remote, remotePort: s.remotePort, device: s.device)
         l.token = s.token.map { String(format: "%08x", $0) }
         l.cwnd = Int(s.cwnd); l.srttMs = Double(s.srttMicroseconds) / 1000; l.retransmits = Int(s.retransmits)
         l.bytesAcked = s.bytesAcked; l.bytesReceived = s.bytesReceived
