@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,10 +192,59 @@ int pb_sysctl_read(int nsfd, const char *key, char *buf, int len) {
     return 0;
 }
 
+/* The nice value children get back when Pathbed raised its own (INT_MIN: it did not). */
+static volatile int pb_child_nice = INT_MIN;
+
+static void pb_restore_nice(void) {
+    if (pb_child_nice != INT_MIN) setpriority(PRIO_PROCESS, 0, pb_child_nice);
+}
+
+int pb_raise_priority(int nice) {
+    errno = 0;
+    int before = getpriority(PRIO_PROCESS, 0);
+    if (before == -1 && errno != 0) return -errno;
+    if (before <= nice) return 0;
+    /* Every thread of the process (Linux keeps a nice value per thread); threads made later inherit. */
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -errno;
+    int failed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid > 0 && setpriority(PRIO_PROCESS, tid, nice) < 0) failed = errno;
+    }
+    closedir(d);
+    if (failed) return -failed;
+    pb_child_nice = before;
+    /* The ssh server's session processes that carry our requests (an agent started over ssh). */
+    pid_t p = getppid();
+    for (int depth = 0; depth < 3 && p > 1; depth++) {
+        char path[64], comm[32] = {0}, stat[512] = {0};
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)p);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+        fclose(f);
+        if (strncmp(comm, "sshd", 4) == 0) setpriority(PRIO_PROCESS, p, nice);
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+        f = fopen(path, "r");
+        if (!f) break;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = 0;
+        char *close = strrchr(stat, ')');
+        int ppid = 0;
+        if (!close || sscanf(close + 1, " %*c %d", &ppid) != 1) break;
+        p = ppid;
+    }
+    return 0;
+}
+
 pid_t pb_spawn_in(int nsfd, char *const argv[]) {
     pid_t pid = fork();
     if (pid != 0) return pid < 0 ? -errno : pid;
     /* Child: only async-signal-safe calls from here on. */
+    pb_restore_nice();
     if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
     execvp(argv[0], argv);
     _exit(errno == ENOENT ? 127 : 126);
@@ -206,6 +258,7 @@ pid_t pb_spawn_in_group_env(int nsfd, char *const argv[], char *const envp[], in
     pid_t pid = fork();
     if (pid != 0) return pid < 0 ? -errno : pid;
     setpgid(0, 0);
+    pb_restore_nice();
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);

@@ -31,6 +31,10 @@ int pb_sysctl_access(int nsfd, const char *key, int writable);
 
 /* Forks; the child enters namespace NSFD and execs ARGV[0] (PATH search). Returns the pid. */
 pid_t pb_spawn_in(int nsfd, char *const argv[]);
+/* Lowers this process's nice value to NICE (every thread, and the sshd session processes it was
+ * started from), so that its timing holds on a saturated host; the programs it starts get the
+ * nice value it had. 0, or -errno (not root: EACCES). */
+int pb_raise_priority(int nice);
 /* Like pb_spawn_in, with stdin, stdout and stderr set to IN, OUT and ERR (-1: inherit), in a
  * process group of its own (so that it and its children can be stopped together), and with
  * SIGINT, SIGTERM, SIGHUP and SIGPIPE back at their defaults. */
