@@ -14,12 +14,13 @@ public enum HostBinding {
         var inventory: Inventory?
         if let path = path ?? ProcessInfo.processInfo.environment["PATHBED_INVENTORY"] {
             inventory = try Inventory.read(path)
+            try inventory?.check(t)
         } else if !remote.isEmpty {
-            let pair = VMPair()
+            let pair = LocalVMs()
             if pair.load() != nil, FileManager.default.fileExists(atPath: pair.inventoryPath), let i = try? Inventory.read(pair.inventoryPath),
                remote.allSatisfy({ i.hosts[$0] != nil }) {
                 inventory = i
-                note("hosts \(remote.joined(separator: ", ")): the built-in VM pair (`pathbed vm status`); --inventory chooses others")
+                note("hosts \(remote.joined(separator: ", ")): the local VMs (`pathbed vm status`); --inventory chooses others")
             }
         }
         if let inventory, !inventory.hosts.isEmpty, inventory.hosts.keys.allSatisfy({ name in !t.hosts.contains { $0.name == name } }) {
