@@ -32,9 +32,9 @@ let package = Package(
         .target(name: "Planning", dependencies: ["TopologyModel", "NetlinkTypes"]),
         // Where operations run: the host executor protocol, this machine through netlink, other
         // machines through the agent over ssh, and the built-in VM pair (Provisioning/).
-        .target(name: "Hosts", dependencies: ["Planning", "Netlink", "NetlinkTypes", "CShims"]),
+        .target(name: "Hosts", dependencies: ["Planning", "Netlink", "NetlinkTypes", "CShims", .product(name: "Yams", package: "Yams")]),
         // A recording fake of a host, for unit tests only (as swift-nio keeps NIOEmbedded apart).
-        .target(name: "HostTesting", dependencies: ["Hosts", "Planning"]),
+        .target(name: "HostTesting", dependencies: ["Hosts", "Planning", "TopologyModel"]),
         // Results: the format of results.json, statistics, recovery time, CSV, SVG plots, tables. Measures nothing.
         .target(name: "Report"),
         // Labs: up, down, status, reconcile, the journal; every kernel change through a host executor.

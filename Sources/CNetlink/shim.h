@@ -7,6 +7,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/ipgre.h>
+#include <netlink/route/link/vxlan.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/route.h>
 #include <netlink/route/rule.h>

@@ -61,26 +61,31 @@ extension LabController {
         func get(_ i: Int) -> Capabilities { lock.withLock { items[i] } ?? Capabilities(checks: []) }
     }
 
-    /// Refuses gretap keys that another tunnel on one of the hosts already uses: two labs
-    /// between the same hosts must never share a key (their traffic would mix).
+    /// Refuses tunnel keys (gretap) and VNIs (vxlan) that another tunnel on one of the hosts
+    /// already uses: two labs between the same hosts must never share a key (their traffic
+    /// would mix), and a host takes one VXLAN device per VNI whatever its remote.
     func checkTunnelKeys(_ t: Topology, _ plan: LabPlan) throws {
         var clashes: [String] = []
         for h in plan.hosts {
-            let wanted = h.operations.compactMap { op -> (UInt32, InterfaceRef)? in
-                if case let .createGretap(r, _, _, key, _, _) = op { return (key, r) } else { return nil }
+            let wanted = h.operations.compactMap { op -> (TunnelID, InterfaceRef)? in
+                switch op {
+                case let .createGretap(r, _, _, key, _, _): return (TunnelID(kind: .gretap, id: key), r)
+                case let .createVxlan(r, _, _, vni, _, _): return (TunnelID(kind: .vxlan, id: vni), r)
+                default: return nil
+                }
             }
             guard !wanted.isEmpty else { continue }
             let inUse = try executor(h.host).tunnelKeys()
-            for (key, r) in wanted {
-                guard let user = inUse[key] else { continue }
+            for (id, r) in wanted {
+                guard let user = inUse[id] else { continue }
                 // This lab's own tunnels (a reconcile, or leftovers being rebuilt) are not a clash.
                 if let ns = user.namespace, Ownership.isNamed(ns, lab: t.name) { continue }
-                clashes.append("    - \(h.host): key \(key) for \(r) is already used by \(user)")
+                clashes.append("    - \(h.host): \(id) for \(r) is already used by \(user)")
             }
         }
         if !clashes.isEmpty {
-            throw LabError("gretap keys of lab '\(t.name)' are already in use:\n" + clashes.joined(separator: "\n"),
-                           fix: "keys come from the lab's name and the link's position: rename the lab, or take down the lab that uses them")
+            throw LabError("tunnel keys of lab '\(t.name)' are already in use:\n" + clashes.joined(separator: "\n"),
+                           fix: "keys and VNIs come from the lab's name and the link's position: rename the lab, or take down the lab that uses them")
         }
     }
 }

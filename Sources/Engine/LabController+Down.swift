@@ -43,7 +43,7 @@ extension LabController {
         var reachable: [HostExecutor] = []
         for e in executors.values.sorted(by: { $0.host < $1.host }) {
             do { try e.connect(); reachable.append(e) } catch {
-                if forgetUnreachable || VMPair.isGone(access[e.host]) {
+                if forgetUnreachable || LocalVMs.isGone(access[e.host]) {
                     result.forgotten.append("\(e.host) (\(error))")
                 } else {
                     failures.append("\(e.host) cannot be reached: \(error)")

@@ -216,7 +216,7 @@ public struct LabController {
                 let failed = probeTunnels(t, progress: progress)
                 if !failed.isEmpty {
                     throw LabError("the MTU plan does not hold; nothing was left built:\n    " + failed.joined(separator: "\n    "),
-                                   fix: "raise `mtu:` of the hosts (the underlay) to at least the link MTU + \(Topology.gretapOverhead), or lower the links' `mtu:`; check that the underlay between the hosts carries frames that large")
+                                   fix: "raise `mtu:` of the hosts (the underlay) to at least the link MTU + \(Topology.gretapOverhead) (gretap) or + \(Topology.vxlanOverhead) (vxlan), or lower the links' `mtu:`; check that the underlay between the hosts carries frames that large")
                 }
                 probes = probePlan.count
             }

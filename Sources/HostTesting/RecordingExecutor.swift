@@ -1,6 +1,7 @@
 import Foundation
 import Hosts
 import Planning
+import TopologyModel
 
 /// A host executor that keeps a model of the kernel in memory: it records every operation,
 /// tracks the namespaces it "created", and can be told to fail at a given operation. Unit tests
@@ -133,7 +134,7 @@ public final class RecordingExecutor: HostExecutor {
     public private(set) var commands: [(namespace: String?, argv: [String])] = []
     public var exitCodes: [String: Int32] = [:]
     /// Gretap keys already in use on the fake host.
-    public var keysInUse: [UInt32: TunnelUse] = [:]
+    public var keysInUse: [TunnelID: TunnelUse] = [:]
 
     public func info() -> HostInfo { HostInfo(hostname: host, kernel: "fake", clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion) }
 
@@ -148,7 +149,7 @@ public final class RecordingExecutor: HostExecutor {
         return exitCodes[argv.joined(separator: " ")] ?? 0
     }
 
-    public func tunnelKeys() -> [UInt32: TunnelUse] { keysInUse }
+    public func tunnelKeys() -> [TunnelID: TunnelUse] { keysInUse }
 
     /// Fault actions injected and not yet reverted, by key, with their revert deadline.
     public private(set) var activeFaults: [String: (FaultAction, Double?)] = [:]

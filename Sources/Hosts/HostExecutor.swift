@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import TopologyModel
 
 /// One of a lab's namespaces as a host sees it.
 public struct NamespaceState: Sendable, Hashable, Codable {
@@ -83,7 +84,7 @@ public struct RemovalReport: Sendable, Codable {
     public init() {}
 }
 
-/// A gretap tunnel already on a host: its device and the namespace it is in (nil: the host's own).
+/// A tunnel (gretap or vxlan) already on a host: its device and the namespace it is in (nil: the host's own).
 public struct TunnelUse: Sendable, Hashable, Codable, CustomStringConvertible {
     public var device: String
     public var namespace: String?
@@ -160,7 +161,7 @@ public protocol HostExecutor: AnyObject {
     /// terminal itself; elsewhere its output is streamed to this process's stdout and stderr.
     func runAttached(_ argv: [String], in namespace: String) throws -> Int32
     /// Gretap tunnel keys in use on this host (any namespace), with the device that uses each.
-    func tunnelKeys() throws -> [UInt32: TunnelUse]
+    func tunnelKeys() throws -> [TunnelID: TunnelUse]
 
     // Faults and measurements (runs).
     /// Makes (`inject`) or undoes fault changes, all at `at` (the controller's CLOCK_MONOTONIC in

@@ -104,6 +104,9 @@ public final class RouteHandle {
             if info.kind == "gretap" || info.kind == "gre" {
                 let key = UInt32(bigEndian: rtnl_link_ipgre_get_ikey(l))
                 if key != 0 { info.greKey = key }
+            } else if info.kind == "vxlan" {
+                var vni: UInt32 = 0
+                if rtnl_link_vxlan_get_id(l, &vni) == 0 { info.vxlanID = vni }
             }
             out.append(info)
             obj = nl_cache_get_next(l)
@@ -152,6 +155,23 @@ public final class RouteHandle {
             _ = rtnl_link_ipgre_set_okey(link, key.bigEndian)
             try check(rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL), "create gretap", object,
                       hint: nil)
+        case let .vxlan(_, local, remote, vni, port):
+            let object = "\(a.name) (local \(local) remote \(remote) VNI \(vni))"
+            guard local.bytes.count == 4, remote.bytes.count == 4, vni < 1 << 24 else {
+                throw NetlinkError("create vxlan", object, namespace: namespace, errno: EINVAL, hint: "vxlan underlay addresses must be IPv4, its VNI below 16,777,216")
+            }
+            guard let link = rtnl_link_vxlan_alloc() else { throw NetlinkError("create vxlan", object, namespace: namespace, errno: ENOMEM) }
+            defer { rtnl_link_put(link) }
+            Self.setAttributes(link, a)
+            let l = Self.nlAddress(local), r = Self.nlAddress(remote)
+            defer { nl_addr_put(l); nl_addr_put(r) }
+            _ = rtnl_link_vxlan_set_id(link, vni)
+            _ = rtnl_link_vxlan_set_local(link, l)
+            _ = rtnl_link_vxlan_set_group(link, r)  // a unicast group is the one remote
+            _ = rtnl_link_vxlan_set_port(link, UInt32(port))
+            _ = rtnl_link_vxlan_set_learning(link, 0)
+            try check(rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL), "create vxlan", object,
+                      hint: "another vxlan device on this host may use VNI \(vni) on port \(port)")
         }
     }
 

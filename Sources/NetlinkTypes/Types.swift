@@ -39,10 +39,12 @@ public enum LinkSpec: Sendable, Hashable {
     case bridge(LinkAttributes, stp: Bool)
     /// A keyed gretap tunnel between two underlay addresses (IPv4), created in namespace `nsfd`.
     case gretap(LinkAttributes, nsfd: Int32, local: NetlinkAddress, remote: NetlinkAddress, key: UInt32)
+    /// A VXLAN tunnel to one remote (unicast) over UDP `port`, created in the handle's namespace.
+    case vxlan(LinkAttributes, local: NetlinkAddress, remote: NetlinkAddress, vni: UInt32, port: UInt16)
 
     public var attributes: LinkAttributes {
         switch self {
-        case let .veth(a, _, _, _), let .bridge(a, _), let .gretap(a, _, _, _, _): return a
+        case let .veth(a, _, _, _), let .bridge(a, _), let .gretap(a, _, _, _, _), let .vxlan(a, _, _, _, _): return a
         }
     }
 }
@@ -164,6 +166,8 @@ public struct LinkInfo: Sendable, Hashable {
     public var alias: String?
     /// The input key of a gre or gretap device (nil for other kinds, or a tunnel without a key).
     public var greKey: UInt32? = nil
+    /// The VNI of a vxlan device (nil for other kinds).
+    public var vxlanID: UInt32? = nil
     /// Byte counters, as the kernel keeps them.
     public var rxBytes: UInt64 = 0
     public var txBytes: UInt64 = 0

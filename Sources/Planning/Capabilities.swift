@@ -50,6 +50,7 @@ public struct Capabilities: Sendable, Codable {
             switch op {
             case .createBridge: needed.insert("bridge")
             case .createGretap: needed.insert("gretap")
+            case .createVxlan: needed.insert("vxlan")
             case let .setQdisc(_, q):
                 for k in q.kinds {
                     needed.insert(k.rawValue)

@@ -98,6 +98,8 @@ public enum LabOperation: Codable, Hashable, Sendable {
     case createBridge(InterfaceRef, stp: Bool, group: UInt32)
     case createVeth(InterfaceRef, peer: InterfaceRef, mtu: UInt32, group: UInt32)
     case createGretap(InterfaceRef, local: IPAddress, remote: IPAddress, key: UInt32, mtu: UInt32, group: UInt32)
+    /// A VXLAN tunnel (UDP 4789) to one remote, made in the host's namespace and moved into the node's.
+    case createVxlan(InterfaceRef, local: IPAddress, remote: IPAddress, vni: UInt32, mtu: UInt32, group: UInt32)
     case enslave(InterfaceRef, bridge: String)
     case addAddress(InterfaceRef, address: IPNetwork)
     case setUp(InterfaceRef)
@@ -133,7 +135,7 @@ public enum LabOperation: Codable, Hashable, Sendable {
             return ns
         case let .awaitGone(r):
             return r.namespace
-        case let .createBridge(r, _, _), let .createVeth(r, _, _, _), let .createGretap(r, _, _, _, _, _), let .enslave(r, _),
+        case let .createBridge(r, _, _), let .createVeth(r, _, _, _), let .createGretap(r, _, _, _, _, _), let .createVxlan(r, _, _, _, _, _), let .enslave(r, _),
              let .addAddress(r, _), let .setUp(r), let .setQdisc(r, _):
             return r.namespace
         }
@@ -151,7 +153,7 @@ public enum LabOperation: Codable, Hashable, Sendable {
         case .createNamespace: return "namespaces"
         case .setSysctl: return "sysctls"
         case .createBridge: return "bridges"
-        case .createVeth, .createGretap, .enslave: return "links"
+        case .createVeth, .createGretap, .createVxlan, .enslave: return "links"
         case .addAddress: return "addresses"
         case .setUp: return "interfaces up"
         case .setQdisc: return "link profiles"

@@ -7,9 +7,9 @@ public enum PlanText {
         var out = "lab \(plan.lab): \(plan.operationCount) operations on \(plan.hosts.count) host\(plan.hosts.count == 1 ? "" : "s")\n"
         let tunnels = t.links.filter(\.crossesHosts)
         if !tunnels.isEmpty {
-            out += "tunnels (gretap, one key per link; inner MTU + 42 bytes must fit the underlay MTU):\n"
+            out += "tunnels (one per link: gretap with a key, inner MTU + \(Topology.gretapOverhead) bytes, or vxlan with a VNI, + \(Topology.vxlanOverhead) bytes, must fit the underlay MTU):\n"
             for l in tunnels {
-                out += "  \(l.name): \(l.label)  \(l.hosts[0]) <-> \(l.hosts[1])  key \(l.tunnelKey ?? 0)  mtu \(l.mtu)\n"
+                out += "  \(l.name): \(l.label)  \(l.hosts[0]) <-> \(l.hosts[1])  \(l.tunnel.rawValue) \(l.tunnel.idName) \(l.tunnelKey ?? 0)  mtu \(l.mtu)\n"
             }
         }
         let queues = ShapedQueue.of(t)
@@ -84,6 +84,8 @@ extension LabOperation {
             return ["ip link add \(sh(a.name)) netns \(sh(a.namespace)) mtu \(mtu) group \(group) type veth peer \(sh(b.name)) netns \(sh(b.namespace)) mtu \(mtu) group \(group)"]
         case let .createGretap(r, local, remote, key, mtu, group):
             return ["ip link add \(sh(r.name)) netns \(sh(r.namespace)) mtu \(mtu) group \(group) type gretap local \(local) remote \(remote) key \(key)"]
+        case let .createVxlan(r, local, remote, vni, mtu, group):
+            return ["ip link add \(sh(r.name)) netns \(sh(r.namespace)) mtu \(mtu) group \(group) type vxlan id \(vni) local \(local) remote \(remote) dstport \(Topology.vxlanPort)"]
         case let .enslave(r, bridge):
             return ["ip -n \(sh(r.namespace)) link set \(sh(r.name)) master \(sh(bridge))"]
         case let .addAddress(r, address):

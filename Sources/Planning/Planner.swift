@@ -84,7 +84,10 @@ public enum Planner {
                 for i in 0..<2 {
                     // Validation made sure both hosts have an underlay address.
                     guard let local = hostsByName[link.hosts[i]]?.underlay, let remote = hostsByName[link.hosts[1 - i]]?.underlay else { continue }
-                    add(link.hosts[i], .createGretap(refs[i], local: local, remote: remote, key: key, mtu: UInt32(link.mtu), group: group))
+                    switch link.tunnel {
+                    case .gretap: add(link.hosts[i], .createGretap(refs[i], local: local, remote: remote, key: key, mtu: UInt32(link.mtu), group: group))
+                    case .vxlan: add(link.hosts[i], .createVxlan(refs[i], local: local, remote: remote, vni: key, mtu: UInt32(link.mtu), group: group))
+                    }
                 }
             } else {
                 add(link.hosts[0], .createVeth(refs[0], peer: refs[1], mtu: UInt32(link.mtu), group: group))

@@ -1,7 +1,7 @@
 import TopologyModel
 
 /// The proof of the MTU plan: before any traffic, a don't-fragment ping of the full inner MTU
-/// goes through every gretap tunnel, both ways. A tunnel that drops it fails `up`, which says
+/// goes through every tunnel (gretap or vxlan), both ways. A tunnel that drops it fails `up`, which says
 /// which tunnel and the largest size that did get through.
 public struct TunnelProbe: Sendable, Hashable {
     public var link: String
@@ -21,7 +21,9 @@ public struct TunnelProbe: Sendable, Hashable {
         ["ping", to.family == .ipv6 ? "-6" : "-4", "-n", "-q", "-M", "do", "-s", String(payload), "-c", String(count), "-i", "0.2", "-w", "6", to.description]
     }
 
-    public var label: String { "tunnel of link \(link) (key \(key)), \(fromLabel) -> \(toLabel)" }
+    public var kind: TunnelKind = .gretap
+
+    public var label: String { "\(kind.rawValue) tunnel of link \(link) (\(kind.idName) \(key)), \(fromLabel) -> \(toLabel)" }
 
     /// Two probes per tunnel, one each way, between addressed node interfaces on either side.
     /// A bridge end is stood for by a node on the same bridge and host.
@@ -31,7 +33,8 @@ public struct TunnelProbe: Sendable, Hashable {
             guard let key = link.tunnelKey, let a = stand(t, link, 0), let b = stand(t, link, 1), a.address.family == b.address.family else { continue }
             for (x, y) in [(a, b), (b, a)] {
                 out.append(TunnelProbe(link: link.name, key: key, mtu: link.mtu, fromHost: x.host, fromNamespace: t.namespace(of: x.node),
-                                       fromLabel: "\(x.node) on \(x.host)", to: y.address.address, toLabel: "\(y.node) (\(y.address.address)) on \(y.host)"))
+                                       fromLabel: "\(x.node) on \(x.host)", to: y.address.address, toLabel: "\(y.node) (\(y.address.address)) on \(y.host)",
+                                       kind: link.tunnel))
             }
         }
         return out

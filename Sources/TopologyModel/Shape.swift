@@ -67,6 +67,14 @@ public enum Shapes {
         Field("interface", .string(pattern: "^[^\\s/:%]{1,15}$"), "The underlay interface whose MTU is raised (default: the one routing to the peer)."),
         Field("mtu", .integer(min: 576, max: 65535), "The underlay MTU to raise to, so that full-size frames fit into a tunnel (the origin study used 5000)."),
         Field("mptcp", .bool, "Whether this host's kernel is expected to run MPTCP (default true). Nodes on a host without MPTCP may not set MPTCP options."),
+        Field("vm", .object(vm), "Boot this host as a local VM (`pathbed vm up FILE`): its kernel, memory and CPUs."),
+    ])
+
+    public static let vm = ObjectShape("vm", "A host as a local VM under virtme-ng: `pathbed vm up FILE` boots one per host that has `vm:`.", [
+        Field("kernel", .string(pattern: nil),
+              "`distribution` (default: the newest kernel in /boot), a kernel image file (bzImage, vmlinuz), or a kernel build tree; paths relative to this file."),
+        Field("memory", .integer(min: 256, max: 1_048_576), "Memory in MiB (default 1024)."),
+        Field("cpus", .integer(min: 1, max: 64), "Virtual CPUs (default 1)."),
     ])
 
     public static let gilbertElliott = ObjectShape("gilbert-elliott", "Bursty loss: a two-state Markov chain (netem `loss gemodel`).", [
@@ -178,6 +186,7 @@ public enum Shapes {
         Field("profile", .oneOf([.name, .object(directionalProfile)]), "A profile name, or {forward: NAME, reverse: NAME}."),
         Field("subnet", .ipNetwork, "Subnet for the two ends' addresses (point-to-point links; bridges carry their own)."),
         Field("mtu", .integer(min: 576, max: 65535), "MTU of both ends (default 1500)."),
+        Field("tunnel", .enumeration(["gretap", "vxlan"]), "When the ends are on different hosts: gretap (GRE with a key) or vxlan (UDP 4789 with a VNI). Default: the lab's `tunnel:`."),
         Field("merge", .bool, "Between two bridges on one host, with no profile and no fault: false keeps it a veth pair between two kernel bridges (default true: the two bridges are made as one)."),
     ])
 
@@ -219,6 +228,7 @@ public enum Shapes {
               "The lab's name (lower case, at most 24 characters): its namespaces are named pb.NAME and pb.NAME.NODE."),
         Field("description", .string(pattern: nil), "Free text."),
         Field("hosts", .map(.object(host)), "The machines the lab spans (default: this machine only, named `local`)."),
+        Field("tunnel", .enumeration(["gretap", "vxlan"]), "How links between hosts are carried: gretap (default; GRE with a key, 42 bytes per frame) or vxlan (UDP 4789, 50 bytes; for kernels without GRE)."),
         Field("profiles", .map(.object(profile)), "Named link profiles."),
         Field("nodes", .map(.object(node)), required: true, "Network namespaces."),
         Field("bridges", .map(.object(bridge)), "Linux bridges."),
@@ -230,7 +240,7 @@ public enum Shapes {
 
     /// Every object shape, for the schema's `$defs` and for tests.
     public static let all: [ObjectShape] = [
-        topology, host, profile, loss, gilbertElliott, reorder, node, route, mptcp, mptcpLimits, mptcpEndpoint,
+        topology, host, vm, profile, loss, gilbertElliott, reorder, node, route, mptcp, mptcpLimits, mptcpEndpoint,
         bridge, link, endpoint, directionalProfile, workload, fault, run,
     ]
 }

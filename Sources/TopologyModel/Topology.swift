@@ -13,6 +13,8 @@ public struct Topology: Sendable {
     public var workloads: [Workload]
     public var schedule: [FaultEvent]
     public var run: RunSettings
+    /// The lab's `tunnel:`: how links between hosts are carried unless a link says otherwise.
+    public var tunnel: TunnelKind = .gretap
 
     public func host(named name: String) -> Host? { hosts.first { $0.name == name } }
     public func node(named name: String) -> Node? { nodes.first { $0.name == name } }
@@ -34,10 +36,40 @@ public struct Topology: Sendable {
     }
 }
 
+/// A tunnel's identity on a host: its kind and its key or VNI.
+public struct TunnelID: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var kind: TunnelKind
+    public var id: UInt32
+    public init(kind: TunnelKind, id: UInt32) { self.kind = kind; self.id = id }
+    public var description: String { "\(kind.rawValue) \(kind.idName) \(id)" }
+}
+
+/// How a link between two hosts is carried over their underlay.
+public enum TunnelKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Ethernet over GRE with a key (the origin study's tunnel).
+    case gretap
+    /// Ethernet over UDP (port 4789) with a 24-bit VNI: for kernels without GRE and for clusters.
+    case vxlan
+
+    /// Bytes the tunnel adds to an inner frame over an IPv4 underlay.
+    public var overhead: Int {
+        switch self {
+        case .gretap: Topology.gretapOverhead
+        case .vxlan: Topology.vxlanOverhead
+        }
+    }
+    /// What its identifier is called: a GRE key, a VXLAN VNI.
+    public var idName: String { self == .gretap ? "key" : "VNI" }
+}
+
 extension Topology {
     /// Bytes a keyed gretap tunnel over IPv4 adds to an inner frame: outer IPv4 header 20 +
     /// GRE header 4 + key 4 + inner Ethernet header 14.
     public static let gretapOverhead = 42
+    /// Bytes a VXLAN tunnel over IPv4 adds: outer IPv4 header 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+    public static let vxlanOverhead = 50
+    /// The UDP port VXLAN tunnels use (IANA's).
+    public static let vxlanPort: UInt16 = 4789
 
     /// Ports a Linux bridge takes at most: port numbers run from 1 to BR_MAX_PORTS - 1 (1023);
     /// the 1024th gives EXFULL ("Exchange full"), measured.
@@ -53,7 +85,27 @@ public struct Host: Sendable, Hashable {
     public var underlayInterface: String?
     public var mtu: Int?
     public var mptcp: Bool
-    public var isLocal: Bool { ssh == nil }
+    /// The VM `pathbed vm up FILE` boots for this host (nil: none; the host is reached as it says).
+    public var vm: VMSettings? = nil
+    /// This machine: no `ssh:` and no `vm:`.
+    public var isLocal: Bool { ssh == nil && vm == nil }
+}
+
+/// A host as a local VM (`pathbed vm up FILE`): its kernel, memory and CPUs.
+public struct VMSettings: Sendable, Hashable {
+    public enum Kernel: Sendable, Hashable {
+        /// The newest distribution kernel in /boot with GRE, VXLAN, netem and MPTCP.
+        case distribution
+        /// A kernel image file (bzImage, vmlinuz) or a kernel build tree, as virtme-ng takes them;
+        /// an absolute path (the file's relative path resolved against the topology's directory).
+        case path(String)
+    }
+    public var kernel: Kernel = .distribution
+    /// Where `kernel:` was written, for errors about the path.
+    public var kernelLocation: SourceLocation?
+    public var memoryMiB: Int = 1024
+    public var cpus: Int = 1
+    public init() {}
 }
 
 public struct LinkProfile: Sendable, Hashable {
@@ -236,8 +288,11 @@ public struct Link: Sendable, Hashable {
     public var mtu: Int
     /// The host of each end (a bridge's host, or the node's host).
     public var hosts: [String]
-    /// Set when the two ends are on different hosts: carried by a gretap tunnel with this key.
+    /// Set when the two ends are on different hosts: carried by a tunnel (`tunnel`) with this
+    /// key (gretap) or VNI (vxlan).
     public var tunnelKey: UInt32?
+    /// How the link crosses hosts (the link's `tunnel:`, else the lab's, else gretap).
+    public var tunnel: TunnelKind = .gretap
     /// The file's `merge:` (default true): a plain link between two bridges may join them into one kernel bridge.
     public var merge: Bool = true
     /// Both ends are bridges.

@@ -30,6 +30,7 @@ struct TopologyDecoder {
                                           what: "a lab name: lower-case letters, digits and '-', at most 24 characters, starting with a letter or digit") ?? ""
         }
         if let (n, p) = obj["description"] { topology.description = reader.scalar(n, p, expected: "text") }
+        if let (n, p) = obj["tunnel"] { at(p, n); topology.tunnel = tunnelKind(n, p) }
         if let (n, p) = obj["hosts"] {
             for (key, keyNode, value) in reader.mapping(n, p, expected: "a mapping of host names") ?? [] {
                 if let h = decodeHost(key, keyNode, value, "hosts.\(key)") { topology.hosts.append(h) }
@@ -82,6 +83,15 @@ struct TopologyDecoder {
         return true
     }
 
+    private func tunnelKind(_ n: Yams.Node, _ p: String) -> TunnelKind? {
+        guard let s = reader.scalar(n, p, expected: "gretap or vxlan") else { return nil }
+        guard let k = TunnelKind(rawValue: s) else {
+            reader.error(n, p, "'\(s)' is not a tunnel kind", hint: "use gretap (GRE with a key, the default) or vxlan (UDP 4789, for kernels without GRE)")
+            return nil
+        }
+        return k
+    }
+
     private mutating func decodeHost(_ name: String, _ keyNode: Yams.Node, _ node: Yams.Node, _ path: String) -> Host? {
         guard checkName(name, keyNode, path, what: "host"), let o = ObjectReader(reader, node, path: path, shape: Shapes.host) else { return nil }
         var host = Host(name: name, location: reader.location(keyNode), ssh: nil, underlay: nil, underlayInterface: nil, mtu: nil, mptcp: true)
@@ -92,6 +102,21 @@ struct TopologyDecoder {
         if let (n, p) = o["interface"] { host.underlayInterface = reader.string(n, p, pattern: "^[^\\s/:%]{1,15}$", what: "an interface name (at most 15 bytes)") }
         if let (n, p) = o["mtu"] { at(p, n); host.mtu = reader.integer(n, p, min: 576, max: 65535) }
         if let (n, p) = o["mptcp"] { host.mptcp = reader.bool(n, p) ?? true }
+        if let (n, p) = o["vm"], let v = ObjectReader(reader, n, path: p, shape: Shapes.vm) {
+            at(p, n)
+            var vm = VMSettings()
+            if let (kn, kp) = v["kernel"], let k = reader.string(kn, kp, pattern: "^[^\\x00\\n]{1,4096}$", what: "`distribution` or a path") {
+                at(kp, kn)
+                vm.kernelLocation = reader.location(kn)
+                vm.kernel = k == "distribution" ? .distribution : .path(k)
+            }
+            if let (mn, mp) = v["memory"], let m = reader.integer(mn, mp, min: 256, max: 1_048_576) { vm.memoryMiB = m }
+            if let (cn, cp) = v["cpus"], let c = reader.integer(cn, cp, min: 1, max: 64) { vm.cpus = c }
+            host.vm = vm
+        }
+        if local == true, host.vm != nil {
+            reader.error(node, path, "host '\(name)' is both `local: true` and a VM (`vm:`)", hint: "keep one of `local` and `vm`")
+        }
         if local == true, host.ssh != nil {
             reader.error(node, path, "host '\(name)' is both `local: true` and reached over ssh", hint: "keep one of `local` and `ssh`")
         }
@@ -389,6 +414,7 @@ struct TopologyDecoder {
         if let (n, p) = o["subnet"] { at(p, n); link.subnet = reader.network(n, p) }
         if let (n, p) = o["mtu"] { at(p, n); link.mtu = reader.integer(n, p, min: 576, max: 65535) }
         if let (n, p) = o["merge"] { at(p, n); link.merge = reader.bool(n, p) }
+        if let (n, p) = o["tunnel"] { at(p, n); link.tunnel = tunnelKind(n, p) }
         return ok ? link : nil
     }
 

@@ -9,6 +9,14 @@ extension TopologyValidator {
             topology.hosts = [Host(name: Self.defaultHostName, location: written.location(""), ssh: nil, underlay: nil,
                                    underlayInterface: nil, mtu: nil, mptcp: true)]
         }
+        // A VM's kernel given by a relative path is the topology's neighbour.
+        let base = ((written.pathsRelativeTo ?? topology.file) as NSString).deletingLastPathComponent
+        for i in topology.hosts.indices {
+            guard case let .path(p)? = topology.hosts[i].vm?.kernel, !p.hasPrefix("/") else { continue }
+            let joined = ((base.isEmpty ? FileManager.default.currentDirectoryPath : base) as NSString).appendingPathComponent(p)
+            let absolute = joined.hasPrefix("/") ? joined : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(joined)
+            topology.hosts[i].vm?.kernel = .path((absolute as NSString).standardizingPath)
+        }
         let names = topology.hosts.map(\.name)
         let locals = topology.hosts.filter(\.isLocal)
         if locals.count > 1 {

@@ -8,6 +8,7 @@ extension TopologyValidator {
     mutating func resolveLinks() -> [String: [String: Int]] {
         var interfaces: [String: [String: Int]] = [:]
         var usedLinkNames: [String: Int] = [:]
+        var usedTunnelIDs: [TunnelID: Int] = [:]
         var bridgePairs: [Set<String>: Int] = [:]
         var bridgePorts: [String: Int] = [:]
         let nodeNames = topology.nodes.map(\.name)
@@ -86,7 +87,14 @@ extension TopologyValidator {
             }
             usedLinkNames[link.name] = link.index
             if hosts.count == 2, !hosts.contains(""), hosts[0] != hosts[1] {
-                link.tunnelKey = Self.tunnelKey(lab: topology.name, linkIndex: link.index)
+                link.tunnelKey = link.tunnel == .vxlan ? Self.vxlanID(lab: topology.name, linkIndex: link.index)
+                    : Self.tunnelKey(lab: topology.name, linkIndex: link.index)
+                let id = TunnelID(kind: link.tunnel, id: link.tunnelKey!)
+                if let other = usedTunnelIDs[id] {
+                    error(path, "link \(link.name) would share \(link.tunnel.rawValue) \(link.tunnel.idName) \(id.id) with links[\(other)]: a lab holds at most 65,535 tunnels of a kind",
+                          hint: "carry some links with the other kind of tunnel (`tunnel:`), or split the lab")
+                }
+                usedTunnelIDs[id] = link.index
             }
             topology.links[li] = link
         }
@@ -99,6 +107,12 @@ extension TopologyValidator {
         var hash: UInt32 = 2_166_136_261
         for b in lab.utf8 { hash = (hash ^ UInt32(b)) &* 16_777_619 }
         return ((hash ^ (hash >> 16)) & 0xFFFF) << 16 | UInt32((linkIndex + 1) & 0xFFFF)
+    }
+
+    /// A stable VXLAN VNI per link (24 bits): 8 from the lab's name, 16 from the link's position.
+    /// A host takes one VXLAN device per VNI and port, whatever its remote: `up` checks the host.
+    static func vxlanID(lab: String, linkIndex: Int) -> UInt32 {
+        (tunnelKey(lab: lab, linkIndex: linkIndex) >> 16 & 0xFF) << 16 | UInt32((linkIndex + 1) & 0xFFFF)
     }
 
     /// Names the kernel refuses, or that clash with /proc/sys/net/*/conf/{all,default}.
@@ -134,14 +148,15 @@ extension TopologyValidator {
             for hostName in link.hosts {
                 guard let host = topology.host(named: hostName) else { continue }
                 if host.underlay == nil {
-                    error("hosts.\(hostName)", "host '\(hostName)' has no `underlay` address, but \(path) (\(link.label)) crosses to another host in a gretap tunnel",
+                    error("hosts.\(hostName)", "host '\(hostName)' has no `underlay` address, but \(path) (\(link.label)) crosses to another host in a \(link.tunnel.rawValue) tunnel",
                           hint: "add `underlay: ADDRESS` (the address the other host reaches it at)")
                 }
                 let underlayMTU = host.mtu ?? 1500
-                if link.mtu + Self.greOverhead > underlayMTU {
+                let overhead = link.tunnel.overhead
+                if link.mtu + overhead > underlayMTU {
                     error(link.mtu == 1500 && !fileSetsMTU(link) ? path : "\(path).mtu",
-                          "link MTU \(link.mtu) does not fit through a gretap tunnel over host '\(hostName)' (underlay MTU \(underlayMTU), tunnel overhead \(Self.greOverhead) bytes)",
-                          hint: "raise `mtu:` of host '\(hostName)' to at least \(link.mtu + Self.greOverhead) (the origin study used 5000), or set the link's `mtu:` to at most \(underlayMTU - Self.greOverhead)")
+                          "link MTU \(link.mtu) does not fit through a \(link.tunnel.rawValue) tunnel over host '\(hostName)' (underlay MTU \(underlayMTU), tunnel overhead \(overhead) bytes)",
+                          hint: "raise `mtu:` of host '\(hostName)' to at least \(link.mtu + overhead) (the origin study used 5000), or set the link's `mtu:` to at most \(underlayMTU - overhead)")
                 }
             }
         }

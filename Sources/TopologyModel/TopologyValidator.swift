@@ -29,9 +29,10 @@ struct TopologyValidator {
             bridges: written.bridges.map { Bridge(name: $0.name, location: $0.location, host: $0.host ?? "", subnet: $0.subnet, stp: $0.stp) },
             links: written.links.map {
                 Link(index: $0.index, name: $0.name ?? "", location: $0.location, endpoints: $0.endpoints, forwardProfile: $0.forwardProfile,
-                     reverseProfile: $0.reverseProfile, subnet: $0.subnet, mtu: $0.mtu ?? 1500, hosts: [], tunnelKey: nil, merge: $0.merge ?? true)
+                     reverseProfile: $0.reverseProfile, subnet: $0.subnet, mtu: $0.mtu ?? 1500, hosts: [], tunnelKey: nil,
+                     tunnel: $0.tunnel ?? written.tunnel ?? .gretap, merge: $0.merge ?? true)
             },
-            workloads: [], schedule: [], run: written.run)
+            workloads: [], schedule: [], run: written.run, tunnel: written.tunnel ?? .gretap)
         self.topology = topology; self.written = written; self.reader = reader
         func index(_ names: [String]) -> [String: Int] { Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }) }
         nodeIndex = index(topology.nodes.map(\.name))

@@ -21,6 +21,7 @@ struct WrittenTopology {
     var workloads: [WrittenWorkload] = []
     var schedule: [WrittenFault] = []
     var run = RunSettings()
+    var tunnel: TunnelKind?
     /// Where each path (`links[2].profile`) was written.
     var locations: [String: SourceLocation] = [:]
 
@@ -76,6 +77,7 @@ struct WrittenLink {
     var subnet: IPNetwork?
     var mtu: Int?
     var merge: Bool?
+    var tunnel: TunnelKind?
 }
 
 /// A workload as written, with its place in the file (a broken one before it is not in the list).

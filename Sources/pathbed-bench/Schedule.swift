@@ -25,11 +25,11 @@ struct Schedule: ParsableCommand {
         Interrupts.catchSignals()
         defer { Interrupts.restoreDefaults() }
         var inventory: Inventory?
-        var pair: VMPair?
+        var pair: LocalVMs?
         var wasUp = true
-        var machines: [VMPair.Machine] = []
+        var machines: [LocalVMs.Machine] = []
         if vms {
-            let p = VMPair()
+            let p = LocalVMs()
             wasUp = p.load() != nil
             machines = try p.up { print("  \($0)") }.machines
             inventory = try Inventory.read(p.inventoryPath)

@@ -208,7 +208,7 @@ else:
         Interrupts.catchSignals()
         // Every queue choice is checked as a profile would have it, before anything starts.
         for q in queues { _ = try TopologyLoader.load(data: Data(Self.yaml(Self.latest[0], queue: q).utf8), file: "selftest (queue: \(q))") }
-        let pair = VMPair()
+        let pair = LocalVMs()
         let wasUp = pair.load() != nil
         _ = try pair.up { say("  \($0)") }
         defer { if !keepVMs && !wasUp { _ = pair.down(); say("  the VM pair is stopped") } }

@@ -1,6 +1,7 @@
 import Foundation
 import Hosts
 import Planning
+import TopologyModel
 
 /// A host executor that times another one: each operation `apply` makes is applied alone and
 /// its time added to its kind (`pathbed-bench lab --breakdown`). Everything else passes through.
@@ -48,7 +49,7 @@ final class TimingExecutor: HostExecutor {
         try inner.run(argv, in: namespace, timeout: timeout, input: input, stop: stop, output: output)
     }
     func runAttached(_ argv: [String], in namespace: String) throws -> Int32 { try inner.runAttached(argv, in: namespace) }
-    func tunnelKeys() throws -> [UInt32: TunnelUse] { try inner.tunnelKeys() }
+    func tunnelKeys() throws -> [TunnelID: TunnelUse] { try inner.tunnelKeys() }
     func change(_ actions: [FaultAction], inject: Bool, at: UInt64?, revertAfter: Double?) throws -> ChangeTiming {
         try inner.change(actions, inject: inject, at: at, revertAfter: revertAfter)
     }

@@ -41,6 +41,11 @@ struct TwoVMs: ParsableCommand {
         var proxyFallbacks: Int
         var bootSeconds: Double?
         var kernels: [String: String]
+        /// Per host, the percent of the run in which its CPUs were at least 90 % busy.
+        var saturated: [String: Double]?
+        /// The MPTCP download's bytes per path (the client's MPTCP subflows: the sender behind
+        /// the proxy speaks plain TCP), shares from 0 to 1.
+        var mptcpSubflowShares: [String: Double]?
     }
 
     struct RTT: Codable {
@@ -103,10 +108,23 @@ struct TwoVMs: ParsableCommand {
         return (list, length)
     }
 
+    /// The bytes each path's MPTCP subflows delivered to `node` for `workload`, as shares.
+    static func receivedShares(_ r: RunResults, workload: String, node: String) -> [String: Double]? {
+        let subflows = (r.subflows ?? []).filter { $0.workload == workload && $0.node == node && $0.token != nil }
+        var bytes: [String: Double] = [:]
+        for s in subflows {
+            guard let first = s.bytesReceived.first, let last = s.bytesReceived.last, last >= first else { continue }
+            bytes[s.path ?? s.interface ?? "?", default: 0] += Double(last - first)
+        }
+        let total = bytes.values.reduce(0, +)
+        return total > 0 ? bytes.mapValues { $0 / total } : nil
+    }
+
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("this benchmark boots VMs and builds a lab: run it as root") }
         Interrupts.catchSignals()
-        let pair = VMPair()
+        Priority.raise()
+        let pair = LocalVMs()
         let wasUp = pair.load() != nil
         let state = try pair.up { print("  \($0)") }
         defer { if !keepVMs && !wasUp { _ = pair.down(); print("  the VM pair is stopped") } }
@@ -150,7 +168,9 @@ struct TwoVMs: ParsableCommand {
         let kernels = r.hosts.mapValues(\.kernel)
         let f = Figures(wlanMbps: wlan, lteMbps: lte, mptcpMbps: mptcp, wlanRTT: wlanRTT, lteRTT: lteRTT, mptcpRTTUnderLoad: loaded,
                         proxyMPCapableSYNs: proxy["MPCapableSYNTX"] ?? 0, proxyFallbacks: proxy["MPCapableFallbackSYNACK"] ?? 0,
-                        bootSeconds: wasUp ? nil : state.bootSeconds, kernels: kernels)
+                        bootSeconds: wasUp ? nil : state.bootSeconds, kernels: kernels,
+                        saturated: r.health.map { Dictionary($0.hosts.map { ($0.host, $0.saturated) }, uniquingKeysWith: max) },
+                        mptcpSubflowShares: Self.receivedShares(r, workload: "mptcp", node: "client"))
         print("""
 
             The origin's testbed B (two VMs joined by GRE, MTU 5000), rebuilt by Pathbed on the built-in pair
@@ -164,6 +184,8 @@ struct TwoVMs: ParsableCommand {
             | RTT over WLAN under the MPTCP download | \(loaded.map { String(format: "%.1f ms (mdev %.1f)", $0.avg, $0.mdev) } ?? "not measured") | 24 ms mean |
 
             The plain server never spoke MPTCP: \(f.proxyFallbacks) of the proxy's \(f.proxyMPCapableSYNs) MP_CAPABLE SYNs to it fell back to TCP.
+            The MPTCP download's bytes per path: \(f.mptcpSubflowShares.map { $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.0f %%", $0.value * 100))" }.joined(separator: ", ") } ?? "not measured").
+            CPUs at least 90 % busy: \(f.saturated.map { $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.0f %%", $0.value)) of the run" }.joined(separator: ", ") } ?? "not measured").
             """)
         if let json {
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -25,7 +25,7 @@ struct VMFidelity: ParsableCommand {
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("this benchmark boots VMs and builds labs: run it as root") }
         Interrupts.catchSignals()
-        let pair = VMPair()
+        let pair = LocalVMs()
         let wasUp = pair.load() != nil
         _ = try pair.up { print("  \($0)") }
         defer { if !keepVMs && !wasUp { _ = pair.down() } }

@@ -95,11 +95,11 @@ import TopologyModel
         let t = try thesis()
         mptcpVM.capabilitiesToReport = Self.withMPTCP(true); plainVM.capabilitiesToReport = Self.withMPTCP(true)
         let key = try #require(t.links.first { $0.crossesHosts }?.tunnelKey)
-        plainVM.keysInUse = [key: TunnelUse(device: "eth0", namespace: "pb.other.server")]
+        plainVM.keysInUse = [TunnelID(kind: .gretap, id: key): TunnelUse(device: "eth0", namespace: "pb.other.server")]
         #expect { try controller().up(t) } throws: { "\($0)".contains("key \(key)") && "\($0)".contains("pb.other.server") }
         #expect(plainVM.applied.isEmpty)
         // The lab's own tunnel (a rebuild) is no clash.
-        plainVM.keysInUse = [key: TunnelUse(device: "eth0", namespace: "pb.thesis.server")]
+        plainVM.keysInUse = [TunnelID(kind: .gretap, id: key): TunnelUse(device: "eth0", namespace: "pb.thesis.server")]
         #expect(throws: Never.self) { try controller().up(t) }
     }
 }

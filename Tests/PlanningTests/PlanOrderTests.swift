@@ -19,7 +19,7 @@ import TopologyModel
                 case let .setSysctl(ns, _, _): needNS(ns, op)
                 case let .createBridge(r, _, _): needNS(r.namespace, op); interfaces.insert(r)
                 case let .createVeth(a, b, _, _): needNS(a.namespace, op); needNS(b.namespace, op); interfaces.insert(a); interfaces.insert(b)
-                case let .createGretap(r, _, _, _, _, _): needNS(r.namespace, op); interfaces.insert(r)
+                case let .createGretap(r, _, _, _, _, _), let .createVxlan(r, _, _, _, _, _): needNS(r.namespace, op); interfaces.insert(r)
                 case let .enslave(r, bridge): needIf(r, op); needIf(InterfaceRef(namespace: r.namespace, name: bridge), op)
                 case let .addAddress(r, a): needIf(r, op); addresses[r.namespace, default: []].append(a)
                 case let .setUp(r): needIf(r, op); up.insert(r)

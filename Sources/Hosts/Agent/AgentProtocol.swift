@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import TopologyModel
 
 /// The agent's wire protocol: one JSON object per line on the agent's stdin (requests) and
 /// stdout (replies and events). Each line is `{"id": N, "CASE": {FIELDS}}`: the request's id and
@@ -7,7 +8,7 @@ import Planning
 /// specifies it message by message.
 public enum AgentProtocol {
     /// Bumped on any change a peer of the previous version would misread. Both ends must agree.
-    public static let version = 3
+    public static let version = 4
     /// The agent says it is alive this often, also while it works on a long request.
     public static let heartbeatSeconds = 1.0
     /// The controller gives up on a host that has said nothing for this long.
@@ -89,10 +90,12 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     }
 }
 
-/// A gretap key in use on a host, and the device that uses it.
+/// A tunnel key (gretap) or VNI (vxlan) in use on a host, and the device that uses it.
 public struct KeyedTunnel: Codable, Sendable, Equatable {
     public var key: UInt32
     public var use: TunnelUse
+    /// gretap (a GRE key) or vxlan (a VNI).
+    public var kind: TunnelKind
 }
 
 /// A line from the agent: the end of a request (its result, or `error`), an event about a

@@ -232,7 +232,8 @@ public final class AgentServer: @unchecked Sendable {
                 }
                 reply = .done
             case .tunnelKeys:
-                reply = .tunnelKeys(keys: try executor.tunnelKeys().sorted { $0.key < $1.key }.map { KeyedTunnel(key: $0.key, use: $0.value) })
+                reply = .tunnelKeys(keys: try executor.tunnelKeys().sorted { ($0.key.kind.rawValue, $0.key.id) < ($1.key.kind.rawValue, $1.key.id) }
+                    .map { KeyedTunnel(key: $0.key.id, use: $0.value, kind: $0.key.kind) })
             case .cancel, .bye, .input, .heartbeat:
                 return
             }

@@ -1,6 +1,7 @@
 import Foundation
 import Netlink
 import Planning
+import TopologyModel
 
 /// A host reached through `pathbed agent` (over ssh, or any command that gives its stdio).
 ///
@@ -400,9 +401,9 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         })
     }
 
-    public func tunnelKeys() throws -> [UInt32: TunnelUse] {
+    public func tunnelKeys() throws -> [TunnelID: TunnelUse] {
         let r = try result(.tunnelKeys)
         guard case let .tunnelKeys(keys) = r.reply else { throw unexpected(r, to: "tunnelKeys") }
-        return Dictionary(keys.map { ($0.key, $0.use) }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(keys.map { (TunnelID(kind: $0.kind, id: $0.key), $0.use) }, uniquingKeysWith: { a, _ in a })
     }
 }

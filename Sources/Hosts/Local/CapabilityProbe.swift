@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NetlinkTypes
 import Planning
+import TopologyModel
 
 public enum CapabilityProbe {
     static let vmRoute = "run the lab in a VM with a full kernel (Debian's linux-image-amd64 has it)"
@@ -39,7 +40,11 @@ public enum CapabilityProbe {
         }
         attempt("bridge", fix: "a kernel with CONFIG_BRIDGE (module bridge)") { try h.createLink(.bridge(LinkAttributes(name: "pbr"), stp: false)) }
         attempt("stp", fix: "a kernel with CONFIG_BRIDGE; or remove `stp: true`") { try h.setBridgeSTP("pbr", on: true) }
-        attempt("gretap", fix: "load ip_gre (CONFIG_NET_IPGRE), or \(vmRoute)") { try h.probeGretap("pgre") }
+        attempt("gretap", fix: "load ip_gre (CONFIG_NET_IPGRE), or carry the lab's links between hosts with `tunnel: vxlan`, or \(vmRoute)") { try h.probeGretap("pgre") }
+        attempt("vxlan", fix: "load vxlan (CONFIG_VXLAN), or use `tunnel: gretap`") {
+            try h.createLink(.vxlan(LinkAttributes(name: "pvx"), local: NetlinkAddress(bytes: [192, 0, 2, 1], prefixLength: 32),
+                                    remote: NetlinkAddress(bytes: [192, 0, 2, 2], prefixLength: 32), vni: 1, port: Topology.vxlanPort))
+        }
         attempt(Shaping.Kind.tbf.rawValue, fix: "load sch_tbf (CONFIG_NET_SCH_TBF)") { try h.setShaping("pa", .tbf(rateBytes: 125_000, burstBytes: 3000, limitBytes: 30000)) }
         attempt(Shaping.Kind.htb.rawValue, fix: "load sch_htb (CONFIG_NET_SCH_HTB)") { try h.setShaping("pb", .htb(rateBytes: 125_000, burstBytes: 3000, netem: nil)) }
         attempt(Shaping.Kind.netem.rawValue, fix: "load sch_netem (CONFIG_NET_SCH_NETEM), or \(vmRoute); profiles with only a rate work without it") {

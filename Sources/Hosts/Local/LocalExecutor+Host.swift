@@ -49,10 +49,13 @@ extension LocalExecutor {
 
     public func namespaceNames() -> [String] { NetworkNamespace.list() }
 
-    public func tunnelKeys() -> [UInt32: TunnelUse] {
-        var keys: [UInt32: TunnelUse] = [:]
+    public func tunnelKeys() -> [TunnelID: TunnelUse] {
+        var keys: [TunnelID: TunnelUse] = [:]
         func scan(_ h: RouteHandle?, _ namespace: String?) {
-            for l in (try? h?.links()) ?? [] { if let k = l.greKey { keys[k] = TunnelUse(device: l.name, namespace: namespace) } }
+            for l in (try? h?.links()) ?? [] {
+                if let k = l.greKey { keys[TunnelID(kind: .gretap, id: k)] = TunnelUse(device: l.name, namespace: namespace) }
+                if let v = l.vxlanID { keys[TunnelID(kind: .vxlan, id: v)] = TunnelUse(device: l.name, namespace: namespace) }
+            }
         }
         scan(try? root(), nil)
         for ns in NetworkNamespace.list() where !NetworkNamespace.isPlaceholder(ns) {

@@ -77,7 +77,7 @@ extension LocalExecutor {
         // A tunnel caught between its creation and its move (a kill -9 there): in the host's namespace.
         if let h = try? root() {
             let group = Ownership.group(lab: lab)
-            for l in (try? h.links()) ?? [] where l.group == group && l.name.hasPrefix("pbgt") && l.kind == "gretap" {
+            for l in (try? h.links()) ?? [] where l.group == group && (l.name.hasPrefix("pbgt") && l.kind == "gretap" || l.name.hasPrefix("pbvx") && l.kind == "vxlan") {
                 do { try h.deleteLink(l.name); report.removed.append(l.name) } catch { report.failures.append("\(error)") }
             }
         }

@@ -167,6 +167,16 @@ public final class LocalExecutor: HostExecutor {
                 try? h.deleteLink(temporary)
                 throw error
             }
+        case let .createVxlan(r, local, remote, vni, mtu, group):
+            // As a gretap: its UDP socket stays in the host's namespace, the device goes to the node's.
+            let temporary = String(format: "pbvx%08x", vni)
+            let h = try root()
+            try h.createLink(.vxlan(LinkAttributes(name: temporary, mtu: mtu, group: group), local: Self.netlink(local), remote: Self.netlink(remote),
+                                    vni: vni, port: Topology.vxlanPort))
+            do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
+                try? h.deleteLink(temporary)
+                throw error
+            }
         case let .enslave(r, bridge):
             try route(r.namespace).enslave(r.name, to: bridge)
         case let .addAddress(r, address):

@@ -1,14 +1,32 @@
 import Foundation
 import Netlink
 import Planning
+import TopologyModel
 
-/// The built-in pair of VMs: two virtme-ng guests of the distribution's kernel (GRE, netem and
-/// MPTCP inside), this machine's file system visible read-only in each, joined by a qemu socket
-/// network (the underlay), each reached over ssh on the loopback. `up` leaves an inventory that
-/// binds the host names `mptcp-vm` and `plain-vm` to them, the names the example topologies use.
-public struct VMPair: Sendable {
+/// Local VMs for a lab's hosts: virtme-ng guests, each of its own kernel (the distribution's by
+/// default, an image file or a kernel build tree), this machine's file system visible read-only
+/// in each, joined by one underlay (two VMs: a qemu socket between them; three or more: a qemu
+/// multicast socket on the loopback, one layer-2 segment), each reached over ssh on the loopback.
+/// Without a file it boots the built-in pair, `mptcp-vm` and `plain-vm` (the names the example
+/// topologies use); with one, a VM per host that has `vm:`. `up` leaves an inventory that binds
+/// the host names to the VMs. One set of VMs runs at a time.
+public struct LocalVMs: Sendable {
+    /// What to boot for one host.
+    public struct Spec: Sendable, Equatable {
+        public var name: String
+        public var mptcp: Bool
+        /// Its IPv4 address on the underlay (all of one /24).
+        public var underlay: String
+        public var kernel: VMSettings.Kernel
+        public var memoryMiB: Int
+        public var cpus: Int
+        public init(name: String, mptcp: Bool, underlay: String, kernel: VMSettings.Kernel = .distribution, memoryMiB: Int = 1024, cpus: Int = 1) {
+            self.name = name; self.mptcp = mptcp; self.underlay = underlay; self.kernel = kernel; self.memoryMiB = memoryMiB; self.cpus = cpus
+        }
+    }
+
     public struct Machine: Codable, Sendable {
-        /// Host name in topologies: mptcp-vm or plain-vm.
+        /// Host name in topologies (mptcp-vm, plain-vm for the built-in pair).
         public var name: String
         /// Declared role: MPTCP on, or a plain host (MPTCP off in its root namespace too).
         public var mptcp: Bool
@@ -19,27 +37,40 @@ public struct VMPair: Sendable {
         /// The virtme-ng process; it leads the process group that holds its qemu.
         public var pid: Int32
         public var log: String
+        /// The release it runs (`uname -r` in the guest).
         public var kernel: String?
+        /// The image or build tree it booted.
+        public var kernelImage: String?
+        public var memoryMiB: Int?
+        public var cpus: Int?
     }
 
     public struct State: Codable, Sendable {
         public var machines: [Machine]
+        /// The qemu socket port of the underlay: TCP between two VMs, UDP of the multicast group.
         public var underlayPort: Int
+        /// The multicast group of an underlay of three or more VMs.
+        public var underlayGroup: String?
+        /// The first machine's image (each machine's is in `machines`).
         public var kernelImage: String
         public var accelerator: String
         public var bootSeconds: Double?
         public var started: Date
+        /// The topology they were booted for; nil for the built-in pair.
+        public var file: String?
     }
 
     public let directory: String
-    public init(directory: String = VMPair.defaultDirectory) { self.directory = directory }
+    public init(directory: String = LocalVMs.defaultDirectory) { self.directory = directory }
 
     public static var defaultDirectory: String { ProcessInfo.processInfo.environment["PATHBED_VM_DIR"] ?? "/run/pathbed/vm" }
-    public var statePath: String { directory + "/pair.json" }
+    public var statePath: String { directory + "/vms.json" }
     public var inventoryPath: String { directory + "/inventory.json" }
     /// The key virtme-ng makes and puts into its guests.
     static var identity: String { NSHomeDirectory() + "/.cache/virtme-ng/.ssh/id_virtme" }
     static let underlayNetwork = "192.168.56"
+    /// The most VMs one `vm up` boots (each takes a CPU thread and its memory).
+    public static let maximumVMs = 16
     static let sshOptions = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
 
     // MARK: Tools
@@ -53,8 +84,58 @@ public struct VMPair: Sendable {
         return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
     }
 
+    /// The built-in pair: mptcp-vm (192.168.56.10) and plain-vm (.11, MPTCP off).
+    public static func pair(memoryMiB: Int = 1024, cpus: Int = 1) -> [Spec] {
+        [Spec(name: "mptcp-vm", mptcp: true, underlay: "\(underlayNetwork).10", memoryMiB: memoryMiB, cpus: cpus),
+         Spec(name: "plain-vm", mptcp: false, underlay: "\(underlayNetwork).11", memoryMiB: memoryMiB, cpus: cpus)]
+    }
+
+    /// A VM for each host of `t` that has `vm:`; their underlay addresses must share one /24 (one
+    /// segment joins them all). Checked before anything boots.
+    public static func specs(for t: Topology) throws(LabError) -> [Spec] {
+        let hosts = t.hosts.filter { $0.vm != nil }
+        guard !hosts.isEmpty else {
+            throw LabError("\(t.file) gives no host a `vm:`: there is nothing to boot",
+                           fix: "add `vm: {}` to each host to boot as a local VM (docs/vms.md), or run `pathbed vm up` without a file for the built-in pair")
+        }
+        guard hosts.count <= maximumVMs else {
+            throw LabError("\(t.file) gives \(hosts.count) hosts a `vm:`; at most \(maximumVMs) VMs boot on one machine", fix: "place some hosts on machines of their own (an inventory, docs/agent.md)")
+        }
+        var specs: [Spec] = []
+        var used: Set<String> = []
+        for (i, h) in hosts.enumerated() {
+            let vm = h.vm!
+            let underlay: String
+            if let u = h.underlay {
+                guard u.family == .ipv4 else { throw LabError("\(h.location): host '\(h.name)': a VM's underlay address must be IPv4, not \(u)") }
+                underlay = u.description
+            } else {
+                underlay = "\(underlayNetwork).\(10 + i)"
+            }
+            guard used.insert(underlay).inserted else { throw LabError("\(h.location): host '\(h.name)' has the underlay address \(underlay) of another VM", fix: "give each host its own `underlay:`") }
+            if case let .path(p) = vm.kernel {
+                var isDirectory: ObjCBool = false
+                let at = vm.kernelLocation.map { "\($0): " } ?? ""
+                guard FileManager.default.fileExists(atPath: p, isDirectory: &isDirectory) else {
+                    throw LabError("\(at)host '\(h.name)': the kernel \(p) does not exist", fix: "give a kernel image (bzImage, vmlinuz) or a built kernel tree; relative paths are taken from the topology's directory")
+                }
+                if isDirectory.boolValue, !FileManager.default.fileExists(atPath: p + "/arch/x86/boot/bzImage") {
+                    throw LabError("\(at)host '\(h.name)': \(p) is a directory but not a built kernel tree (no arch/x86/boot/bzImage)",
+                                   fix: "build it first (docs/vms.md: make olddefconfig && make -j$(nproc) bzImage modules), or give the image file")
+                }
+            }
+            specs.append(Spec(name: h.name, mptcp: h.mptcp, underlay: underlay, kernel: vm.kernel, memoryMiB: vm.memoryMiB, cpus: vm.cpus))
+        }
+        let prefixes = Set(specs.map { $0.underlay.split(separator: ".").prefix(3).joined(separator: ".") })
+        if prefixes.count > 1 {
+            throw LabError("the VMs' underlay addresses are not in one /24 (\(specs.map { "\($0.name) \($0.underlay)" }.joined(separator: ", "))): one segment joins them",
+                           fix: "give the hosts' `underlay:` addresses of one /24, e.g. \(underlayNetwork).10, .11, .12")
+        }
+        return specs
+    }
+
     /// The newest distribution kernel in /boot whose modules are installed and that has GRE,
-    /// netem and MPTCP (PATHBED_VM_KERNEL names one).
+    /// VXLAN, netem and MPTCP (PATHBED_VM_KERNEL names one).
     public static func findKernel() throws(LabError) -> (image: String, release: String) {
         if let k = ProcessInfo.processInfo.environment["PATHBED_VM_KERNEL"] {
             guard FileManager.default.fileExists(atPath: k) else { throw LabError("PATHBED_VM_KERNEL=\(k) does not exist") }
@@ -66,13 +147,13 @@ public struct VMPair: Sendable {
             let release = String(image.dropFirst("vmlinuz-".count))
             guard FileManager.default.fileExists(atPath: "/lib/modules/\(release)/modules.dep") else { continue }
             let config = (try? String(contentsOfFile: "/boot/config-\(release)", encoding: .utf8)) ?? ""
-            let needs = ["CONFIG_NET_IPGRE=", "CONFIG_NET_SCH_NETEM=", "CONFIG_MPTCP=y"]
+            let needs = ["CONFIG_NET_IPGRE=", "CONFIG_VXLAN=", "CONFIG_NET_SCH_NETEM=", "CONFIG_MPTCP=y"]
             if config.isEmpty || needs.allSatisfy({ n in config.split(separator: "\n").contains { $0.hasPrefix(n) && !$0.hasSuffix("=n") } }) {
                 usable.append(("/boot/\(image)", release))
             }
         }
         guard let best = usable.sorted(by: { $0.1.compare($1.1, options: .numeric) == .orderedAscending }).last else {
-            throw LabError("no kernel for the VMs: /boot has no vmlinuz-* with its modules in /lib/modules and GRE, netem and MPTCP",
+            throw LabError("no kernel for the VMs: /boot has no vmlinuz-* with its modules in /lib/modules and GRE, VXLAN, netem and MPTCP",
                            fix: "install Debian's kernel package (apt-get install linux-image-amd64; scripts/setup does), or set PATHBED_VM_KERNEL")
         }
         return best
@@ -95,15 +176,15 @@ public struct VMPair: Sendable {
 
     static func alive(_ pid: Int32) -> Bool { pid > 0 && kill(pid, 0) == 0 && !ProcessStopper.isZombie(pid) }
 
-    /// True when `access` reached a VM of the built-in pair that is no longer running (the pair
-    /// is down, or a new pair took other ports): what that VM held went with it.
-    public static func isGone(_ access: HostAccess?, pair: VMPair = VMPair()) -> Bool {
+    /// True when `access` reached a local VM that is no longer running (the VMs are down, or
+    /// new ones took other ports): what that VM held went with it.
+    public static func isGone(_ access: HostAccess?, pair: LocalVMs = LocalVMs()) -> Bool {
         guard let a = access, a.identity == identity, a.ssh == "root@127.0.0.1", let port = a.port else { return false }
         guard let s = pair.load() else { return true }
         return !s.machines.contains { $0.sshPort == port && alive($0.pid) }
     }
 
-    /// The inventory that binds `mptcp-vm` and `plain-vm` to the pair.
+    /// The inventory that binds the hosts' names to the VMs.
     public func inventory(_ s: State) -> Inventory {
         var hosts: [String: HostAccess] = [:]
         for m in s.machines {
@@ -142,13 +223,23 @@ public struct VMPair: Sendable {
         public init() {}
     }
 
-    /// Boots the pair, or finds it running. Leaves nothing behind when it fails. A boot that
-    /// times out is tried once more (software emulation on a loaded machine is slow to start).
-    public func up(_ options: Options = Options(), progress: (String) -> Void) throws -> State {
-        do { return try boot(options, progress: progress) } catch let e as BootTimeout {
+    /// Boots the VMs (the built-in pair when `specs` is nil), or finds them running. Leaves
+    /// nothing behind when it fails. A boot that times out is tried once more (software emulation
+    /// on a loaded machine is slow to start). Other VMs running are refused: `down` first.
+    public func up(_ options: Options = Options(), specs: [Spec]? = nil, file: String? = nil, progress: (String) -> Void) throws -> State {
+        let wanted = specs ?? Self.pair(memoryMiB: options.memoryMiB, cpus: options.cpus)
+        if let s = load(), s.machines.allSatisfy({ Self.alive($0.pid) }) {
+            let running = s.machines.map(\.name).sorted(), asked = wanted.map(\.name).sorted()
+            guard running == asked, s.file == file else {
+                throw LabError("other VMs are up (\(running.joined(separator: ", "))\(s.file.map { " for \($0)" } ?? ", the built-in pair")); one set runs at a time",
+                               fix: "pathbed vm down, then pathbed vm up \(file ?? "")")
+            }
+            return s
+        }
+        do { return try boot(options, wanted, file: file, progress: progress) } catch let e as BootTimeout {
             progress("\(e.error.message); trying once more")
-            for m in ["mptcp-vm", "plain-vm"] { rename("\(directory)/\(m).log", "\(directory)/\(m).log.1") }
-            do { return try boot(options, progress: progress) } catch let again as BootTimeout { throw again.error }
+            for m in wanted { rename("\(directory)/\(m.name).log", "\(directory)/\(m.name).log.1") }
+            do { return try boot(options, wanted, file: file, progress: progress) } catch let again as BootTimeout { throw again.error }
         }
     }
 
@@ -156,13 +247,12 @@ public struct VMPair: Sendable {
 
     func checkInterrupt() throws(LabError) {
         let s = Interrupts.signal
-        if s != 0 { throw LabError("interrupted (signal \(s)) while the VMs booted; both were stopped") }
+        if s != 0 { throw LabError("interrupted (signal \(s)) while the VMs booted; all were stopped") }
     }
 
-    func boot(_ options: Options, progress: (String) -> Void) throws -> State {
-        if let s = load() {
-            if s.machines.allSatisfy({ Self.alive($0.pid) }) { return s }
-            progress("the pair in \(directory) is half gone; removing what is left first")
+    func boot(_ options: Options, _ specs: [Spec], file: String?, progress: (String) -> Void) throws -> State {
+        if load() != nil {
+            progress("the VMs in \(directory) are half gone; removing what is left first")
             _ = down()
         }
         guard let vng = Self.findVNG() else {
@@ -174,36 +264,57 @@ public struct VMPair: Sendable {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
             throw LabError("/usr/sbin/sshd is missing: the guests run this machine's sshd", fix: "apt-get install openssh-server (scripts/setup does)")
         }
-        let kernel = try Self.findKernel()
+        var distribution: (image: String, release: String)?
+        var images: [String] = []
+        for s in specs {
+            switch s.kernel {
+            case .distribution:
+                if distribution == nil { distribution = try Self.findKernel() }
+                images.append(distribution!.image)
+            case let .path(p): images.append(p)
+            }
+        }
         try PrivateDirectory.prepare(directory)
+        // Two VMs: a TCP socket between them (no frame goes back to its sender). Three or more: a
+        // multicast group on the loopback, of a random administratively scoped address.
+        let multicast = specs.count > 2
         var ports: [Int] = []
-        while ports.count < 3 {
-            let p = try Self.freePort()
+        while ports.count < specs.count + 1 {
+            let p = try Self.freePort(udp: multicast && ports.isEmpty)
             if !ports.contains(p) { ports.append(p) }
         }
         let underlayPort = ports[0]
+        let group = multicast ? "239.255.\(UInt8.random(in: 1...254)).\(UInt8.random(in: 1...254))" : nil
         var machines: [Machine] = []
-        for (i, (name, mptcp)) in [("mptcp-vm", true), ("plain-vm", false)].enumerated() {
-            machines.append(Machine(name: name, mptcp: mptcp, sshPort: ports[1 + i], mac: String(format: "52:54:00:5b:00:%02x", 10 + i),
-                                    underlay: "\(Self.underlayNetwork).\(10 + i)", pid: 0, log: "\(directory)/\(name).log"))
+        for (i, spec) in specs.enumerated() {
+            var m = Machine(name: spec.name, mptcp: spec.mptcp, sshPort: ports[1 + i], mac: String(format: "52:54:00:5b:%02x:%02x", (10 + i) >> 8, (10 + i) & 0xFF),
+                            underlay: spec.underlay, pid: 0, log: "\(directory)/\(spec.name).log")
+            m.kernelImage = images[i]; m.memoryMiB = spec.memoryMiB; m.cpus = spec.cpus
+            machines.append(m)
         }
-        var state = State(machines: machines, underlayPort: underlayPort, kernelImage: kernel.image, accelerator: options.accelerator, started: Date())
+        var state = State(machines: machines, underlayPort: underlayPort, underlayGroup: group, kernelImage: images[0], accelerator: options.accelerator,
+                          started: Date(), file: file)
         let start = monotonicNanoseconds()
         func elapsed() -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
         do {
             for i in state.machines.indices {
                 let m = state.machines[i]
-                let netdev = i == 0 ? "listen=127.0.0.1:\(underlayPort)" : "connect=127.0.0.1:\(underlayPort)"
-                var argv = [vng, "--run", kernel.image, "--disable-microvm", "--name", "pathbed-\(m.name)",
-                            "--memory", "\(options.memoryMiB)M", "--cpus", String(options.cpus),
+                let netdev = group.map { "mcast=\($0):\(underlayPort),localaddr=127.0.0.1" } ?? (i == 0 ? "listen=127.0.0.1:\(underlayPort)" : "connect=127.0.0.1:\(underlayPort)")
+                var argv = [vng, "--run", images[i], "--disable-microvm", "--name", "pathbed-\(m.name)",
+                            "--memory", "\(specs[i].memoryMiB)M", "--cpus", String(specs[i].cpus),
                             "--ssh", String(m.sshPort), "--ssh-tcp",
                             "--qemu-opts=-netdev socket,id=underlay,\(netdev) -device virtio-net-pci,netdev=underlay,mac=\(m.mac)",
                             "--verbose", "--exec", Self.guestScript(m)]
                 if options.accelerator != "kvm" { argv.insert("--disable-kvm", at: 3) }
                 state.machines[i].pid = try Self.launch(argv, log: m.log, pathPrefix: URL(fileURLWithPath: vng).deletingLastPathComponent().path)
                 try save(state)
-                progress("\(m.name): booting \(kernel.release) (\(options.accelerator == "kvm" ? "KVM" : "software emulation"), \(options.memoryMiB) MiB, ssh on 127.0.0.1:\(m.sshPort))")
-                if i == 0 { try waitForListener(port: underlayPort, machine: state.machines[0], timeout: 60) }
+                let what: String
+                switch specs[i].kernel {
+                case .distribution: what = distribution!.release
+                case let .path(p): what = p
+                }
+                progress("\(m.name): booting \(what) (\(options.accelerator == "kvm" ? "KVM" : "software emulation"), \(specs[i].memoryMiB) MiB, \(specs[i].cpus) CPU\(specs[i].cpus == 1 ? "" : "s"), ssh on 127.0.0.1:\(m.sshPort))")
+                if i == 0 && group == nil { try waitForListener(port: underlayPort, machine: state.machines[0], timeout: 60) }
             }
             var lastNote = 0.0
             var ready = Set<String>()
@@ -234,7 +345,7 @@ public struct VMPair: Sendable {
                     ip link set "$dev" up; ip addr replace \(m.underlay)/24 dev "$dev"
                     \(m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0")
                     cat '\(HostAccess.selfPath)' > /dev/null 2>&1 || true
-                    modprobe -a ip_gre sch_netem sch_htb sch_tbf bridge veth 2>/dev/null || true
+                    for mod in ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth; do modprobe $mod 2>/dev/null || true; done
                     echo "$dev $(uname -r)"
                     """)
                 let parts = out.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []
@@ -242,8 +353,10 @@ public struct VMPair: Sendable {
                 state.machines[i].underlayInterface = parts[0]
                 state.machines[i].kernel = parts[1]
             }
-            let (code, out) = ssh(state.machines[0], "ping -c 2 -W 2 -i 0.3 \(state.machines[1].underlay)")
-            guard code == 0 else { throw LabError("the underlay between the VMs does not carry packets: \(out)", fix: "see the logs in \(directory)") }
+            for m in state.machines.dropFirst() {
+                let (code, out) = ssh(state.machines[0], "ping -c 2 -W 2 -i 0.3 \(m.underlay)")
+                guard code == 0 else { throw LabError("the underlay between \(state.machines[0].name) and \(m.name) does not carry packets: \(out)", fix: "see the logs in \(directory)") }
+            }
             state.bootSeconds = elapsed()
             try save(state)
             let inv = inventory(state)
@@ -279,8 +392,8 @@ public struct VMPair: Sendable {
         (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
     }
 
-    static func freePort() throws(LabError) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    static func freePort(udp: Bool = false) throws(LabError) -> Int {
+        let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
@@ -332,14 +445,14 @@ public struct VMPair: Sendable {
 
     // MARK: Down
 
-    /// Stops both VMs (their whole process groups, and any qemu of the pair left over), removes
-    /// the state and the inventory. Works whatever state the pair is in; returns what it stopped.
+    /// Stops every VM (their whole process groups, and any qemu of ours left over), removes the
+    /// state and the inventory. Works whatever state the VMs are in; returns what it stopped.
     public func down() -> [String] {
         var stopped: [String] = []
         let state = load()
         var groups = state?.machines.map(\.pid).filter { $0 > 0 } ?? []
-        // A qemu of the pair whose group is unknown (a state file lost): found by its name.
-        for pid in Self.pairProcesses() where !groups.contains(pid) { groups.append(pid) }
+        // A qemu of ours whose group is unknown (a state file lost): found by its name.
+        for pid in Self.vmProcesses(names: state?.machines.map(\.name) ?? []) where !groups.contains(pid) { groups.append(pid) }
         // The shared ssh connections to the guests (ControlPersist) end first, while they still answer.
         let control = PrivateDirectory.sshControl
         for m in state?.machines ?? [] {
@@ -353,12 +466,19 @@ public struct VMPair: Sendable {
         for g in groups { var st: Int32 = 0; _ = waitpid(g, &st, WNOHANG) }
         for m in state?.machines ?? [] where m.pid > 0 { stopped.append(m.name) }
         unlink(statePath); unlink(inventoryPath)
+        unlink(directory + "/pair.json")  // the state file of releases before
         return stopped
     }
 
-    /// Processes (qemu and virtme-ng) of a pair, found by the names the pair gives its VMs.
-    static func pairProcesses() -> [Int32] {
-        processes { argv in argv.contains { $0 == "pathbed-mptcp-vm" || $0 == "pathbed-plain-vm" } }
+    /// Processes (qemu and virtme-ng) of our VMs, found by the names we give them: those of
+    /// `names`, and the built-in pair's.
+    static func vmProcesses(names: [String]) -> [Int32] {
+        let ours = Set((names + ["mptcp-vm", "plain-vm"]).map { "pathbed-\($0)" })
+        return processes { argv in
+            guard let program = argv.first.map({ URL(fileURLWithPath: $0).lastPathComponent }),
+                  program.hasPrefix("qemu-system") || program == "vng" || program.hasPrefix("python") || program.hasPrefix("virtme") else { return false }
+            return argv.contains { ours.contains($0) }
+        }
     }
 
     static func cmdline(_ pid: Int32) -> [String] {
@@ -394,7 +514,7 @@ public struct VMPair: Sendable {
     /// ssh to a guest: the arguments for an interactive session or one command.
     public func sshCommand(_ name: String, _ command: [String]) throws(LabError) -> [String] {
         guard let s = load(), let m = s.machines.first(where: { $0.name == name }) else {
-            throw LabError(load() == nil ? "the VM pair is not up" : "no VM named '\(name)' (mptcp-vm or plain-vm)", fix: "pathbed vm up")
+            throw LabError(load() == nil ? "no VMs are up" : "no VM named '\(name)' (\(load()!.machines.map(\.name).joined(separator: ", ")))", fix: "pathbed vm up [FILE]")
         }
         return ["ssh", "-p", String(m.sshPort), "-i", Self.identity, "-o", "IdentitiesOnly=yes"] + Self.sshOptions
             + (command.isEmpty ? ["-t", "root@127.0.0.1", "bash", "-l"] : ["root@127.0.0.1"] + command)
