@@ -204,10 +204,12 @@ public struct LocalVMs: Sendable {
             + Self.sshOptions + ["root@127.0.0.1", command]
     }
 
-    /// Runs a shell command in a guest; its stdout and exit code.
-    func ssh(_ m: Machine, _ command: String, timeout: Double = 30) -> (Int32, String) {
+    /// Runs a shell command in a guest (through `via`, an ssh command line without its command,
+    /// when given); its stdout and exit code.
+    func ssh(_ m: Machine, via: [String] = [], _ command: String, timeout: Double = 30) -> (Int32, String) {
         var out = Data()
-        let code = (try? CommandRunner.run(sshArgv(m, command), in: nil, timeout: timeout) { stream, d in if stream == .stdout { out.append(d) } }) ?? 255
+        let argv = via.isEmpty ? sshArgv(m, command) : via + [command]
+        let code = (try? CommandRunner.run(argv, in: nil, timeout: timeout) { stream, d in if stream == .stdout { out.append(d) } }) ?? 255
         return (code, String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
@@ -304,6 +306,7 @@ public struct LocalVMs: Sendable {
                             "--memory", "\(specs[i].memoryMiB)M", "--cpus", String(specs[i].cpus),
                             "--ssh", String(m.sshPort), "--ssh-tcp",
                             "--qemu-opts=-netdev socket,id=underlay,\(netdev) -device virtio-net-pci,netdev=underlay,mac=\(m.mac)",
+                            "--append", "modprobe.blacklist=" + Self.unusedModules.joined(separator: ","),
                             "--verbose", "--exec", Self.guestScript(m)]
                 if options.accelerator != "kvm" { argv.insert("--disable-kvm", at: 3) }
                 state.machines[i].pid = try Self.launch(argv, log: m.log, pathPrefix: URL(fileURLWithPath: vng).deletingLastPathComponent().path)
@@ -316,42 +319,70 @@ public struct LocalVMs: Sendable {
                 progress("\(m.name): booting \(what) (\(options.accelerator == "kvm" ? "KVM" : "software emulation"), \(specs[i].memoryMiB) MiB, \(specs[i].cpus) CPU\(specs[i].cpus == 1 ? "" : "s"), ssh on 127.0.0.1:\(m.sshPort))")
                 if i == 0 && group == nil { try waitForListener(port: underlayPort, machine: state.machines[0], timeout: 60) }
             }
+            // Each VM is waited for, and then set up, on a thread of its own: under software
+            // emulation a guest answers seconds after its neighbour, and one ssh that hangs
+            // would hold up the others.
+            let failures = Failures(count: state.machines.count)
+            let machines = state.machines, bootTimeout = options.bootTimeout
+            // The setup's login opens the shared connection (ControlMaster) that every lab command
+            // to the guest then uses: a login costs seconds under software emulation.
+            let inv = inventory(state)
+            let control = PrivateDirectory.sshControl
+            mkdir(control, 0o700)
+            @Sendable func since() -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
+            let worker = Thread { DispatchQueue.concurrentPerform(iterations: machines.count) { i in
+                func say(_ text: String) { failures.note(text) }
+                func elapsed() -> Double { since() }
+                let m = machines[i]
+                do {
+                    while true {
+                        guard Self.alive(m.pid) else { throw LabError("\(m.name) stopped while booting: \(Self.tail(m.log))", fix: "its log: \(m.log)") }
+                        // The banner first (costs the guest nothing), then one login given time
+                        // to finish: a key exchange cut off at 10 s under load only starts over.
+                        if Self.sshBanner(port: m.sshPort) { say("\(m.name): its ssh server answers after \(Int(elapsed())) s"); break }
+                        try checkInterrupt()
+                        if failures.anyFailed { return }
+                        if elapsed() > bootTimeout {
+                            throw BootTimeout(error: LabError("\(m.name) did not answer over ssh within \(Int(bootTimeout)) s",
+                                                              fix: "see its log \(m.log); under software emulation a loaded machine boots slowly: --timeout gives more time"))
+                        }
+                        Thread.sleep(forTimeInterval: 2)
+                    }
+                    // The underlay: the NIC with our MAC, addressed; MTU left at 1500 (a lab raises
+                    // it, `down` puts it back). Root's shell in the guest (its own /etc) becomes sh:
+                    // bash would read this machine's ~/.bashrc at every ssh command, seconds under
+                    // software emulation. The pathbed binary is read once now, and the modules labs
+                    // use are loaded, so that the first `up` does not wait for them.
+                    let login = (inv.hosts[m.name]?.agentCommand(controlDirectory: control) ?? []).prefix { $0 != "--" }
+                    let (code, out) = ssh(m, via: Array(login), """
+                        set -e; dev=$(grep -l '\(m.mac)' /sys/class/net/*/address | cut -d/ -f5); test -n "$dev"
+                        sed -i 's|^root:\\(.*\\):/bin/bash$|root:\\1:/bin/sh|' /etc/passwd
+                        ip link set "$dev" up; ip addr replace \(m.underlay)/24 dev "$dev"
+                        \(m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0")
+                        cat '\(HostAccess.selfPath)' > /dev/null 2>&1 || true
+                        for mod in ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth; do modprobe $mod 2>/dev/null || true; done
+                        echo "$dev $(uname -r)"
+                        """, timeout: 150)
+                    let parts = out.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []
+                    guard code == 0, parts.count == 2 else { throw LabError("\(m.name): could not set up its underlay interface (\(m.mac)): exit \(code) \(out)") }
+                    failures.done(i, interface: parts[0], kernel: parts[1])
+                    say("\(m.name): set up after \(Int(elapsed())) s")
+                } catch {
+                    failures.fail(i, error)
+                }
+            } }
+            worker.start()
             var lastNote = 0.0
-            var ready = Set<String>()
-            while ready.count < state.machines.count {
-                for m in state.machines where !ready.contains(m.name) {
-                    guard Self.alive(m.pid) else { throw LabError("\(m.name) stopped while booting: \(Self.tail(m.log))", fix: "its log: \(m.log)") }
-                    if ssh(m, "true", timeout: 10).0 == 0 { ready.insert(m.name); progress("\(m.name): answers over ssh after \(Int(elapsed())) s") }
-                }
-                if ready.count == state.machines.count { break }
-                try checkInterrupt()
-                if elapsed() > options.bootTimeout {
-                    throw BootTimeout(error: LabError("the VMs did not answer over ssh within \(Int(options.bootTimeout)) s (\(state.machines.filter { !ready.contains($0.name) }.map(\.name).joined(separator: ", ")))",
-                                   fix: "see their logs in \(directory); under software emulation a loaded machine boots slowly: --timeout gives more time"))
-                }
+            while !failures.allDone {
+                for note in failures.takeNotes() { progress(note) }
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
-                Thread.sleep(forTimeInterval: 2)
+                Thread.sleep(forTimeInterval: 0.5)
             }
-            // The underlay: the NIC with our MAC, addressed; MTU left at 1500 (a lab raises it, `down`
-            // puts it back). Root's shell in the guest (its own /etc) becomes sh: bash would read
-            // this machine's ~/.bashrc at every ssh command, seconds under software emulation. The
-            // pathbed binary is read once now, and the modules labs use are loaded, so that the
-            // first `up` does not wait for them.
+            for note in failures.takeNotes() { progress(note) }
+            if let e = failures.first { throw e }
             for i in state.machines.indices {
-                let m = state.machines[i]
-                let (code, out) = ssh(m, """
-                    set -e; dev=$(grep -l '\(m.mac)' /sys/class/net/*/address | cut -d/ -f5); test -n "$dev"
-                    sed -i 's|^root:\\(.*\\):/bin/bash$|root:\\1:/bin/sh|' /etc/passwd
-                    ip link set "$dev" up; ip addr replace \(m.underlay)/24 dev "$dev"
-                    \(m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0")
-                    cat '\(HostAccess.selfPath)' > /dev/null 2>&1 || true
-                    for mod in ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth; do modprobe $mod 2>/dev/null || true; done
-                    echo "$dev $(uname -r)"
-                    """)
-                let parts = out.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []
-                guard code == 0, parts.count == 2 else { throw LabError("\(m.name): could not set up its underlay interface (\(m.mac)): exit \(code) \(out)") }
-                state.machines[i].underlayInterface = parts[0]
-                state.machines[i].kernel = parts[1]
+                state.machines[i].underlayInterface = failures.interfaces[i]
+                state.machines[i].kernel = failures.kernels[i]
             }
             for m in state.machines.dropFirst() {
                 let (code, out) = ssh(state.machines[0], "ping -c 2 -W 2 -i 0.3 \(m.underlay)")
@@ -359,22 +390,20 @@ public struct LocalVMs: Sendable {
             }
             state.bootSeconds = elapsed()
             try save(state)
-            let inv = inventory(state)
             try inv.write(to: inventoryPath)
-            // Open the shared ssh connection each lab command will use (a login costs seconds here).
-            let control = PrivateDirectory.sshControl
-            mkdir(control, 0o700)
-            for m in state.machines {
-                guard let a = inv.hosts[m.name] else { continue }
-                let argv = a.agentCommand(controlDirectory: control).prefix { $0 != "--" } + ["true"]
-                _ = try? CommandRunner.run(Array(argv), in: nil, timeout: 30) { _, _ in }
-            }
         } catch {
             _ = down()
             throw error
         }
         return state
     }
+
+    /// Drivers of the emulated PC's devices a lab never uses (disk controller, CD-ROM, chipset,
+    /// watchdog, sound, display, KVM): probing them cost each guest seconds of emulated CPU at
+    /// boot, and booting guests share this machine's CPUs.
+    static let unusedModules = ["ahci", "libahci", "ata_piix", "ata_generic", "libata", "sr_mod", "cdrom", "sg", "lpc_ich", "i2c_i801",
+                                "iTCO_wdt", "iTCO_vendor_support", "kvm", "kvm_amd", "kvm_intel", "powernow_k8", "bochs", "snd_hda_intel",
+                                "joydev", "evdev", "pcspkr", "serio_raw", "floppy", "parport_pc", "qemu_fw_cfg"]
 
     /// What each guest runs once booted, and for as long as it lives. virtme-ng configures its
     /// user-mode NIC (the one ssh comes in through) by DHCP, which udev can defeat by renaming
@@ -385,7 +414,30 @@ public struct LocalVMs: Sendable {
         "for d in /sys/class/net/e*; do n=${d##*/}; ip link set $n up; if grep -q \(m.mac) $d/address; "
             + "then ip addr replace \(m.underlay)/24 dev $n; else ip addr replace 10.0.2.15/24 dev $n; ip route replace default via 10.0.2.2; fi; done; "
             + (m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0; ")
+            // Root's shell becomes sh before the first login (bash would read this machine's
+            // ~/.bashrc at each one), and what labs load is loaded while the guest waits for it.
+            + "sed -i 's|^root:\\(.*\\):/bin/bash$|root:\\1:/bin/sh|' /etc/passwd; "
+            + "(modprobe -a ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth; cat \(HostAccess.selfPath) >/dev/null) 2>/dev/null & "
             + "exec sleep infinity"
+    }
+
+    /// Whether an ssh server answers on 127.0.0.1:`port` with its banner (qemu accepts the
+    /// connection itself and closes it while nothing listens in the guest).
+    static func sshBanner(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &a) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+        guard connected else { return false }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = read(fd, &buffer, buffer.count)
+        return n >= 4 && buffer[0..<4] == [0x53, 0x53, 0x48, 0x2D]  // "SSH-"
     }
 
     static func onPath(_ tool: String) -> Bool {
@@ -518,5 +570,29 @@ public struct LocalVMs: Sendable {
         }
         return ["ssh", "-p", String(m.sshPort), "-i", Self.identity, "-o", "IdentitiesOnly=yes"] + Self.sshOptions
             + (command.isEmpty ? ["-t", "root@127.0.0.1", "bash", "-l"] : ["root@127.0.0.1"] + command)
+    }
+}
+
+/// What each VM's boot thread found, or the first error among them.
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Error?]
+    private var finished: [Bool]
+    private(set) var interfaces: [String?]
+    private(set) var kernels: [String?]
+    private var notes: [String] = []
+    func note(_ text: String) { lock.withLock { notes.append(text) } }
+    func takeNotes() -> [String] { lock.withLock { defer { notes = [] }; return notes } }
+    init(count: Int) { errors = Array(repeating: nil, count: count); finished = Array(repeating: false, count: count); interfaces = errors.map { _ in nil }; kernels = interfaces }
+    func done(_ i: Int, interface: String, kernel: String) { lock.withLock { interfaces[i] = interface; kernels[i] = kernel; finished[i] = true } }
+    func fail(_ i: Int, _ e: Error) { lock.withLock { errors[i] = e; finished[i] = true } }
+    var anyFailed: Bool { lock.withLock { errors.contains { $0 != nil } } }
+    var allDone: Bool { lock.withLock { !finished.contains(false) } }
+    /// A timeout only when nothing worse happened (a timeout is tried again; a crash is not).
+    var first: Error? {
+        lock.withLock {
+            let all = errors.compactMap { $0 }
+            return all.first { !($0 is LocalVMs.BootTimeout) } ?? all.first
+        }
     }
 }
