@@ -22,18 +22,27 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
     func run(_ env: RunEnvironment) {
         guard let e = clientExecutor?.value ?? (try? env.connection(to: options.client).value) else { return }
         defer { e.close() }
-        var argv = ["ping", "-n", "-i", String(interval), "-w", String(Int(duration.rounded(.up)))]
+        // A count, not a deadline: with `-w`, ping stops at the first ICMP error it receives (a
+        // router's "network unreachable" while a fault holds a link down), and the workload with it.
+        let count = max(1, Int((duration / interval).rounded(.down)))
+        var argv = ["ping", "-n", "-i", String(interval), "-c", String(count), "-W", "1"]
         if let bind = options.bind { argv += ["-I", bind.description] }
         argv.append(options.target.description)
         let startedAt = env.clock.now
         // ping flushes each reply's line: stamped when it arrives, less its RTT, it is placed at
         // the echo's send time (ping's own schedule drifts by milliseconds per echo).
         let lines = StampedLines(clock: env.clock)
-        let code = (try? e.run(argv, in: env.namespace(of: options.client), timeout: duration + 30) { [self] s, d in
+        // The count ends it when ping keeps its schedule; on a host that delays it (an emulated
+        // VM), it is stopped 1 s after its planned end, and that is no failure.
+        let clock = env.clock, end = startedAt + duration + 1
+        let stopped = Flag()
+        var code = (try? e.run(argv, in: env.namespace(of: options.client), timeout: duration + 30, input: nil,
+                              stop: { if clock.now >= end { stopped.set(); return true }; return false }) { [self] s, d in
             guard s == .stdout else { return }
             lines.add(d)
             if let ms = PingOutput.reply(Substring(String(decoding: d, as: UTF8.self)))?.milliseconds { lock.withLock { latest = ms } }
         }) ?? -1
+        if stopped.isSet { code = 0 }
         var series = Series(name: "\(workload.name) (ping RTT)", unit: "ms", quantity: .rtt)
         for (t, line) in lines.all {
             guard let (_, ms) = PingOutput.reply(Substring(line)) else { continue }
@@ -52,4 +61,12 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
     func sample() -> (metric: String, value: Double, unit: String)? { lock.withLock { latest }.map { ("RTT", $0, "ms") } }
 
     func collect() -> RunResults.WorkloadResult { lock.withLock { result } ?? notRun(node: options.client, target: options.target.description) }
+}
+
+/// A flag set from another thread.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
