@@ -103,14 +103,21 @@ public struct LocalVMs: Sendable {
         }
         var specs: [Spec] = []
         var used: Set<String> = []
-        for (i, h) in hosts.enumerated() {
+        // Hosts without `underlay:` get the next free address from .10 of the first one's /24.
+        let network = hosts.lazy.compactMap(\.underlay).first { $0.family == .ipv4 }
+            .map { $0.description.split(separator: ".").prefix(3).joined(separator: ".") } ?? underlayNetwork
+        let given = Set(hosts.compactMap { $0.underlay?.description })
+        var next = 10
+        for h in hosts {
             let vm = h.vm!
             let underlay: String
             if let u = h.underlay {
                 guard u.family == .ipv4 else { throw LabError("\(h.location): host '\(h.name)': a VM's underlay address must be IPv4, not \(u)") }
                 underlay = u.description
             } else {
-                underlay = "\(underlayNetwork).\(10 + i)"
+                while given.contains("\(network).\(next)") || used.contains("\(network).\(next)") { next += 1 }
+                guard next < 255 else { throw LabError("\(h.location): host '\(h.name)': no address left in \(network).0/24 for its underlay", fix: "give it `underlay:`") }
+                underlay = "\(network).\(next)"
             }
             guard used.insert(underlay).inserted else { throw LabError("\(h.location): host '\(h.name)' has the underlay address \(underlay) of another VM", fix: "give each host its own `underlay:`") }
             if case let .path(p) = vm.kernel {
