@@ -67,6 +67,7 @@ public enum Shapes {
         Field("interface", .string(pattern: "^[^\\s/:%]{1,15}$"), "The underlay interface whose MTU is raised (default: the one routing to the peer)."),
         Field("mtu", .integer(min: 576, max: 65535), "The underlay MTU to raise to, so that full-size frames fit into a tunnel (the origin study used 5000)."),
         Field("mptcp", .bool, "Whether this host's kernel is expected to run MPTCP (default true). Nodes on a host without MPTCP may not set MPTCP options."),
+        Field("tunnel", .enumeration(["gretap", "vxlan"]), "How this host's links to other hosts are carried unless a link says: vxlan for a kernel or network without GRE (either host of a pair asking for vxlan makes their links vxlan). Default: the lab's `tunnel:`."),
         Field("vm", .object(vm), "Boot this host as a local VM (`pathbed vm up FILE`): its kernel, memory and CPUs."),
     ])
 

@@ -87,6 +87,9 @@ public struct Host: Sendable, Hashable {
     public var mptcp: Bool
     /// The VM `pathbed vm up FILE` boots for this host (nil: none; the host is reached as it says).
     public var vm: VMSettings? = nil
+    /// How this host's links to other hosts are carried unless a link says (`vxlan` for a kernel
+    /// without GRE); nil: the lab's `tunnel:`.
+    public var tunnel: TunnelKind? = nil
     /// This machine: no `ssh:` and no `vm:`.
     public var isLocal: Bool { ssh == nil && vm == nil }
 }

@@ -102,6 +102,7 @@ struct TopologyDecoder {
         if let (n, p) = o["interface"] { host.underlayInterface = reader.string(n, p, pattern: "^[^\\s/:%]{1,15}$", what: "an interface name (at most 15 bytes)") }
         if let (n, p) = o["mtu"] { at(p, n); host.mtu = reader.integer(n, p, min: 576, max: 65535) }
         if let (n, p) = o["mptcp"] { host.mptcp = reader.bool(n, p) ?? true }
+        if let (n, p) = o["tunnel"] { at(p, n); host.tunnel = tunnelKind(n, p) }
         if let (n, p) = o["vm"], let v = ObjectReader(reader, n, path: p, shape: Shapes.vm) {
             at(p, n)
             var vm = VMSettings()

@@ -87,6 +87,11 @@ extension TopologyValidator {
             }
             usedLinkNames[link.name] = link.index
             if hosts.count == 2, !hosts.contains(""), hosts[0] != hosts[1] {
+                // The link's own `tunnel:`, else its hosts' (vxlan when either asks for it), else the lab's.
+                if written.links[li].tunnel == nil {
+                    let asked = hosts.compactMap { name in topology.hosts.first { $0.name == name }?.tunnel }
+                    if !asked.isEmpty { link.tunnel = asked.contains(.vxlan) ? .vxlan : .gretap }
+                }
                 link.tunnelKey = link.tunnel == .vxlan ? Self.vxlanID(lab: topology.name, linkIndex: link.index)
                     : Self.tunnelKey(lab: topology.name, linkIndex: link.index)
                 let id = TunnelID(kind: link.tunnel, id: link.tunnelKey!)

@@ -109,6 +109,11 @@ import TopologyModel
         // The lab's `tunnel:` carries every link between hosts unless a link says otherwise.
         let all = try TopologyLoader.load(data: Data(("tunnel: vxlan\n" + Self.ring(4)).utf8), file: "ring.yaml")
         #expect(all.links.allSatisfy { $0.tunnel == .vxlan })
+        // A host without GRE: its links go in VXLAN, the others stay gretap; a link's own choice wins.
+        let host = try TopologyLoader.load(data: Data(Self.ring(4).replacingOccurrences(of: "h2: { ssh", with: "h2: { tunnel: vxlan, ssh")
+            .replacingOccurrences(of: "subnet: 10.10.1.0/24 }", with: "subnet: 10.10.1.0/24, tunnel: gretap }").utf8), file: "ring.yaml")
+        let kinds = Dictionary(uniqueKeysWithValues: host.links.map { ($0.name, $0.tunnel) })
+        #expect(kinds == ["ring0": .gretap, "ring1": .gretap, "ring2": .vxlan, "ring3": .gretap, "chord2": .vxlan], "\(kinds)")
         let bad = try #require(throws: TopologyErrors.self) { try TopologyLoader.load(data: Data(("tunnel: geneve\n" + Self.ring(3)).utf8), file: "ring.yaml") }
         #expect("\(bad)".contains("ring.yaml:1:9") && "\(bad)".contains("'geneve' is not a tunnel kind"), "\(bad)")
     }
