@@ -8,6 +8,7 @@ extension LabController {
     func probeTunnels(_ t: Topology, progress: (String) -> Void) -> [String] {
         var failures: [String] = []
         for p in TunnelProbe.plan(t) {
+            guard interrupted() == 0 else { return failures }
             guard let e = executors[p.fromHost] else { continue }
             func passes(_ payload: Int, count: Int = 2) -> Bool {
                 (try? e.run(p.argv(payload: payload, count: count), in: p.fromNamespace, timeout: 15, output: { _, _ in })) == 0
@@ -26,6 +27,8 @@ extension LabController {
                     if passes(mid, count: 1) { best = mid; low = mid + 1 } else { high = mid - 1 }
                 }
             }
+            // A probe stopped by Ctrl-C proves nothing: the interrupt is reported, not the MTU.
+            guard interrupted() == 0 else { return failures }
             let header = p.mtu - p.payload
             failures.append("\(p.label): a \(p.mtu)-byte packet with don't-fragment did not get through; "
                             + (best.map { "the largest that did was \($0 + header) bytes" } ?? "no packet got through at all"))

@@ -214,6 +214,8 @@ public struct LabController {
             let probePlan = TunnelProbe.plan(t)
             if !probePlan.isEmpty {
                 let failed = probeTunnels(t, progress: progress)
+                let signal = interrupted()
+                if signal != 0 { throw LabError("interrupted (signal \(signal)) while probing the tunnels; nothing was left built") }
                 if !failed.isEmpty {
                     throw LabError("the MTU plan does not hold; nothing was left built:\n    " + failed.joined(separator: "\n    "),
                                    fix: "raise `mtu:` of the hosts (the underlay) to at least the link MTU + \(Topology.gretapOverhead) (gretap) or + \(Topology.vxlanOverhead) (vxlan), or lower the links' `mtu:`; check that the underlay between the hosts carries frames that large")

@@ -158,7 +158,7 @@ public enum Planner {
         return LabPlan(lab: t.name, hosts: t.hosts.map { h in
             // Stable sort by phase: all routes after all qdiscs, all MPTCP settings after all routes.
             let ops = (perHost[h.name] ?? []).enumerated().sorted { ($0.element.phaseRank, $0.offset) < ($1.element.phaseRank, $1.offset) }.map(\.element)
-            return HostPlan(host: h.name, reach: h.ssh.map { "ssh \($0)" } ?? "local", operations: ops)
+            return HostPlan(host: h.name, reach: h.ssh.map { "ssh \($0)" } ?? (h.vm != nil ? "a local VM: pathbed vm up FILE" : "local"), operations: ops)
         })
     }
 

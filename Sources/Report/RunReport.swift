@@ -177,7 +177,7 @@ public enum RunReport {
         if !sending.isEmpty {
             let (tput, idle) = busy(sending.map(\.throughput))
             try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(tput), marks: marks, end: r.durationSeconds,
-                           note: "from each socket's bytes acknowledged and received (TCP_INFO, every 100 ms)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
+                           note: "from each socket's bytes acknowledged and received (TCP_INFO, every 100 ms, or every second under software emulation)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
                 .write(toFile: "\(dir)/subflows.svg", atomically: true, encoding: .utf8)
             let shown = Set(tput.map(\.name))
             let srtt = sending.map { ($0, $0.measuredRTT) }.filter { shown.contains($0.1.name) }.map(\.1)
@@ -226,7 +226,7 @@ public enum RunReport {
                              "\(sf.cwnd.max() ?? 0)", String(format: "%.1f-%.1f", sf.times.first ?? 0, sf.times.last ?? 0)])
             }
         }
-        return "\nsubflows (every TCP socket of the workloads, from the kernel every 100 ms; the sending side's view):\n"
+        return "\nsubflows (every TCP socket of the workloads, from the kernel every 100 ms or, under software emulation, every second; the sending side's view):\n"
             + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted segments", "max cwnd", "seen s"], rows) + "\n"
             + "(the other side's view of each, and \(max(0, idle)) sockets that carried nothing, are in results.json)\n"
             + (r.subflowNote.map { "(\(safeText($0, singleLine: true)))\n" } ?? "")

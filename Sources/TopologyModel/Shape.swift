@@ -61,9 +61,9 @@ enum Patterns {
 public enum Shapes {
     public static let host = ObjectShape("host", "A machine the lab spans: this one, or one reached over ssh.", [
         Field("local", .bool, "This machine (the default when 'ssh' is not given)."),
-        Field("ssh", .string(pattern: "^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$"),
+        Field("ssh", .string(pattern: "^([A-Za-z0-9._][A-Za-z0-9._-]*@)?[A-Za-z0-9.:_][A-Za-z0-9.:_-]*$"),
               "How to reach the host: [user@]address. The agent runs there as `pathbed agent`."),
-        Field("underlay", .ipAddress, "The host's address that tunnels (gretap) between hosts use as their outer source/destination."),
+        Field("underlay", .ipAddress, "The host's address that tunnels (gretap, VXLAN) between hosts use as their outer source/destination; for a VM (`vm:`), its address on the segment that joins the VMs."),
         Field("interface", .string(pattern: "^[^\\s/:%]{1,15}$"), "The underlay interface whose MTU is raised (default: the one routing to the peer)."),
         Field("mtu", .integer(min: 576, max: 65535), "The underlay MTU to raise to, so that full-size frames fit into a tunnel (the origin study used 5000)."),
         Field("mptcp", .bool, "Whether this host's kernel is expected to run MPTCP (default true). Nodes on a host without MPTCP may not set MPTCP options."),

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Warnings for a lab that is valid but wired so that it cannot do what it says: `validate`
 /// prints them (`--strict` makes them errors), `up` and `run` say them before the first change.
 /// Each names where in the file, what will happen, and the fix.
@@ -28,6 +30,13 @@ public enum TopologyLint {
         for w in t.workloads where w.mptcp && w.nodes.count == 2 {
             peers[w.nodes[0], default: []].insert(w.nodes[1])
             peers[w.nodes[1], default: []].insert(w.nodes[0])
+        }
+
+        // 0. A VM's kernel given by a path that is not there (here): `vm up FILE` will refuse it.
+        for h in t.hosts {
+            guard let vm = h.vm, case let .path(p) = vm.kernel, !FileManager.default.fileExists(atPath: p) else { continue }
+            warn(vm.kernelLocation ?? h.location, "hosts.\(h.name).vm.kernel", "the kernel \(p) of host '\(h.name)' does not exist here: `pathbed vm up` will refuse to boot it",
+                 fix: "give a kernel image (bzImage, vmlinuz) or a built kernel tree; relative paths are taken from this file's directory")
         }
 
         // 1. `mptcp: true` workloads whose ends cannot speak MPTCP, or have one path only.

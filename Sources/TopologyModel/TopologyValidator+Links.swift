@@ -96,7 +96,7 @@ extension TopologyValidator {
                     : Self.tunnelKey(lab: topology.name, linkIndex: link.index)
                 let id = TunnelID(kind: link.tunnel, id: link.tunnelKey!)
                 if let other = usedTunnelIDs[id] {
-                    error(path, "link \(link.name) would share \(link.tunnel.rawValue) \(link.tunnel.idName) \(id.id) with links[\(other)]: a lab holds at most 65,535 tunnels of a kind",
+                    error(path, "link \(link.name) would share \(link.tunnel.rawValue) \(link.tunnel.idName) \(id.id) with links[\(other)]: a lab holds at most 65,536 tunnels of a kind",
                           hint: "carry some links with the other kind of tunnel (`tunnel:`), or split the lab")
                 }
                 usedTunnelIDs[id] = link.index
@@ -112,6 +112,19 @@ extension TopologyValidator {
         var hash: UInt32 = 2_166_136_261
         for b in lab.utf8 { hash = (hash ^ UInt32(b)) &* 16_777_619 }
         return ((hash ^ (hash >> 16)) & 0xFFFF) << 16 | UInt32((linkIndex + 1) & 0xFFFF)
+    }
+
+    /// Why an underlay address cannot carry a tunnel, or nil when it can: IPv4 unicast only
+    /// (Pathbed's gretap and VXLAN tunnels are over IPv4), not the loopback or a wildcard.
+    static func unusableUnderlay(_ a: IPAddress) -> String? {
+        guard a.family == .ipv4 else { return "which is IPv6 (tunnels between hosts run over IPv4)" }
+        let b = a.description.split(separator: ".").compactMap { UInt8($0) }
+        guard b.count == 4 else { return nil }
+        if b == [0, 0, 0, 0] { return "the wildcard address" }
+        if b == [255, 255, 255, 255] { return "the broadcast address" }
+        if b[0] == 127 { return "a loopback address" }
+        if b[0] >= 224 { return b[0] < 240 ? "a multicast address" : "a reserved address" }
+        return nil
     }
 
     /// A stable VXLAN VNI per link (24 bits): 8 from the lab's name, 16 from the link's position.
@@ -148,6 +161,7 @@ extension TopologyValidator {
     // MARK: MTU
 
     func checkMTUs() {
+        var reported: Set<String> = []
         for link in topology.links where link.crossesHosts && !link.hosts.contains("") {
             let path = "links[\(link.index)]"
             for hostName in link.hosts {
@@ -157,8 +171,22 @@ extension TopologyValidator {
                           hint: "add `underlay: ADDRESS` (the address the other host reaches it at)")
                 }
                 let underlayMTU = host.mtu ?? 1500
+                if let u = host.underlay, let why = Self.unusableUnderlay(u), reported.insert("u \(hostName)").inserted {
+                    error("hosts.\(hostName).underlay", "host '\(hostName)' has the underlay address \(u), \(why): \(path) (\(link.label)) cannot be carried in a \(link.tunnel.rawValue) tunnel from it",
+                          hint: "give the IPv4 address the other hosts reach this one at")
+                }
+                if let u = host.underlay, let other = link.hosts.first(where: { $0 != hostName }), topology.host(named: other)?.underlay == u,
+                   reported.insert("same \(link.hosts.sorted())").inserted {
+                    error("hosts.\(hostName).underlay", "hosts '\(link.hosts[0])' and '\(link.hosts[1])' have the same underlay address \(u): a tunnel between them would start and end on one host",
+                          hint: "give each host the address the others reach it at")
+                }
                 let overhead = link.tunnel.overhead
-                if link.mtu + overhead > underlayMTU {
+                if underlayMTU - overhead < 576 {
+                    if reported.insert("mtu \(hostName) \(link.tunnel)").inserted {
+                        error("hosts.\(hostName).mtu", "host '\(hostName)' has an underlay MTU of \(underlayMTU): a \(link.tunnel.rawValue) tunnel (\(overhead) bytes) leaves less than 576 bytes for \(path) (\(link.label))",
+                              hint: "raise `mtu:` of host '\(hostName)' to at least \(link.mtu + overhead)")
+                    }
+                } else if link.mtu + overhead > underlayMTU {
                     error(link.mtu == 1500 && !fileSetsMTU(link) ? path : "\(path).mtu",
                           "link MTU \(link.mtu) does not fit through a \(link.tunnel.rawValue) tunnel over host '\(hostName)' (underlay MTU \(underlayMTU), tunnel overhead \(overhead) bytes)",
                           hint: "raise `mtu:` of host '\(hostName)' to at least \(link.mtu + overhead) (the origin study used 5000), or set the link's `mtu:` to at most \(underlayMTU - overhead)")

@@ -227,7 +227,7 @@ struct Doctor: ParsableCommand {
 
 /// Where a lab's hosts are: the topology's `ssh:` targets, an inventory, or the built-in VM pair.
 struct HostOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("An inventory (JSON) that binds the topology's host names to machines; see docs/agent.md.",
+    @Option(help: ArgumentHelp("An inventory (Pathbed's JSON, or Ansible's INI or YAML) that binds the topology's host names to machines; see docs/agent.md.",
                                discussion: "Default: $PATHBED_INVENTORY, else the built-in VM pair's when it is up and has every host the lab names."),
             completion: .file(extensions: ["json"]))
     var inventory: String?

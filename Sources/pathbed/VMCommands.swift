@@ -73,7 +73,7 @@ struct VMStatus: ParsableCommand {
         for m in machines {
             let state = !m.running ? "STOPPED" : m.answers ? "running" : "running, NOT answering over ssh"
             if !m.running || !m.answers { healthy = false }
-            print("\(m.machine.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(state); kernel \(m.machine.kernel ?? "?") (\(m.machine.kernelImage ?? s.kernelImage)); role \(m.machine.mptcp ? "MPTCP" : "plain")"
+            print("\(m.machine.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(state); kernel \(m.machine.kernel ?? "?") (\(m.machine.kernelGiven == true ? "given" : "the distribution's"): \(m.machine.kernelImage ?? s.kernelImage)); role \(m.machine.mptcp ? "MPTCP" : "plain")"
                   + "\(m.mptcpEnabled.map { " (net.mptcp.enabled=\($0))" } ?? ""); ssh root@127.0.0.1:\(m.machine.sshPort); "
                   + "underlay \(m.machine.underlay) on \(m.machine.underlayInterface ?? "?") mtu \(m.underlayMTU ?? "?"); pid \(m.machine.pid)")
         }

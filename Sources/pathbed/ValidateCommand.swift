@@ -29,7 +29,7 @@ struct Validate: ParsableCommand {
                 }
                 if !quiet {
                     let crossing = t.links.filter(\.crossesHosts).count
-                    print("\(file): ok: lab '\(t.name)': \(t.hosts.count) host\(t.hosts.count == 1 ? "" : "s"), \(t.nodes.count) nodes, \(t.bridges.count) bridges, \(t.links.count) links (\(crossing) across hosts), \(t.profiles.count) profiles, \(t.workloads.count) workloads, \(t.schedule.count) faults")
+                    print("\(file): ok: lab '\(t.name)': \(t.hosts.count) host\(t.hosts.count == 1 ? "" : "s"), \(t.nodes.count) nodes, \(t.bridges.count) bridge\(t.bridges.count == 1 ? "" : "s"), \(t.links.count) links (\(crossing) across hosts), \(t.profiles.count) profiles, \(t.workloads.count) workloads, \(t.schedule.count) faults")
                 }
             } catch let errors as TopologyErrors {
                 printError(errors.description)

@@ -327,8 +327,9 @@ extension LabTests {
         let status = try run([pathbed, "vm", "status"], timeout: 60)
         #expect(status.status == 0 && ["client-vm running", "proxy-vm  running", "server-vm running"].allSatisfy { status.out.contains($0) }, "\(status.out)")
         #expect(status.out.contains("qemu multicast"), "three VMs share one multicast underlay: \(status.out)")
+        #expect(status.out.contains("client-vm running; kernel") && status.out.split(separator: "\n").first { $0.hasPrefix("client-vm") }?.contains("(the distribution's: ") == true, "\(status.out)")
         let server = status.out.split(separator: "\n").first { $0.hasPrefix("server-vm") }.map(String.init) ?? ""
-        #expect(server.contains("(\(image))") && server.contains("role plain (net.mptcp.enabled=0)"), "server-vm on the kernel given by path: \(server)")
+        #expect(server.contains("(given: \(image))") && server.contains("role plain (net.mptcp.enabled=0)"), "server-vm on the kernel given by path: \(server)")
 
         let up = try run([pathbed, "up", file], timeout: 300)
         try #require(up.status == 0, "up: \(up.out) \(up.err)")

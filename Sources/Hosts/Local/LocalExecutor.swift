@@ -182,7 +182,11 @@ public final class LocalExecutor: HostExecutor {
         case let .addAddress(r, address):
             try route(r.namespace).addAddress(Self.netlink(address), to: r.name)
         case let .setUp(r):
-            try route(r.namespace).setUp(r.name)
+            do { try route(r.namespace).setUp(r.name) } catch where error.errno == EADDRINUSE {
+                // A VXLAN device opens its UDP socket when it goes up.
+                throw NetlinkError("set up", r.name, namespace: r.namespace, errno: EADDRINUSE,
+                                   hint: "UDP port \(Topology.vxlanPort) (VXLAN) is taken on this host by another VXLAN device or program (`ss -ulpn sport = :\(Topology.vxlanPort)`, `ip -d link show type vxlan`); free it, or carry this lab's links with `tunnel: gretap`")
+            }
         case let .setQdisc(r, q):
             try setQdisc(r, q, mode: .add)
         case let .addRoute(ns, r):

@@ -41,6 +41,8 @@ public struct LocalVMs: Sendable {
         public var kernel: String?
         /// The image or build tree it booted.
         public var kernelImage: String?
+        /// Whether the file gave it (`kernel: PATH`) rather than the distribution's default.
+        public var kernelGiven: Bool?
         public var memoryMiB: Int?
         public var cpus: Int?
     }
@@ -299,6 +301,7 @@ public struct LocalVMs: Sendable {
             var m = Machine(name: spec.name, mptcp: spec.mptcp, sshPort: ports[1 + i], mac: String(format: "52:54:00:5b:%02x:%02x", (10 + i) >> 8, (10 + i) & 0xFF),
                             underlay: spec.underlay, pid: 0, log: "\(directory)/\(spec.name).log")
             m.kernelImage = images[i]; m.memoryMiB = spec.memoryMiB; m.cpus = spec.cpus
+            if case .path = spec.kernel { m.kernelGiven = true } else { m.kernelGiven = false }
             machines.append(m)
         }
         var state = State(machines: machines, underlayPort: underlayPort, underlayGroup: group, kernelImage: images[0], accelerator: options.accelerator,
