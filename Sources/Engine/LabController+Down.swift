@@ -63,9 +63,14 @@ extension LabController {
             result.stoppedProcesses += r.stoppedProcesses
             failures += r.failures
             if let changed = mtus[e.host], !changed.isEmpty {
-                let f = e.restoreMTUs(changed)
+                let said = e.restoreMTUs(changed, lab: lab)
+                let kept = said.filter { $0.hasPrefix(LocalExecutor.keptPrefix) }, f = said.filter { !$0.hasPrefix(LocalExecutor.keptPrefix) }
                 failures += f
-                if f.isEmpty { result.restoredMTUs += changed.map { "\(e.host): \($0.interface) back to MTU \($0.mtu)" } }
+                if f.isEmpty {
+                    result.restoredMTUs += changed.filter { c in !kept.contains { $0.dropFirst(LocalExecutor.keptPrefix.count).hasPrefix(c.interface + " ") } }
+                        .map { "\(e.host): \($0.interface) back to MTU \($0.mtu)" }
+                    result.restoredMTUs += kept.map { "\(e.host): " + $0.dropFirst(LocalExecutor.keptPrefix.count) }
+                }
             }
             if let k = r.kernelFreeSeconds { result.kernelFreeSeconds = max(result.kernelFreeSeconds ?? 0, k) }
         }

@@ -86,7 +86,7 @@ public final class RecordingExecutor: HostExecutor {
     public func deleteLink(_ link: InterfaceRef) throws { deletedLinks.append(link) }
 
     public func rollBack() -> [String] {
-        _ = restoreMTUs(changedMTUs.reversed())
+        _ = restoreMTUs(changedMTUs.reversed(), lab: "")
         changedMTUs.removeAll()
         for ns in createdHere.reversed() { deleteNamespace(ns) }
         createdHere.removeAll()
@@ -138,7 +138,7 @@ public final class RecordingExecutor: HostExecutor {
 
     public func info() -> HostInfo { HostInfo(hostname: host, kernel: "fake", clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion) }
 
-    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+    public func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String] {
         for c in changes { interfaceMTUs[c.interface] = c.mtu }
         return []
     }

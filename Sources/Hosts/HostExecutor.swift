@@ -151,7 +151,7 @@ public protocol HostExecutor: AnyObject {
     /// Host interfaces whose MTU `apply` changed, with the MTU each had (kept in the journal).
     var changedMTUs: [MTUChange] { get }
     /// Puts host interfaces back to the MTUs they had; returns what could not be restored.
-    func restoreMTUs(_ changes: [MTUChange]) -> [String]
+    func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String]
     /// Runs a command in a namespace (nil: the host's own) to its end, streaming its output;
     /// returns its exit code (124 after `timeout` seconds, 127 when not found). When `stop` says
     /// true (asked every 100 ms), its process group is ended: SIGTERM, then SIGKILL.

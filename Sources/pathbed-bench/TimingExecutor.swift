@@ -43,7 +43,7 @@ final class TimingExecutor: HostExecutor {
     func setProfile(_ link: InterfaceRef, from old: QdiscSpec?, to new: QdiscSpec?) throws { try inner.setProfile(link, from: old, to: new) }
     func info() throws -> HostInfo { try inner.info() }
     var changedMTUs: [MTUChange] { inner.changedMTUs }
-    func restoreMTUs(_ changes: [MTUChange]) -> [String] { inner.restoreMTUs(changes) }
+    func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String] { inner.restoreMTUs(changes, lab: lab) }
     func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
              output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
         try inner.run(argv, in: namespace, timeout: timeout, input: input, stop: stop, output: output)

@@ -88,7 +88,7 @@ struct Down: ParsableCommand {
             // lab is removed to the end; with --wait, it ends the wait for the kernel.
             Interrupts.catchSignals()
             let r = try LabController.forJournal(name).down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable)
-            for m in r.restoredMTUs { print("  restored \(m)") }
+            for m in r.restoredMTUs { print("  underlay \(m)") }
             for h in r.forgotten { printError("warning: forgot host \(h): it cannot be reached, and what the lab had there is taken as gone with it") }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }
             if r.removed == 0 && r.forgotten.isEmpty {

@@ -105,6 +105,20 @@ extension LabTests {
         let ping = try pb("exec", "b1", "--", "ping", "-c", "3", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1472", "10.77.3.1")
         #expect(ping.status == 0 && ping.out.contains("3 received"), "full-size frames cross: \(ping.out) \(ping.err)")
 
+        // A second lab over the same underlay raises it further; its `down` leaves it raised for
+        // the first (which still needs 1550), and the first's `down` puts back the 1500 of before.
+        let second = d.appendingPathComponent("second.yaml").path
+        try (try String(contentsOfFile: file, encoding: .utf8)).replacingOccurrences(of: "name: vxl", with: "name: vxm").replacingOccurrences(of: "mtu: 1550", with: "mtu: 1600")
+            .replacingOccurrences(of: "10.77.3.0/30", with: "10.77.4.0/30").write(toFile: second, atomically: true, encoding: .utf8)
+        defer { _ = try? pb("down", "vxm") }
+        let up2 = try pb("up", second, "--inventory", inv)
+        #expect(up2.status == 0, "\(up2.out) \(up2.err)")
+        let down2 = try pb("down", "vxm")
+        #expect(down2.status == 0 && down2.out.contains("left at its raised MTU: lab vxl still needs it"), "\(down2.out) \(down2.err)")
+        #expect(try run(["cat", "/sys/class/net/\(near)/mtu"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "1600", "raised for the lab still up")
+        let still = try pb("exec", "b1", "--", "ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1472", "10.77.3.1")
+        #expect(still.status == 0 && still.out.contains("2 received"), "the first lab's full-size frames still cross: \(still.out)")
+
         // A run with a fault on each host's end: the link down here, the node cut off there.
         let played = try run([pathbed, "run", "--no-verify", file, "--inventory", inv, "--out", d.path], timeout: 120)
         #expect(played.status == 0, "\(played.out.suffix(1500)) \(played.err.suffix(1500))")

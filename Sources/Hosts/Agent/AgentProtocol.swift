@@ -36,7 +36,7 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case removeNamespaces(names: [String])
     case deleteLink(link: InterfaceRef)
     case setProfile(link: InterfaceRef, from: QdiscSpec?, to: QdiscSpec?)
-    case restoreMTUs(mtus: [MTUChange])
+    case restoreMTUs(mtus: [MTUChange], lab: String)
     /// A command to its end; with `input`, its stdin is what `input` requests about this one bring.
     case run(argv: [String], namespace: String?, timeout: Double?, input: Bool)
     case tunnelKeys

@@ -212,8 +212,8 @@ public final class AgentServer: @unchecked Sendable {
             case let .setProfile(link, from, to):
                 try executor.setProfile(link, from: from, to: to)
                 reply = .done
-            case let .restoreMTUs(mtus):
-                reply = .failures(failures: executor.restoreMTUs(mtus))
+            case let .restoreMTUs(mtus, lab):
+                reply = .failures(failures: executor.restoreMTUs(mtus, lab: lab))
             case let .run(argv, namespace, timeout, input):
                 guard !argv.isEmpty else { return fail(id, .protocolError, "run needs a command in `argv`") }
                 let feed = input ? self.feed(for: id) : nil

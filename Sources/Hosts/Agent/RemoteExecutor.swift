@@ -362,9 +362,9 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         _ = try result(.setProfile(link: link, from: old, to: new))
     }
 
-    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+    public func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String] {
         do {
-            let r = try result(.restoreMTUs(mtus: changes))
+            let r = try result(.restoreMTUs(mtus: changes, lab: lab))
             guard case let .failures(f) = r.reply else { throw unexpected(r, to: "restoreMTUs") }
             return f
         } catch { return ["\(host): \(error)"] }

@@ -11,19 +11,28 @@ extension LocalExecutor {
 
     public func info() -> HostInfo { HostInfo.here() }
 
-    public func restoreMTUs(_ changes: [MTUChange]) -> [String] {
+    /// Marks what `restoreMTUs` says that is no failure: an underlay another lab still needs raised.
+    public static let keptPrefix = "kept: "
+
+    public func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String] {
         var failures: [String] = []
         var done: Set<String> = []
         for c in changes.reversed() where done.insert(c.interface).inserted {
-            // Only what a lab raised on this host, and only back to what it was before.
-            guard let before = MTURecords.recorded(c.interface) else {
+            // Only what a lab raised on this host, only back to what it was before, and only when
+            // no other lab still needs it raised.
+            guard let record = MTURecords.read(c.interface) else {
                 failures.append("the MTU of \(c.interface) was not raised by a lab on this host (no record in \(MTURecords.directory)); left as it is")
+                continue
+            }
+            if !record.holders.isEmpty && !record.holders.contains(lab) { continue }  // released already
+            let (restore, others) = MTURecords.release(c.interface, lab: lab)
+            guard let before = restore else {
+                failures.append("\(Self.keptPrefix)\(c.interface) left at its raised MTU: lab\(others.count == 1 ? "" : "s") \(others.joined(separator: ", ")) still need\(others.count == 1 ? "s" : "") it")
                 continue
             }
             do {
                 let h = try root()
                 if let now = try h.links().first(where: { $0.name == c.interface }), now.mtu != before { try h.setMTU(c.interface, before) }
-                MTURecords.forget(c.interface)
             } catch { failures.append("\(error)") }
         }
         return failures

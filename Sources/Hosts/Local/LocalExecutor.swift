@@ -20,6 +20,8 @@ public final class LocalExecutor: HostExecutor {
     public private(set) var createdNamespaces: [String] = []
     /// Host interfaces whose MTU `apply` raised, with the MTU they had.
     public private(set) var changedMTUs: [MTUChange] = []
+    /// The lab whose operations `apply` is making (from its namespaces).
+    var applyingLab: String?
     /// Qdiscs set but not yet read back, by namespace.
     private var toVerify: [String: [(InterfaceRef, QdiscSpec)]] = [:]
 
@@ -118,6 +120,8 @@ public final class LocalExecutor: HostExecutor {
     // MARK: Apply
 
     public func apply(_ operations: [LabOperation], progress: (Int) -> Void, interrupted: () -> Int32) throws {
+        // The lab these changes are for: a raised underlay MTU is held in its name.
+        for op in operations { if case let .createNamespace(_, lab) = op { applyingLab = lab; break } }
         for (i, op) in operations.enumerated() {
             let signal = interrupted()
             if signal != 0 { throw Interrupted(signal: signal) }
@@ -226,13 +230,16 @@ public final class LocalExecutor: HostExecutor {
                 throw NetlinkError("raise the underlay MTU", "of \(name) to \(mtu)", namespace: "the host", errno: EINVAL,
                                    hint: "the loopback is no tunnel's underlay; name the interface that carries the tunnels")
             }
-            if before.mtu < mtu {
-                // Recorded on this host before the change: only a recorded change is undone.
-                do { try MTURecords.record(name, before: before.mtu) } catch {
+            // Recorded on this host before the change, with the lab that needs it: only a recorded
+            // change is undone, and only when the last lab that needs it goes. A lab over an
+            // underlay another lab raised holds it too, so that the other's `down` leaves it raised.
+            let held = MTURecords.recorded(name)
+            if before.mtu < mtu || held != nil {
+                do { try MTURecords.hold(name, before: before.mtu, lab: applyingLab ?? "") } catch {
                     throw NetlinkError("raise the underlay MTU", "of \(name)", namespace: "the host", errno: EACCES, hint: error.message)
                 }
-                try h.setMTU(name, mtu)
-                changedMTUs.append(MTUChange(interface: name, mtu: before.mtu))
+                if before.mtu < mtu { try h.setMTU(name, mtu) }
+                changedMTUs.append(MTUChange(interface: name, mtu: held ?? before.mtu))
             }
         }
     }
@@ -342,7 +349,9 @@ public final class LocalExecutor: HostExecutor {
         toVerify.removeAll()
         if let h = try? root() {
             for c in changedMTUs.reversed() {
-                do { try h.setMTU(c.interface, c.mtu) } catch { failures.append("\(error)") }
+                // Put back (and the record dropped) only when no other lab holds it.
+                guard let back = MTURecords.release(c.interface, lab: applyingLab ?? "").restore else { continue }
+                do { try h.setMTU(c.interface, back) } catch { failures.append("\(error)") }
             }
         }
         changedMTUs.removeAll()
