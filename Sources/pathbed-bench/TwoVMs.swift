@@ -123,7 +123,6 @@ struct TwoVMs: ParsableCommand {
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("this benchmark boots VMs and builds a lab: run it as root") }
         Interrupts.catchSignals()
-        Priority.raise()
         let pair = LocalVMs()
         let wasUp = pair.load() != nil
         let state = try pair.up { print("  \($0)") }

@@ -16,7 +16,6 @@ struct Agent: ParsableCommand {
     func run() throws {
         Interrupts.catchSignals()
         signal(SIGPIPE, SIG_IGN)
-        Priority.raise()
         // What the executor waits for (a change set for later) ends when the controller is gone.
         let box = ServerBox()
         let executor = LocalExecutor(host: ProcessInfo.processInfo.hostName, stopWhen: { box.server?.controllerIsGone ?? false })

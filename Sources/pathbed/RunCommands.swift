@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
             try LabController.requireRoot("running a lab", "run \(file)")
             let lab = try hosts.controller(for: t, quiet: false)
             Interrupts.catchSignals()
-            Priority.raise()
+            Priority.raiseForController()
             defer { Interrupts.restoreDefaults() }
             var o = RunController.Options(outDirectory: out)
             o.verify = !noVerify

@@ -34,7 +34,7 @@ struct StudyCommand: ParsableCommand {
             if dryRun { return }
             try LabController.requireRoot("running a study", "study \(file)")
             Interrupts.catchSignals()
-            Priority.raise()
+            Priority.raiseForController()
             defer { Interrupts.restoreDefaults() }
             let outcome = try runner.run(variants, verify: !noVerify, controller: { try hosts.controller(for: $0, quiet: false) }) { printError("  \($0)") }
             print(outcome.report)

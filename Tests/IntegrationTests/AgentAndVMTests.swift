@@ -250,7 +250,7 @@ extension LabTests {
               - { at: 3s, fault: loss-burst, link: wlan, loss: 20%, for: 3s }
               - { at: 8s, fault: profile, link: wlan, profile: lte, for: 3s }
               - { at: 13s, fault: trace, link: lte, for: 4s, with: { file: fading.csv } }
-              - { at: 19s, fault: partition, nodes: [server], for: 2s }
+              - { at: 19s, fault: partition, nodes: [server], for: 4s }
             """
         try faults.write(to: dir.appendingPathComponent("faults.yaml"), atomically: true, encoding: .utf8)
         try FileManager.default.copyItem(atPath: root.appendingPathComponent("topologies/traces/path2-fading.csv").path, toPath: dir.appendingPathComponent("fading.csv").path)
@@ -282,13 +282,17 @@ extension LabTests {
             // passed once more in a fresh clone, with the MPTCP VM's CPU saturated a third of the
             // run, as the run's health now says).
             let cut = (r["events"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "partition" }
-            let applied = cut?["applied"] as? Double ?? 19, reverted = cut?["revertActual"] as? Double ?? 21
-            let from = applied + 0.3, to = reverted - 0.3
-            #expect(applied < reverted && reverted < 21.8, "the partition was applied at \(applied) s and reverted at \(reverted) s")
+            let applied = cut?["applied"] as? Double ?? 19, reverted = cut?["revertActual"] as? Double ?? 23
+            // With the emulated MPTCP VM saturated, the agent hands ping's lines over up to a second
+            // late (a reply stamped 20.50 s inside a partition in force from 19.40 s, once): 1 s then.
+            let saturated = hosts.first { $0["host"] as? String == "mptcp-vm" }?["saturated"] as? Double ?? 0
+            let slack = saturated >= 25 ? 1.0 : 0.3
+            let from = applied + slack, to = reverted - slack
+            #expect(applied < reverted && reverted < 23.8, "the partition was applied at \(applied) s and reverted at \(reverted) s")
             #expect(pingTimes.contains { $0 > 17 && $0 < 19 }, "replies before the partition: \(pingTimes.filter { $0 > 16 && $0 < 19.5 })")
             if to - from >= 0.2 {
                 #expect(!pingTimes.contains { $0 > from && $0 < to },
-                        "no reply from the plain server while it was cut off (\(from) to \(to) s): \(pingTimes.filter { $0 > 18.5 && $0 < 21.5 })")
+                        "no reply from the plain server while it was cut off (\(from) to \(to) s): \(pingTimes.filter { $0 > 18.5 && $0 < 23.5 })")
             } else {
                 // In a full suite the emulated MPTCP VM was saturated and every host had the
                 // partition only 1.4 s after its planned 19 s, once: no window is left to check.
