@@ -332,7 +332,7 @@ public struct LocalVMs: Sendable {
             // Each VM is waited for, and then set up, on a thread of its own: under software
             // emulation a guest answers seconds after its neighbour, and one ssh that hangs
             // would hold up the others.
-            let failures = Failures(count: state.machines.count)
+            let booting = BootProgress(count: state.machines.count)
             let machines = state.machines, bootTimeout = options.bootTimeout
             // The setup's login opens the shared connection (ControlMaster) that every lab command
             // to the guest then uses: a login costs seconds under software emulation.
@@ -341,7 +341,7 @@ public struct LocalVMs: Sendable {
             mkdir(control, 0o700)
             @Sendable func since() -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
             let worker = Thread { DispatchQueue.concurrentPerform(iterations: machines.count) { i in
-                func say(_ text: String) { failures.note(text) }
+                func say(_ text: String) { booting.note(text) }
                 func elapsed() -> Double { since() }
                 let m = machines[i]
                 do {
@@ -351,48 +351,43 @@ public struct LocalVMs: Sendable {
                         // to finish: a key exchange cut off at 10 s under load only starts over.
                         if Self.sshBanner(port: m.sshPort) { say("\(m.name): its ssh server answers after \(Int(elapsed())) s"); break }
                         try checkInterrupt()
-                        if failures.anyFailed { return }
+                        if booting.anyFailed { return }
                         if elapsed() > bootTimeout {
                             throw BootTimeout(error: LabError("\(m.name) did not answer over ssh within \(Int(bootTimeout)) s",
                                                               fix: "see its log \(m.log); under software emulation a loaded machine boots slowly: --timeout gives more time"))
                         }
                         Thread.sleep(forTimeInterval: 2)
                     }
-                    // The underlay: the NIC with our MAC, addressed; MTU left at 1500 (a lab raises
-                    // it, `down` puts it back). Root's shell in the guest (its own /etc) becomes sh:
-                    // bash would read this machine's ~/.bashrc at every ssh command, seconds under
-                    // software emulation. The pathbed binary is read once now, and the modules labs
-                    // use are loaded, so that the first `up` does not wait for them.
+                    // The underlay: the NIC with our MAC, addressed (again: the boot script may not
+                    // have run yet); MTU left at 1500 (a lab raises it, `down` puts it back). Root's
+                    // shell, the binary and the modules are the boot script's (`guestScript`).
                     let login = (inv.hosts[m.name]?.agentCommand(controlDirectory: control) ?? []).prefix { $0 != "--" }
                     let (code, out) = ssh(m, via: Array(login), """
                         set -e; dev=$(grep -l '\(m.mac)' /sys/class/net/*/address | cut -d/ -f5); test -n "$dev"
-                        sed -i 's|^root:\\(.*\\):/bin/bash$|root:\\1:/bin/sh|' /etc/passwd
                         ip link set "$dev" up; ip addr replace \(m.underlay)/24 dev "$dev"
                         \(m.mptcp ? "" : "sysctl -qw net.mptcp.enabled=0")
-                        cat '\(HostAccess.selfPath)' > /dev/null 2>&1 || true
-                        for mod in ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth; do modprobe $mod 2>/dev/null || true; done
                         echo "$dev $(uname -r)"
                         """, timeout: 150)
                     let parts = out.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []
                     guard code == 0, parts.count == 2 else { throw LabError("\(m.name): could not set up its underlay interface (\(m.mac)): exit \(code) \(out)") }
-                    failures.done(i, interface: parts[0], kernel: parts[1])
+                    booting.done(i, interface: parts[0], kernel: parts[1])
                     say("\(m.name): set up after \(Int(elapsed())) s")
                 } catch {
-                    failures.fail(i, error)
+                    booting.fail(i, error)
                 }
             } }
             worker.start()
             var lastNote = 0.0
-            while !failures.allDone {
-                for note in failures.takeNotes() { progress(note) }
+            while !booting.allDone {
+                for note in booting.takeNotes() { progress(note) }
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
                 Thread.sleep(forTimeInterval: 0.5)
             }
-            for note in failures.takeNotes() { progress(note) }
-            if let e = failures.first { throw e }
+            for note in booting.takeNotes() { progress(note) }
+            if let e = booting.first { throw e }
             for i in state.machines.indices {
-                state.machines[i].underlayInterface = failures.interfaces[i]
-                state.machines[i].kernel = failures.kernels[i]
+                state.machines[i].underlayInterface = booting.interfaces[i]
+                state.machines[i].kernel = booting.kernels[i]
             }
             for m in state.machines.dropFirst() {
                 let (code, out) = ssh(state.machines[0], "ping -c 2 -W 2 -i 0.3 \(m.underlay)")
@@ -584,7 +579,7 @@ public struct LocalVMs: Sendable {
 }
 
 /// What each VM's boot thread found, or the first error among them.
-private final class Failures: @unchecked Sendable {
+private final class BootProgress: @unchecked Sendable {
     private let lock = NSLock()
     private var errors: [Error?]
     private var finished: [Bool]

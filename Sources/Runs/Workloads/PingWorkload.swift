@@ -35,7 +35,7 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
         // The count ends it when ping keeps its schedule; on a host that delays it (an emulated
         // VM), it is stopped 1 s after its planned end, and that is no failure.
         let clock = env.clock, end = startedAt + duration + 1
-        let stopped = Flag()
+        let stopped = StopFlag()
         var code = (try? e.run(argv, in: env.namespace(of: options.client), timeout: duration + 30, input: nil,
                               stop: { if clock.now >= end { stopped.set(); return true }; return false }) { [self] s, d in
             guard s == .stdout else { return }
@@ -63,10 +63,3 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
     func collect() -> RunResults.WorkloadResult { lock.withLock { result } ?? notRun(node: options.client, target: options.target.description) }
 }
 
-/// A flag set from another thread.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
-}
