@@ -38,22 +38,58 @@ static void ulp_token(struct rtattr *ulp, int len, struct pb_socket *s) {
     }
 }
 
-int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max) {
+/* struct mptcp_info read by offset: 6.1 ends after mptcpi_csum_enabled (43 bytes); 6.2 added
+ * the retransmission and byte counters. */
+static unsigned long long u64_at(const unsigned char *p, size_t len, size_t off) {
+    unsigned long long v = 0;
+    if (len >= off + 8) memcpy(&v, p + off, 8);
+    return v;
+}
+
+static void mptcp_info_into(const unsigned char *p, size_t len, struct pb_socket *s) {
+    s->is_mptcp = 1;
+    /* mptcpi_subflows_total (6.10 and later) counts the first subflow; mptcpi_subflows does not. */
+    if (len >= 81) s->subflows = p[80];
+    else if (len >= 1) s->subflows = p[0] < 255 ? p[0] + 1 : 255;
+    if (len >= 16) { memcpy(&s->token, p + 12, 4); s->has_token = 1; }
+    if (len >= 80) {
+        unsigned int retrans;
+        memcpy(&retrans, p + 44, 4);
+        s->total_retrans = retrans;
+        s->bytes_acked = u64_at(p, len, 72);
+        s->bytes_received = u64_at(p, len, 64);
+        s->byte_counters = 1;
+    } else {
+        s->bytes_acked = u64_at(p, len, 24);    /* mptcpi_snd_una */
+        s->bytes_received = u64_at(p, len, 32); /* mptcpi_rcv_nxt */
+    }
+}
+
+static int dump(int fd, int family, unsigned int protocol, struct pb_socket *out, int max) {
     struct {
         struct nlmsghdr nlh;
         struct inet_diag_req_v2 r;
+        struct rtattr proto_attr;
+        unsigned int proto;
     } req;
     memset(&req, 0, sizeof req);
-    req.nlh.nlmsg_len = sizeof req;
+    /* A protocol past 255 (IPPROTO_MPTCP) goes in INET_DIAG_REQ_PROTOCOL, as iproute2's ss does. */
+    int with_attr = protocol > 255;
+    req.nlh.nlmsg_len = with_attr ? sizeof req : NLMSG_LENGTH(sizeof req.r);
     req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.nlh.nlmsg_seq = 1;
     req.r.sdiag_family = family;
-    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.sdiag_protocol = with_attr ? 0 : protocol;
     req.r.idiag_states = 1u << 1; /* TCP_ESTABLISHED */
     req.r.idiag_ext = 1u << (INET_DIAG_INFO - 1);
+    if (with_attr) {
+        req.proto_attr.rta_type = INET_DIAG_REQ_PROTOCOL;
+        req.proto_attr.rta_len = RTA_LENGTH(sizeof req.proto);
+        req.proto = protocol;
+    }
     struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-    if (sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
+    if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
     static __thread char buf[64 * 1024];
     int n = 0;
     for (;;) {
@@ -80,7 +116,9 @@ int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max) {
             s->ifindex = m->id.idiag_if;
             int alen = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
             for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-                if (a->rta_type == INET_DIAG_INFO) {
+                if (a->rta_type == INET_DIAG_INFO && with_attr) {
+                    mptcp_info_into(RTA_DATA(a), RTA_PAYLOAD(a), s);
+                } else if (a->rta_type == INET_DIAG_INFO) {
                     struct tcp_info ti;
                     memset(&ti, 0, sizeof ti);
                     size_t l = RTA_PAYLOAD(a) < sizeof ti ? RTA_PAYLOAD(a) : sizeof ti;
@@ -97,4 +135,12 @@ int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max) {
             n++;
         }
     }
+}
+
+int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max) {
+    return dump(fd, family, IPPROTO_TCP, out, max);
+}
+
+int pb_sockdiag_dump_mptcp(int fd, int family, struct pb_socket *out, int max) {
+    return dump(fd, family, 262 /* IPPROTO_MPTCP */, out, max);
 }

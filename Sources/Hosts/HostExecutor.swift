@@ -207,7 +207,8 @@ public struct CounterSample: Sendable, Codable {
 }
 
 /// One established TCP socket as the kernel's INET_DIAG gives it (TCP_INFO; an MPTCP
-/// subflow's connection token from its ULP info), as `ss -ti` reads it.
+/// subflow's connection token from its ULP info), as `ss -ti` reads it; or one MPTCP
+/// connection (MPTCP_INFO, `subflows` set), as `ss -Mi` reads it.
 public struct SocketReading: Sendable, Codable, Hashable {
     public var namespace: String
     /// Addresses as text (an IPv4-mapped IPv6 address as IPv4), ports.
@@ -224,6 +225,12 @@ public struct SocketReading: Sendable, Codable, Hashable {
     public var retransmits: UInt32
     public var bytesAcked: UInt64
     public var bytesReceived: UInt64
+    /// Set for an MPTCP connection (MPTCP_INFO), not a TCP socket: its subflows now. Its token
+    /// is its own (the one its subflows carry), its bytes the data level's.
+    public var subflows: Int?
+    /// For a connection: true where the kernel counts its bytes (6.2 and later), false where
+    /// they are its data sequence numbers (snd_una, rcv_nxt: their differences are bytes).
+    public var byteCounters: Bool?
     public init(namespace: String, local: String, localPort: Int, remote: String, remotePort: Int, device: String?, token: UInt32?,
                 cwnd: UInt32, srttMicroseconds: UInt32, retransmits: UInt32, bytesAcked: UInt64, bytesReceived: UInt64) {
         self.namespace = namespace; self.local = local; self.localPort = localPort; self.remote = remote; self.remotePort = remotePort

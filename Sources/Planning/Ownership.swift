@@ -36,4 +36,6 @@ public enum Ownership {
     /// Where the transfer workload makes its files' directory (`mktemp -d` adds the workload's
     /// index and `.XXXXXX`); `down` removes what a killed run left there, and nothing else.
     public static func transferDirectoryStem(lab: String) -> String { "/tmp/pathbed-transfer-\(lab)-" }
+    /// A run's packet capture directories on a host: `STEM` + the capture's index + `.XXXXXX`.
+    public static func captureDirectoryStem(lab: String) -> String { "/tmp/pathbed-capture-\(lab)-" }
 }

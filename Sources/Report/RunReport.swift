@@ -176,8 +176,10 @@ public enum RunReport {
         let sending = r.sendingSubflows.flatMap(\.subflows)
         if !sending.isEmpty {
             let (tput, idle) = busy(sending.map(\.throughput))
-            try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(tput), marks: marks, end: r.durationSeconds,
-                           note: "from each socket's bytes acknowledged and received (TCP_INFO, every 100 ms, or every second under software emulation)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
+            // Each workload's MPTCP connection at the data level, above its subflows.
+            let levels = r.sendingSubflows.flatMap { e in r.sendingConnections(e.workload, side: e.side).map(\.connection.throughput) }.filter { !$0.values.isEmpty }
+            try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(levels + tput), marks: marks, end: r.durationSeconds,
+                           note: "from each socket's bytes acknowledged and received (TCP_INFO; a connection's data level: MPTCP_INFO; every 100 ms, or every second under software emulation)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
                 .write(toFile: "\(dir)/subflows.svg", atomically: true, encoding: .utf8)
             let shown = Set(tput.map(\.name))
             let srtt = sending.map { ($0, $0.measuredRTT) }.filter { shown.contains($0.1.name) }.map(\.1)
@@ -206,7 +208,12 @@ public enum RunReport {
             var rtt = sf.measuredRTT; rtt.name = name + " srtt"
             return [tput, rtt, Series(name: name + " cwnd", unit: "segments", quantity: .congestionWindow, times: sf.times, values: sf.cwnd.map(Double.init))]
         }
-        return Render.tidy(r.workloads.flatMap(\.series) + r.interfaces.map { var s = $0; s.name = "interface \(s.name)"; return s } + subflows, run: run, variant: variant)
+        let connections = (r.connections ?? []).filter { $0.workload != nil }.flatMap { c -> [Series] in
+            let name = "connection \(c.workload!) \(c.side ?? "?") \(c.token)"
+            var tput = c.throughput; tput.name = name + " throughput"
+            return [tput, Series(name: name + " subflows", unit: "subflows", quantity: .subflowCount, times: c.times, values: c.subflows.map(Double.init))]
+        }
+        return Render.tidy(r.workloads.flatMap(\.series) + r.interfaces.map { var s = $0; s.name = "interface \(s.name)"; return s } + subflows + connections, run: run, variant: variant)
     }
 
     /// Each workload's subflows: bytes, share, RTT, retransmissions, window.
@@ -226,8 +233,19 @@ public enum RunReport {
                              "\(sf.cwnd.max() ?? 0)", String(format: "%.1f-%.1f", sf.times.first ?? 0, sf.times.last ?? 0)])
             }
         }
+        // Each connection's data level against what its subflows carried (MPTCP_INFO).
+        var levels: [[String]] = []
+        for (w, side, _) in sending {
+            for (c, carried) in r.sendingConnections(w, side: side) where c.sent > 0 {
+                levels.append([w, side, c.token, String(format: "%.2f", Double(c.sent) / 1e6), String(format: "%.2f", Double(carried) / 1e6),
+                               carried >= c.sent ? String(format: "%.1f", Double(carried - c.sent) / Double(c.sent) * 100) : "-",
+                               "\(c.subflows.max() ?? 0)", String(format: "%.1f-%.1f", c.times.first ?? 0, c.times.last ?? 0)])
+            }
+        }
+        let levelTable = levels.isEmpty ? "" : "\nMPTCP connections (the data level, MPTCP_INFO): data sent and acknowledged against what their subflows carried (the rest: retransmissions and reinjections):\n"
+            + Render.table(["workload", "side", "token", "data MB", "subflows MB", "more %", "most subflows", "seen s"], levels) + "\n"
         return "\nsubflows (every TCP socket of the workloads, from the kernel every 100 ms or, under software emulation, every second; the sending side's view):\n"
-            + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted segments", "max cwnd", "seen s"], rows) + "\n"
+            + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted segments", "max cwnd", "seen s"], rows) + "\n" + levelTable
             + "(the other side's view of each, and \(max(0, idle)) sockets that carried nothing, are in results.json)\n"
             + (r.subflowNote.map { "(\(safeText($0, singleLine: true)))\n" } ?? "")
     }

@@ -56,6 +56,9 @@ public struct RunResults: Codable, Sendable {
     public var subflows: [Subflow]?
     /// Why some sockets or samples are not in `subflows` (past the limits), when any are not.
     public var subflowNote: String?
+    /// Every MPTCP connection of those nodes, at the data level (MPTCP_INFO), sampled with the
+    /// subflows; absent in results of releases before and where the kernel has no MPTCP diagnostics.
+    public var connections: [Connection]?
     /// Packet captures (`run --capture`), all in capture.pcapng, and what tshark found in them.
     public var captures: [Capture]?
     public var captureSummary: CaptureSummary?
@@ -354,6 +357,7 @@ public struct RunResults: Codable, Sendable {
             }
         }
         for sf in subflows ?? [] { if let p = sf.problem() { return p } }
+        for c in connections ?? [] { if let p = c.problem() { return p } }
         for c in captures ?? [] where c.packets < 0 || c.bytes < 0 || (c.droppedByKernel ?? 0) < 0 {
             return "the capture of \(c.link) has a negative count"
         }

@@ -39,6 +39,7 @@ public enum RunStatistics {
         case .throughput: return "throughput"
         case .rtt: return "RTT"
         case .congestionWindow: return "cwnd"
+        case .subflowCount: return "subflows"
         case .transferTime, .transferGoodput, .pluginMetric:
             guard let open = s.name.lastIndex(of: "("), s.name.hasSuffix(")") else { return s.unit }
             return String(s.name[s.name.index(after: open)..<s.name.index(before: s.name.endIndex)])

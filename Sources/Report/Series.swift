@@ -17,6 +17,8 @@ public struct Series: Codable, Sendable, Equatable {
         case pluginMetric = "plugin-metric"
         /// A subflow's congestion window (segments; in tidy.csv).
         case congestionWindow = "cwnd"
+        /// An MPTCP connection's subflows (in tidy.csv).
+        case subflowCount = "subflows"
     }
 
     public var name: String

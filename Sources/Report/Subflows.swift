@@ -81,6 +81,69 @@ extension RunResults {
 }
 
 extension RunResults {
+    /// One MPTCP connection of a workload, sampled with its subflows (INET_DIAG with MPTCP_INFO,
+    /// as `ss -Mi` reads it): the data level, above its subflows.
+    public struct Connection: Codable, Sendable, Equatable {
+        public var workload: String?
+        public var node: String
+        public var side: String?
+        /// Its token on this node (the one its subflows carry, as in `subflows`).
+        public var token: String
+        /// `ADDR:PORT` of its first subflow.
+        public var local: String
+        public var remote: String
+        public var times: [Double]
+        /// Data this end sent and had acknowledged at the MPTCP level, and data received: the
+        /// kernel's byte counters (`byteCounters`, 6.2 and later) or its data sequence numbers
+        /// snd_una and rcv_nxt (6.1): either way, differences are bytes.
+        public var dataAcked: [UInt64]
+        public var dataReceived: [UInt64]
+        public var byteCounters: Bool
+        /// Its subflows at each sample.
+        public var subflows: [Int]
+
+        public init(workload: String?, node: String, side: String?, token: String, local: String, remote: String, byteCounters: Bool) {
+            self.workload = workload; self.node = node; self.side = side; self.token = token; self.local = local; self.remote = remote
+            self.byteCounters = byteCounters; times = []; dataAcked = []; dataReceived = []; subflows = []
+        }
+
+        /// Data it sent (and had acknowledged) and received over its samples.
+        public var sent: UInt64 { guard let a = dataAcked.first, let b = dataAcked.last else { return 0 }; return b &- a < 1 << 62 ? b &- a : 0 }
+        public var received: UInt64 { guard let a = dataReceived.first, let b = dataReceived.last else { return 0 }; return b &- a < 1 << 62 ? b &- a : 0 }
+
+        /// Its data-level throughput (Mbit/s), both directions.
+        public var throughput: Series {
+            guard let a0 = dataAcked.first, let r0 = dataReceived.first else { return Series(name: "", unit: "Mbit/s", quantity: .throughput) }
+            let carried = zip(dataAcked, dataReceived).map { a, r in (a &- a0) &+ (r &- r0) }
+            var s = Series.rate(name: "", times: times, bytes: carried)
+            s.name = "\(workload.map { "\($0): " } ?? "")connection (data level)"
+            return s
+        }
+
+        func problem() -> String? {
+            let n = times.count
+            guard [dataAcked.count, dataReceived.count, subflows.count].allSatisfy({ $0 == n }) else {
+                return "connection \(token): its arrays have different lengths"
+            }
+            guard times.allSatisfy({ $0.isFinite && abs($0) <= 1e10 }), subflows.allSatisfy({ (0...255).contains($0) }) else {
+                return "connection \(token): a time or subflow count out of range"
+            }
+            return nil
+        }
+    }
+
+    /// A workload's MPTCP connection as its sending side saw it, with how many more bytes its
+    /// subflows carried than its data (retransmissions and reinjections), when both were read.
+    public func sendingConnections(_ workload: String, side: String) -> [(connection: Connection, subflowBytes: UInt64)] {
+        let mine = (connections ?? []).filter { $0.workload == workload && $0.side == side }
+        return mine.map { c in
+            let sf = (subflows ?? []).filter { $0.workload == workload && $0.side == side && $0.token == c.token }
+            return (c, sf.map(\.sent).reduce(0, &+))
+        }
+    }
+}
+
+extension RunResults {
     /// Each workload's sockets as its sending side saw them (the side that had the more bytes
     /// acknowledged: its smoothed RTT is the path's), those that carried data, by workload.
     public var sendingSubflows: [(workload: String, side: String, subflows: [Subflow])] {

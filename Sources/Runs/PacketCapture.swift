@@ -19,6 +19,27 @@ public struct CaptureOptions: Sendable, Equatable {
 
     public static let snaplenRange = 64...65535
     public static let limitRange = 100_000...2_000_000_000
+
+    /// What a run captures: the file's links with `capture: true` and those of `--capture` (in
+    /// that order; `--capture all`: every link), with the command line's snap length and limit,
+    /// else the file's `run: { capture-snaplen, capture-limit }`, else 128 bytes and 20 MB. Nil:
+    /// nothing to capture, or `--no-capture`.
+    public static func effective(_ t: Topology, _ o: RunController.Options) -> CaptureOptions? {
+        if o.noCapture { return nil }
+        let fileLinks = t.links.filter(\.capture).map(\.name)
+        let links: [String]?
+        if let cli = o.capture {
+            links = cli.links.map { asked in fileLinks + asked.filter { !fileLinks.contains($0) } }
+        } else if !fileLinks.isEmpty {
+            links = fileLinks
+        } else {
+            return nil
+        }
+        let snaplen = o.captureSnaplen ?? t.run.captureSnaplen ?? 128
+        let limit = o.captureLimitBytes ?? t.run.captureLimitMB.map { $0 * 1_000_000 } ?? 20_000_000
+        guard snaplenRange.contains(snaplen), limitRange.contains(limit) else { return nil }
+        return CaptureOptions(links: links, snaplen: snaplen, limitBytes: limit)
+    }
 }
 
 final class PacketCapture: @unchecked Sendable {
@@ -46,6 +67,7 @@ final class PacketCapture: @unchecked Sendable {
     }
 
     let lab: LabController
+    let labName: String
     let points: [Point]
     let options: CaptureOptions
     let stop: StopFlag
@@ -56,13 +78,15 @@ final class PacketCapture: @unchecked Sendable {
     /// Points whose dumpcap has ended (a thread that has not begun is not `isExecuting` yet).
     private var ended = Set<Int>()
 
-    init(lab: LabController, points: [Point], options: CaptureOptions, stop: StopFlag) {
-        self.lab = lab; self.points = points; self.options = options; self.stop = stop
+    init(lab: LabController, labName: String, points: [Point], options: CaptureOptions, stop: StopFlag) {
+        self.lab = lab; self.labName = labName; self.points = points; self.options = options; self.stop = stop
     }
 
     /// Starts dumpcap at every point and waits (at most 10 s) until each says it is capturing.
     func start(until seconds: Double, progress: (String) -> Void) throws {
         let kilobytes = max(1, options.limitBytes / 1000)
+        // Named for the lab, so that `down` on each host removes what a killed run left.
+        let stem = Ownership.captureDirectoryStem(lab: labName)
         for (i, p) in points.enumerated() {
             let main = try lab.executor(p.host)
             let flag = stop
@@ -70,11 +94,11 @@ final class PacketCapture: @unchecked Sendable {
             try? e.value.connect()
             // A private directory on the host, said first; then dumpcap in its place (its stderr
             // unbuffered: into a pipe it says "Capturing on" only when it exits).
-            let script = "d=$(mktemp -d /tmp/pathbed-capture.XXXXXX) || exit 1; echo \"$d\"; exec stdbuf -e0 dumpcap -q -i \"$1\" -s \"$2\" -P -w \"$d/c.pcap\" -a filesize:\"$3\""
+            let script = "d=$(mktemp -d \"$4\".XXXXXX) || exit 1; echo \"$d\"; exec stdbuf -e0 dumpcap -q -i \"$1\" -s \"$2\" -P -w \"$d/c.pcap\" -a filesize:\"$3\""
             let th = Thread { [self] in
                 var out = Data()
                 do {
-                    let code = try e.value.run(["sh", "-c", script, "capture", p.interface, String(options.snaplen), String(kilobytes)], in: p.namespace, timeout: seconds) { [self] s, d in
+                    let code = try e.value.run(["sh", "-c", script, "capture", p.interface, String(options.snaplen), String(kilobytes), stem + String(i)], in: p.namespace, timeout: seconds) { [self] s, d in
                         lock.withLock {
                             if s == .stdout {
                                 out.append(d)
@@ -110,12 +134,13 @@ final class PacketCapture: @unchecked Sendable {
     /// into `dir/capture.pcapng`, and says what each held. Problems are said, never thrown.
     func finish(into dir: String) -> (captures: [RunResults.Capture], problems: [String]) {
         let deadline = Date().addingTimeInterval(15)
+        let stem = Ownership.captureDirectoryStem(lab: labName)
         while lock.withLock({ ended.count < points.count }), Date() < deadline { usleep(20_000) }
         var inputs: [(name: String, file: PcapFile)] = []
         var captures: [RunResults.Capture] = []
         var problems: [String] = []
         for (i, p) in points.enumerated() {
-            guard let d = lock.withLock({ directories[i] }), d.hasPrefix("/tmp/pathbed-capture."), !d.contains("..") else {
+            guard let d = lock.withLock({ directories[i] }), d.hasPrefix(stem + String(i) + "."), !d.contains("..") else {
                 problems.append("capture on \(p.name): dumpcap never started"); continue
             }
             var data = Data()

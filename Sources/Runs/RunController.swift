@@ -31,8 +31,13 @@ public struct RunController {
         /// The caller removes the lab when this run fails, though `keep` (the repetitions of one
         /// lab): what an interrupted run says of the lab.
         public var callerRemovesLabOnFailure = false
-        /// Packet captures (`--capture`): where, how much of each packet, how much in all.
+        /// Packet captures asked on the command line (`--capture`): links (nil: all) added to
+        /// the file's `capture: true` links; the snap length and limit (when given) win over the file's.
         public var capture: CaptureOptions?
+        public var captureSnaplen: Int?
+        public var captureLimitBytes: Int?
+        /// `--no-capture`: not even the links the file captures.
+        public var noCapture = false
         public init(outDirectory: String) { self.outDirectory = outDirectory }
     }
 
@@ -151,8 +156,8 @@ final class RunSession: @unchecked Sendable {
         player = SchedulePlayer(lab: c.lab, labName: t.name, windows: windows, clock: clock, stop: stop, problems: problems, progress: progress)
         mptcp = MPTCPWatch(lab: c.lab, topology: t, clock: clock, stop: stop)
         // Capture points are checked with the rest, before any change.
-        if let o = c.options.capture {
-            capture = PacketCapture(lab: c.lab, points: try PacketCapture.points(c.topology, o), options: o, stop: stop)
+        if let o = CaptureOptions.effective(c.topology, c.options) {
+            capture = PacketCapture(lab: c.lab, labName: c.topology.name, points: try PacketCapture.points(c.topology, o), options: o, stop: stop)
         } else {
             capture = nil
         }
@@ -327,6 +332,7 @@ final class RunSession: @unchecked Sendable {
         results.mptcpEvents = mptcp.events
         let sockets = SubflowWatch.subflows(samples.sockets(), topology: t, claims: workloads.claims)
         results.subflows = sockets.subflows
+        results.connections = sockets.connections.isEmpty ? nil : sockets.connections
         results.subflowNote = sockets.note
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore

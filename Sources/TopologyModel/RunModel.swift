@@ -227,4 +227,8 @@ public struct TraceRow: Sendable, Hashable {
 public struct RunSettings: Sendable, Hashable {
     public var duration: Duration?
     public var seed: Int?
+    /// `capture-snaplen:` bytes kept of each captured packet (64-65535).
+    public var captureSnaplen: Int?
+    /// `capture-limit:` the most megabytes captured per link (1-2000).
+    public var captureLimitMB: Int?
 }

@@ -189,6 +189,7 @@ public enum Shapes {
         Field("mtu", .integer(min: 576, max: 65535), "MTU of both ends (default 1500)."),
         Field("tunnel", .enumeration(["gretap", "vxlan"]), "When the ends are on different hosts: gretap (GRE with a key) or vxlan (UDP 4789 with a VNI). Default: the lab's `tunnel:`."),
         Field("merge", .bool, "Between two bridges on one host, with no profile and no fault: false keeps it a veth pair between two kernel bridges (default true: the two bridges are made as one)."),
+        Field("capture", .bool, "true: every run captures this link's packets (headers only) on its first node end, into the run's capture.pcapng (as `run --capture LINK`). Default false."),
     ])
 
     public static let workload = ObjectShape("workload", "Traffic to run: a built-in plugin (iperf3, ping, transfer, command) or an external program (docs/plugins.md).", [
@@ -222,6 +223,8 @@ public enum Shapes {
     public static let run = ObjectShape("run", "Settings of a run.", [
         Field("duration", .duration, "Length of the run (default: until the last workload ends)."),
         Field("seed", .integer(min: 0, max: Int.max), "Seed for random schedules."),
+        Field("capture-snaplen", .integer(min: 64, max: 65535), "Bytes kept of each captured packet (links with `capture: true`, or `run --capture`). Default 128: the headers with their options."),
+        Field("capture-limit", .integer(min: 1, max: 2000), "The most megabytes captured per link; capturing stops there and the summary says so. Default 20."),
     ])
 
     public static let topology = ObjectShape("topology", "A Pathbed lab.", [

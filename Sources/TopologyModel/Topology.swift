@@ -298,6 +298,8 @@ public struct Link: Sendable, Hashable {
     public var tunnel: TunnelKind = .gretap
     /// The file's `merge:` (default true): a plain link between two bridges may join them into one kernel bridge.
     public var merge: Bool = true
+    /// The file's `capture:`: every run captures this link's packets.
+    public var capture: Bool = false
     /// Both ends are bridges.
     public var joinsBridges: Bool { endpoints.count == 2 && endpoints.allSatisfy { $0.bridgeName != nil } }
 

@@ -69,6 +69,8 @@ struct TopologyDecoder {
         if let (n, p) = obj["run"], let r = ObjectReader(reader, n, path: p, shape: Shapes.run) {
             if let (n, p) = r["duration"] { at(p, n); topology.run.duration = reader.duration(n, p) }
             if let (n, p) = r["seed"] { topology.run.seed = reader.integer(n, p, min: 0, max: Int.max) }
+            if let (n, p) = r["capture-snaplen"] { at(p, n); topology.run.captureSnaplen = reader.integer(n, p, min: 64, max: 65535) }
+            if let (n, p) = r["capture-limit"] { at(p, n); topology.run.captureLimitMB = reader.integer(n, p, min: 1, max: 2000) }
         }
         return topology
     }
@@ -416,6 +418,7 @@ struct TopologyDecoder {
         if let (n, p) = o["mtu"] { at(p, n); link.mtu = reader.integer(n, p, min: 576, max: 65535) }
         if let (n, p) = o["merge"] { at(p, n); link.merge = reader.bool(n, p) }
         if let (n, p) = o["tunnel"] { at(p, n); link.tunnel = tunnelKind(n, p) }
+        if let (n, p) = o["capture"] { at(p, n); link.capture = reader.bool(n, p) ?? false }
         return ok ? link : nil
     }
 

@@ -76,6 +76,10 @@ extension TopologyValidator {
                     error("\(path).merge", "`merge:` applies only to a link between two bridges",
                           hint: "remove `merge:` from this link; a link with a node's interface is always a veth pair (or a tunnel)")
                 }
+                if link.joinsBridges, link.capture {
+                    error("\(path).capture", "a link between two bridges has no node end to capture on",
+                          hint: "capture on a link from a node to one of these bridges, or remove `capture: true`")
+                }
                 if link.endpoints[0] == link.endpoints[1], link.endpoints[0].nodeName != nil {
                     error(path, "link joins \(link.endpoints[0]) to itself", hint: "use two different interfaces")
                 }

@@ -30,7 +30,7 @@ struct TopologyValidator {
             links: written.links.map {
                 Link(index: $0.index, name: $0.name ?? "", location: $0.location, endpoints: $0.endpoints, forwardProfile: $0.forwardProfile,
                      reverseProfile: $0.reverseProfile, subnet: $0.subnet, mtu: $0.mtu ?? 1500, hosts: [], tunnelKey: nil,
-                     tunnel: $0.tunnel ?? written.tunnel ?? .gretap, merge: $0.merge ?? true)
+                     tunnel: $0.tunnel ?? written.tunnel ?? .gretap, merge: $0.merge ?? true, capture: $0.capture)
             },
             workloads: [], schedule: [], run: written.run, tunnel: written.tunnel ?? .gretap)
         self.topology = topology; self.written = written; self.reader = reader

@@ -78,6 +78,7 @@ struct WrittenLink {
     var mtu: Int?
     var merge: Bool?
     var tunnel: TunnelKind?
+    var capture = false
 }
 
 /// A workload as written, with its place in the file (a broken one before it is not in the list).

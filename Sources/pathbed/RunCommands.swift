@@ -25,19 +25,20 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run it N times on the same lab, for statistics (mean, median, sd per metric).", valueName: "N")) var `repeat` = 1
     @Flag(help: "Skip the pre-flight that measures each shaped link (RTT, loss, rate each way under TCP) against its profile first.") var noVerify = false
     @Option(help: ArgumentHelp("Capture packets on these links (comma-separated), or on every link: headers only, into capture.pcapng, summed up by tshark.", valueName: "LINK,...|all")) var capture: String?
-    @Option(help: ArgumentHelp("Bytes kept of each captured packet (64-65535).", valueName: "BYTES")) var snaplen = 128
-    @Option(help: ArgumentHelp("The most megabytes captured per link (0.1-2000).", valueName: "MB")) var captureLimit = 20.0
+    @Option(help: ArgumentHelp("Bytes kept of each captured packet (64-65535; default: the file's `run: { capture-snaplen }`, else 128).", valueName: "BYTES")) var snaplen: Int?
+    @Option(help: ArgumentHelp("The most megabytes captured per link (0.1-2000; default: the file's `run: { capture-limit }`, else 20).", valueName: "MB")) var captureLimit: Double?
+    @Flag(help: "Capture nothing, not even the links the file marks `capture: true`.") var noCapture = false
     @OptionGroup var hosts: HostOptions
 
     func validate() throws {
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat takes 1 to 1000 runs") }
-        guard CaptureOptions.snaplenRange.contains(snaplen) else { throw ValidationError("--snaplen takes 64 to 65535 bytes") }
-        guard captureLimit.isFinite, (0.1...2000).contains(captureLimit) else { throw ValidationError("--capture-limit takes 0.1 to 2000 MB") }
+        if let snaplen, !CaptureOptions.snaplenRange.contains(snaplen) { throw ValidationError("--snaplen takes 64 to 65535 bytes") }
+        if let captureLimit, !(captureLimit.isFinite && (0.1...2000).contains(captureLimit)) { throw ValidationError("--capture-limit takes 0.1 to 2000 MB") }
+        if noCapture && capture != nil { throw ValidationError("--no-capture and --capture ask for opposite things: give one") }
         if let capture {
             let names = capture.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard !names.contains(where: \.isEmpty) else { throw ValidationError("--capture takes link names separated by commas, or `all`") }
         }
-        if capture == nil && (snaplen != 128 || captureLimit != 20) { throw ValidationError("--snaplen and --capture-limit go with --capture") }
     }
 
     /// A run that went wrong exits 1 after its report, saying what went wrong.
@@ -49,20 +50,26 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let t = try loadTopology(file, sayWarnings: true)
+        var o = RunController.Options(outDirectory: out)
+        o.verify = !noVerify
+        if let capture {
+            var names: [String] = []
+            for n in capture.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !names.contains(n) { names.append(n) }
+            if names.contains("all") && names.count > 1 { throw ValidationError("--capture all captures every link: give it alone") }
+            o.capture = CaptureOptions(links: names == ["all"] ? nil : names)
+        }
+        o.noCapture = noCapture
+        o.captureSnaplen = snaplen
+        o.captureLimitBytes = captureLimit.map { Int($0 * 1_000_000) }
+        if (snaplen != nil || captureLimit != nil) && CaptureOptions.effective(t, o) == nil {
+            throw ValidationError("--snaplen and --capture-limit go with a capture: --capture LINK,...|all, or a link with `capture: true` in \(file)")
+        }
         do {
             try LabController.requireRoot("running a lab", "run \(file)")
             let lab = try hosts.controller(for: t, quiet: false)
             Interrupts.catchSignals()
             Priority.raiseForController()
             defer { Interrupts.restoreDefaults() }
-            var o = RunController.Options(outDirectory: out)
-            o.verify = !noVerify
-            if let capture {
-                var names: [String] = []
-                for n in capture.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !names.contains(n) { names.append(n) }
-                if names.contains("all") && names.count > 1 { throw ValidationError("--capture all captures every link: give it alone") }
-                o.capture = CaptureOptions(links: names == ["all"] ? nil : names, snaplen: snaplen, limitBytes: Int(captureLimit * 1_000_000))
-            }
             if `repeat` == 1 {
                 o.keep = keep
                 let outcome = try RunController(lab: lab, topology: t, options: o).run { printError("  \($0)") }

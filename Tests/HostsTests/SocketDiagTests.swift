@@ -38,4 +38,45 @@ import Glibc
         #expect(SocketDiag.text((0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 3, 2), family: UInt8(AF_INET6)) == "10.0.3.2")
         #expect(SocketDiag.text((0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), family: UInt8(AF_INET6)) == "2001:db8::1")
     }
+
+    /// An MPTCP connection over loopback: MPTCP_INFO gives its token (its subflow's), its one
+    /// subflow and its data-level bytes.
+    @Test func anMPTCPConnectionsDataLevelIsRead() throws {
+        let diag = try #require(SocketDiag(nsfd: -1))
+        let mptcp: Int32 = 262
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), mptcp)
+        guard listener >= 0 else {
+            print("SKIPPED (LOUDLY): anMPTCPConnectionsDataLevelIsRead: this kernel refuses MPTCP sockets (errno \(errno))")
+            return
+        }
+        defer { close(listener) }
+        var addr = sockaddr_in(); addr.sin_family = sa_family_t(AF_INET); addr.sin_addr.s_addr = inet_addr("127.0.0.1"); addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try #require(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } } == 0)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
+        listen(listener, 1)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), mptcp)
+        defer { close(client) }
+        try #require(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, len) } } == 0)
+        let server = accept(listener, nil, nil)
+        defer { close(server) }
+        let chunk = [UInt8](repeating: 7, count: 300_000)
+        let first = diag.connections(namespace: "here", devices: [:]).first { $0.remotePort == port }
+        var sent = 0
+        while sent < chunk.count { let n = chunk[sent...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, 0) }; try #require(n > 0); sent += n }
+        var sink = [UInt8](repeating: 0, count: 65536), got = 0
+        while got < chunk.count { let n = recv(server, &sink, sink.count, 0); try #require(n > 0); got += n }
+        usleep(100_000)  // the last DATA_ACK
+        let connections = diag.connections(namespace: "here", devices: [:])
+        let c = try #require(connections.first { $0.remotePort == port }, "\(connections)")
+        let before = try #require(first, "the connection was read before it sent")
+        #expect(c.subflows == 1 && c.token != nil && c.token == before.token, "\(c)")
+        #expect(c.bytesAcked &- before.bytesAcked == 300_000, "data acknowledged at the MPTCP level: \(c.bytesAcked &- before.bytesAcked)")
+        // The subflow under it carries the same token, and is no connection.
+        let subflow = try #require(diag.established(namespace: "here", devices: [:]).first { $0.remotePort == port })
+        #expect(subflow.token == c.token && subflow.subflows == nil)
+        let s = try #require(connections.first { $0.localPort == port })
+        #expect(s.subflows == 1 && s.token != nil && s.token != c.token, "the server's end has a token of its own: \(s)")
+    }
 }

@@ -23,7 +23,7 @@ extension LabTests {
         let inCapture = json["captureSummary"] as? [String: Any] ?? [:]
         let perOption = inCapture["options"] as? [String: Int] ?? [:]
         #expect((perOption["MP_CAPABLE"] ?? 0) >= 3 && (perOption["DSS"] ?? 0) > 1000 && (inCapture["joinSYNs"] as? Int ?? 0) >= 1, "\(inCapture)")
-        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("pathbed-capture.") } ?? []
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("pathbed-capture") } ?? []
         #expect(leftovers.isEmpty, "each host's capture directory is removed: \(leftovers)")
 
         // The schedule, on time.

@@ -79,8 +79,8 @@ extension LabTests {
         // Per subflow, from the sockets: the bulk upload's client side had a subflow on each path,
         // each carried data before the fault, and path 2's carried nothing while it was down.
         let subflows = (json["subflows"] as? [[String: Any]] ?? []).filter { $0["workload"] as? String == "bulk" && $0["side"] as? String == "client" }
-        func carried(_ sf: [String: Any], _ a: Double, _ b: Double) -> Double {
-            let t = sf["times"] as? [Double] ?? [], acked = (sf["bytesAcked"] as? [NSNumber] ?? []).map(\.doubleValue)
+        func carried(_ sf: [String: Any], _ a: Double, _ b: Double, _ key: String = "bytesAcked") -> Double {
+            let t = sf["times"] as? [Double] ?? [], acked = (sf[key] as? [NSNumber] ?? []).map(\.doubleValue)
             let inside = zip(t, acked).filter { $0.0 >= a && $0.0 < b }.map(\.1)
             return (inside.last ?? 0) - (inside.first ?? 0)
         }
@@ -89,6 +89,14 @@ extension LabTests {
             #expect(mine.contains { carried($0, 2, 7) > 1_000_000 }, "a subflow on \(path) carried over 1 MB in 2-7 s: \(mine.map { ($0["local"] ?? "", carried($0, 2, 7)) })")
             if path == "client:eth2" { #expect(mine.allSatisfy { carried($0, 7.5, 11.9) < 50_000 }, "none on path 2 while it was down") }
         }
+        // The connection above them (MPTCP_INFO): its token is its subflows', it had two, and its
+        // data sent is what its subflows carried, less their retransmissions (never more).
+        let connections = (json["connections"] as? [[String: Any]] ?? []).filter { $0["workload"] as? String == "bulk" && $0["side"] as? String == "client" }
+        let upload = try #require(connections.max { carried($0, 0, 99, "dataAcked") < carried($1, 0, 99, "dataAcked") }, "\(connections)")
+        let data = carried(upload, 0, 99, "dataAcked")
+        let onSubflows = subflows.filter { $0["token"] as? String == upload["token"] as? String }.map { carried($0, 0, 99) }.reduce(0, +)
+        #expect(data > 10_000_000 && onSubflows >= data * 0.999 && onSubflows < data * 1.5, "data \(data) B, its subflows \(onSubflows) B")
+        #expect((upload["subflows"] as? [Int] ?? []).max() == 2, "two subflows at once: \(upload["subflows"] ?? "")")
         #expect(FileManager.default.fileExists(atPath: "\(dir)/subflows.svg") && FileManager.default.fileExists(atPath: "\(dir)/tidy.csv"))
         // `pathbed report` renders it again from results.json alone.
         try FileManager.default.removeItem(atPath: "\(dir)/workloads.svg")

@@ -57,6 +57,24 @@ import Testing
         #expect(svg.utf8.count < 5_000_000)
     }
 
+    /// A connection whose arrays disagree, or that says it had 300 subflows, is refused when
+    /// read; one whose sequence numbers wrap or go back adds nothing, and its plot draws.
+    @Test func connectionsOutOfRangeAreRefusedOrAddNothing() throws {
+        var r = PublishingTests.run(throughput: [1, 2, 3], recoveries: [])
+        var c = RunResults.Connection(workload: "w", node: "c", side: "client", token: "1", local: "10.0.0.1:1", remote: "10.0.0.2:2", byteCounters: false)
+        c.times = [0, 1, 2]; c.dataAcked = [UInt64.max - 10, 5, 3]; c.dataReceived = [0, 0, 0]; c.subflows = [1, 2, 2]
+        r.connections = [c]
+        #expect(r.problemForReading() == nil)
+        #expect(c.sent == 14, "a wrapped sequence number counts the bytes across the wrap: \(c.sent)")
+        #expect(c.throughput.values.allSatisfy { $0.isFinite && $0 >= 0 })
+        var bad = c; bad.subflows = [1, 300, 2]
+        r.connections = [bad]
+        #expect(r.problemForReading()?.contains("out of range") == true)
+        bad = c; bad.times = [0, 1]
+        r.connections = [bad]
+        #expect(r.problemForReading()?.contains("different lengths") == true)
+    }
+
     /// A results.json that is a /proc file (size 0, then endless) is refused, not read to the end.
     @Test func aFileThatGoesOnPastItsSizeIsRefused() throws {
         let d = try Self.tempDir()

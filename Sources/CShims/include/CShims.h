@@ -64,10 +64,18 @@ struct pb_socket {
     unsigned int srtt_us;
     unsigned int total_retrans;
     unsigned long long bytes_acked, bytes_received;
+    /* For an MPTCP connection (pb_sockdiag_dump_mptcp): 1, its subflows now, and whether
+     * bytes_acked/bytes_received are the kernel's byte counters (6.2 and later: 1) or its
+     * data sequence numbers snd_una/rcv_nxt (0; their differences are the same bytes). */
+    unsigned char is_mptcp, subflows, byte_counters;
 };
 /* A NETLINK_SOCK_DIAG socket opened in namespace NSFD (-1: this one). Returns it or -errno. */
 int pb_sockdiag_open(int nsfd);
 /* Dumps the established TCP sockets of FAMILY into OUT (at most MAX). Returns how many, or
  * -errno. */
 int pb_sockdiag_dump(int fd, int family, struct pb_socket *out, int max);
+/* Dumps the established MPTCP connections of FAMILY (MPTCP_INFO by INET_DIAG, as `ss -M`) into
+ * OUT (at most MAX): token, subflows, data-level bytes. Returns how many, or -errno (-ENOENT
+ * or -EINVAL where the kernel has no MPTCP diagnostics). */
+int pb_sockdiag_dump_mptcp(int fd, int family, struct pb_socket *out, int max);
 #endif

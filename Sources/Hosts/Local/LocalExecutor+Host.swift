@@ -114,6 +114,7 @@ extension LocalExecutor {
                 if let diag = diags[ns], round % socketsEvery == 0 {
                     let devices = Dictionary(links.map { (UInt32(bitPattern: $0.index), $0.name) }, uniquingKeysWith: { a, _ in a })
                     sockets += diag.established(namespace: ns, devices: devices)
+                    sockets += diag.connections(namespace: ns, devices: devices)
                 }
                 // The health reading names qdiscs from this same dump.
                 if healthRound { names[ns] = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a }) }

@@ -3,13 +3,17 @@ import Netlink
 import Planning
 import TopologyModel
 
-/// The transfer workload's files, left in /tmp when its run was killed: directories named
-/// `pathbed-transfer-LAB-N.XXXXXX` that are root's own 0700 directories (as `mktemp -d` made
-/// them), holding only regular files. Anything else by that name is left alone.
+/// The transfer workload's files and the packet captures' files, left in /tmp when their run was
+/// killed: directories named `pathbed-transfer-LAB-N.XXXXXX` or `pathbed-capture-LAB-N.XXXXXX`
+/// that are root's own 0700 directories (as `mktemp -d` made them), holding only regular files.
+/// Anything else by those names is left alone.
 enum RunLeftovers {
     static func remove(lab: String) {
         guard LabName.problem(lab) == nil else { return }
-        let stem = Ownership.transferDirectoryStem(lab: lab)
+        for stem in [Ownership.transferDirectoryStem(lab: lab), Ownership.captureDirectoryStem(lab: lab)] { remove(stem: stem) }
+    }
+
+    private static func remove(stem: String) {
         for name in Directory.names(in: "/tmp") ?? [] {
             let path = "/tmp/\(name)"
             guard path.hasPrefix(stem) else { continue }

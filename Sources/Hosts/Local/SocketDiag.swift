@@ -25,17 +25,37 @@ final class SocketDiag {
     /// Rounds between two readings on a host under software emulation: once a second.
     static func emulatedEvery(step: UInt64) -> Int { max(1, Int((1e9 / Double(max(step, 1))).rounded())) }
 
+    /// The namespace's established TCP sockets (MPTCP subflows among them).
     func established(namespace: String, devices: [UInt32: String]) -> [SocketReading] {
+        read(namespace: namespace, devices: devices, mptcp: false)
+    }
+
+    /// The namespace's established MPTCP connections (MPTCP_INFO: token, subflows, data-level
+    /// bytes); none where the kernel has no MPTCP diagnostics.
+    func connections(namespace: String, devices: [UInt32: String]) -> [SocketReading] {
+        guard mptcpDiagnostics else { return [] }
+        return read(namespace: namespace, devices: devices, mptcp: true)
+    }
+
+    /// Cleared at the first refused MPTCP dump (a kernel without `mptcp_diag`), so that it is not asked again.
+    private var mptcpDiagnostics = true
+
+    private func read(namespace: String, devices: [UInt32: String], mptcp: Bool) -> [SocketReading] {
         var out: [SocketReading] = []
         for family in [AF_INET, AF_INET6] {
-            let n = buffer.withUnsafeMutableBufferPointer { pb_sockdiag_dump(fd, family, $0.baseAddress, Int32(Self.maximum)) }
+            let n = buffer.withUnsafeMutableBufferPointer {
+                mptcp ? pb_sockdiag_dump_mptcp(fd, family, $0.baseAddress, Int32(Self.maximum)) : pb_sockdiag_dump(fd, family, $0.baseAddress, Int32(Self.maximum))
+            }
+            if mptcp, n == -ENOENT || n == -EINVAL || n == -EOPNOTSUPP { mptcpDiagnostics = false; return [] }
             guard n > 0 else { continue }
             for s in buffer.prefix(Int(n)) {
-                out.append(SocketReading(namespace: namespace, local: Self.text(s.src, family: s.family), localPort: Int(s.sport),
-                                         remote: Self.text(s.dst, family: s.family), remotePort: Int(s.dport),
-                                         device: s.ifindex == 0 ? nil : devices[s.ifindex] ?? "if\(s.ifindex)",
-                                         token: s.has_token != 0 ? s.token : nil, cwnd: s.cwnd, srttMicroseconds: s.srtt_us,
-                                         retransmits: s.total_retrans, bytesAcked: s.bytes_acked, bytesReceived: s.bytes_received))
+                var r = SocketReading(namespace: namespace, local: Self.text(s.src, family: s.family), localPort: Int(s.sport),
+                                      remote: Self.text(s.dst, family: s.family), remotePort: Int(s.dport),
+                                      device: s.ifindex == 0 ? nil : devices[s.ifindex] ?? "if\(s.ifindex)",
+                                      token: s.has_token != 0 ? s.token : nil, cwnd: s.cwnd, srttMicroseconds: s.srtt_us,
+                                      retransmits: s.total_retrans, bytesAcked: s.bytes_acked, bytesReceived: s.bytes_received)
+                if s.is_mptcp != 0 { r.subflows = Int(s.subflows); r.byteCounters = s.byte_counters != 0 }
+                out.append(r)
             }
         }
         return out
