@@ -175,10 +175,14 @@ public enum RunReport {
         // Each workload's subflows, as its sending side saw them.
         let sending = r.sendingSubflows.flatMap(\.subflows)
         if !sending.isEmpty {
-            let (tput, idle) = busy(sending.map(\.throughput))
-            // Each workload's MPTCP connection at the data level, above its subflows.
-            let levels = r.sendingSubflows.flatMap { e in r.sendingConnections(e.workload, side: e.side).map(\.connection.throughput) }.filter { !$0.values.isEmpty }
-            try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(levels + tput), marks: marks, end: r.durationSeconds,
+            // Each workload's MPTCP connections that carried data, at the data level, above its
+            // subflows (named by token where a workload has several).
+            let levels = r.sendingSubflows.flatMap { e -> [Series] in
+                let carried = r.sendingConnections(e.workload, side: e.side).map(\.connection).filter { $0.sent > 0 }
+                return carried.map { c in var s = c.throughput; s.name = "\(e.workload): data level" + (carried.count > 1 ? " \(c.token)" : ""); return s }
+            }.filter { !$0.values.isEmpty }
+            let (tput, idle) = busy(levels + sending.map(\.throughput))
+            try Render.svg(title: "\(r.lab): throughput per subflow (sending side)", unit: "Mbit/s", lines: smoothedLines(tput), marks: marks, end: r.durationSeconds,
                            note: "from each socket's bytes acknowledged and received (TCP_INFO; a connection's data level: MPTCP_INFO; every 100 ms, or every second under software emulation)" + (idle > 0 ? "; \(idle) near-idle left out" : ""))
                 .write(toFile: "\(dir)/subflows.svg", atomically: true, encoding: .utf8)
             let shown = Set(tput.map(\.name))
