@@ -32,6 +32,10 @@ public struct StudyFile: Sendable {
         /// Each value as YAML text (a scalar, or a flow mapping or list).
         public var values: [String]
         public var location: SourceLocation
+        /// `name:` what variant labels call the setting (default: the path's last key), and
+        /// `labels:` a word per value in place of the value (a mapping reads badly in a table).
+        public var name: String? = nil
+        public var labels: [String]? = nil
     }
 
     /// One combination of values: its number (from 1), its words, and each factor's value.
@@ -135,7 +139,7 @@ public struct StudyFile: Sendable {
             guard let list = vary.sequence, !list.isEmpty else { throw TopologyErrors(problems + [Diagnostic(at(vary), path: "", "`vary:` is a list of { path, values }", hint: "e.g. `- { path: profiles.path.rate, values: [5mbit, 10mbit] }`")]) }
             for f in list {
                 guard let path = f["path"]?.string, !path.isEmpty else { fail(f, "each entry of `vary:` needs `path:`, a setting of the base file", "e.g. `path: profiles.path.rate`"); continue }
-                for (k, _) in f.mapping ?? [:] where !["path", "values"].contains(k.string ?? "") { fail(k, "unknown key `\(k.string ?? "?")` in a `vary:` entry", "it takes path and values") }
+                for (k, _) in f.mapping ?? [:] where !["path", "values", "name", "labels"].contains(k.string ?? "") { fail(k, "unknown key `\(k.string ?? "?")` in a `vary:` entry", "it takes path, values, and optionally name and labels") }
                 guard let segments = Self.segments(path) else { fail(f["path"], "`\(path)` is not a path: KEY.KEY... (a key with dots in brackets: sysctls[net.ipv4.tcp_ecn])"); continue }
                 guard let values = f["values"]?.sequence, !values.isEmpty, values.count <= maximumValues else {
                     fail(f["values"] ?? f, "`values:` of \(path) is a list of 1 to \(maximumValues) values"); continue
@@ -143,7 +147,25 @@ public struct StudyFile: Sendable {
                 let texts = values.map(valueText)
                 if Set(texts).count != texts.count { fail(f["values"], "`values:` of \(path) repeats a value") }
                 if factors.contains(where: { $0.segments == segments }) { fail(f["path"], "\(path) varies twice", "give all its values in one entry") }
-                factors.append(Factor(path: path, segments: segments, values: texts, location: at(f["path"])))
+                var factor = Factor(path: path, segments: segments, values: texts, location: at(f["path"]))
+                if let n = f["name"] {
+                    if let word = n.string, Self.isLabel(word) { factor.name = word } else {
+                        fail(n, "`name:` of \(path) is 1 to 40 letters, digits, spaces, `-`, `_`, `+`, `.` or `/`", "e.g. `name: scenario`")
+                    }
+                }
+                if let l = f["labels"] {
+                    let words = l.sequence?.compactMap(\.string) ?? []
+                    if l.sequence?.count != values.count || words.count != values.count {
+                        fail(l, "`labels:` of \(path) gives one word per value: \(values.count)", "or leave labels out: the values name the variants")
+                    } else if let bad = words.first(where: { !Self.isLabel($0) }) {
+                        fail(l, "label `\(bad.prefix(60))` of \(path): 1 to 40 letters, digits, spaces, `-`, `_`, `+`, `.` or `/`")
+                    } else if Set(words).count != words.count {
+                        fail(l, "`labels:` of \(path) repeats a label")
+                    } else {
+                        factor.labels = words
+                    }
+                }
+                factors.append(factor)
             }
         } else { fail(root, "`vary:` is missing: what changes between the variants", "add e.g. `vary: [{ path: profiles.path.rate, values: [5mbit, 10mbit] }]`") }
         // Multiplied with a bound (ten lists of 100 values overflow an Int).
@@ -199,15 +221,22 @@ public struct StudyFile: Sendable {
         return out.isEmpty || out.count > 32 ? nil : out
     }
 
+    /// A factor's name or a value's label: words a table and a file name can hold.
+    static func isLabel(_ s: String) -> Bool {
+        (1...40).contains(s.count) && s.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || " -_+./".unicodeScalars.contains($0)) }
+            && s.first != " " && s.last != " "
+    }
+
     /// Every combination, the first factor varying slowest.
     public var variants: [Variant] {
-        var combos: [[(String, String)]] = [[]]
-        for f in factors { combos = combos.flatMap { c in f.values.map { c + [(f.path, $0)] } } }
-        // A label names a factor by its last segment, or its whole path where two share one.
+        // (path, value, the value's words in the label)
+        var combos: [[(String, String, String)]] = [[]]
+        for f in factors { combos = combos.flatMap { c in f.values.indices.map { c + [(f.path, f.values[$0], f.labels?[$0] ?? f.values[$0])] } } }
+        // A label names a factor by its `name:`, else its last segment, or its whole path where two share one.
         let lasts = factors.map { $0.segments.last ?? $0.path }
-        let short = Dictionary(factors.map { f in (f.path, lasts.filter { $0 == f.segments.last }.count > 1 ? f.path : (f.segments.last ?? f.path)) }, uniquingKeysWith: { a, _ in a })
+        let short = Dictionary(factors.map { f in (f.path, f.name ?? (lasts.filter { $0 == f.segments.last }.count > 1 ? f.path : (f.segments.last ?? f.path))) }, uniquingKeysWith: { a, _ in a })
         return combos.enumerated().map { i, c in
-            Variant(number: i + 1, label: c.map { "\(short[$0.0] ?? $0.0)=\($0.1)" }.joined(separator: ", "), values: c.map { (path: $0.0, value: $0.1) })
+            Variant(number: i + 1, label: c.map { "\(short[$0.0] ?? $0.0)=\($0.2)" }.joined(separator: ", "), values: c.map { (path: $0.0, value: $0.1) })
         }
     }
 

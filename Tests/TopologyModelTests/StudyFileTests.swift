@@ -72,6 +72,30 @@ import Testing
     }
 
     /// `set:` gives every variant the same settings first (here: the origin's recovery study).
+    /// A factor's `name:` and a word per value (`labels:`) name the variants; the origin's
+    /// second study is one such file.
+    @Test func namedFactorsAndLabelsNameTheVariants() throws {
+        let s = try StudyFile.load(path: Self.root.appendingPathComponent("topologies/studies/home-mptcp.yaml").path)
+        let v = s.variants
+        #expect(v.count == 8 && v[0].label == "scenario=LAN eth+wifi, protocol=TCP" && v[7].label == "scenario=WAN wifi+lte, protocol=MPTCP", "\(v.map(\.label))")
+        let t = try TopologyLoader.load(data: Data(try s.topologyText(v[5]).utf8), file: "/tmp/v6.yaml", pathsRelativeTo: s.base)
+        #expect(t.workloads.count == 1 && t.workloads[0].mptcp && t.workloads[0].location.line > 0)
+        guard case let .transfer(x) = t.workloads[0].kind else { Issue.record("not a transfer"); return }
+        #expect(x.client == "eth-lte" && x.server == "cloud")
+        for (entry, message) in [
+            ("{ path: schedule.0.for, values: [2s, 5s], labels: [short] }", "gives one word per value: 2"),
+            ("{ path: schedule.0.for, values: [2s, 5s], labels: [a, a] }", "repeats a label"),
+            ("{ path: schedule.0.for, values: [2s, 5s], labels: [\"a\\u001b[2J\", b] }", "letters, digits"),
+            ("{ path: schedule.0.for, values: [2s, 5s], name: \"x, y=z\" }", "`name:` of schedule.0.for"),
+            ("{ path: schedule.0.for, values: [2s, 5s], labels: [[1], b] }", "gives one word per value"),
+        ] {
+            #expect(throws: TopologyErrors.self) { try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - \(entry)\n", file: "/tmp/s.yaml") }
+            do { _ = try StudyFile.parse("study: s\nbase: \(Self.base)\nvary:\n  - \(entry)\n", file: "/tmp/s.yaml") } catch {
+                #expect("\(error)".contains(message), "\(entry): \(error)")
+            }
+        }
+    }
+
     @Test func fixedSettingsComeFirst() throws {
         let file = Self.root.appendingPathComponent("topologies/studies/origin-recovery.yaml").path
         let s = try StudyFile.load(path: file)
