@@ -401,6 +401,17 @@ extension LabTests {
             }.reduce(0, +)
         }
         #expect(sent("client:wlan0") > 1e6 && sent("client:lte0") > 1e6, "MPTCP over both tunnels between client-vm and proxy-vm: wlan \(sent("client:wlan0")) B, lte \(sent("client:lte0")) B")
+        // The connection above them, read by the agent on 6.1 (MPTCP_INFO's data sequence numbers):
+        // its data sent is what its two subflows carried, less their retransmissions.
+        let connections = (r["connections"] as? [[String: Any]] ?? []).filter { $0["workload"] as? String == "upload" && $0["node"] as? String == "client" }
+        func dataSent(_ c: [String: Any]) -> Double {
+            let a = (c["dataAcked"] as? [NSNumber] ?? []).map(\.doubleValue)
+            return (a.last ?? 0) - (a.first ?? 0)
+        }
+        let upload = connections.max { dataSent($0) < dataSent($1) }
+        let data = upload.map(dataSent) ?? 0, carried = sent("client:wlan0") + sent("client:lte0")
+        #expect(data > 2e6 && carried >= data * 0.99 && carried < data * 1.5 && (upload?["subflows"] as? [Int] ?? []).max() == 2,
+                "the upload's data level: \(data) B against \(carried) B on its subflows, subflows \(upload?["subflows"] ?? "none")")
         let (viaProxy, direct) = (series("via-proxy").times, series("direct").times)
         #expect(viaProxy.count > 40 && direct.count > 40, "replies through lan and direct: \(viaProxy.count), \(direct.count)")
         // A fault on each host, each in force when it says: no reply through a tunnel that is down.

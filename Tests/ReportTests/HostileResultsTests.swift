@@ -67,6 +67,9 @@ import Testing
         #expect(r.problemForReading() == nil)
         #expect(c.sent == 14, "a wrapped sequence number counts the bytes across the wrap: \(c.sent)")
         #expect(c.throughput.values.allSatisfy { $0.isFinite && $0 >= 0 })
+        // 64-bit data sequence numbers survive results.json exactly.
+        let back = try JSONDecoder().decode(RunResults.Connection.self, from: JSONEncoder().encode(c))
+        #expect(back.dataAcked == c.dataAcked)
         var bad = c; bad.subflows = [1, 300, 2]
         r.connections = [bad]
         #expect(r.problemForReading()?.contains("out of range") == true)

@@ -422,7 +422,7 @@ public struct LocalVMs: Sendable {
             // Root's shell becomes sh before the first login (bash would read this machine's
             // ~/.bashrc at each one), and what labs load is loaded while the guest waits for it.
             + "sed -i 's|^root:\\(.*\\):/bin/bash$|root:\\1:/bin/sh|' /etc/passwd; "
-            + "(modprobe -a ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth; cat \(HostAccess.selfPath) >/dev/null) 2>/dev/null & "
+            + "(modprobe -a ip_gre vxlan sch_netem sch_htb sch_tbf bridge veth mptcp_diag; cat \(HostAccess.selfPath) >/dev/null) 2>/dev/null & "
             + "exec sleep infinity"
     }
 
