@@ -128,7 +128,19 @@ extension RunStatistics {
             }
         }
         var text = "study \(study): \(sets.count) variants, \(sets.map(\.runs.count).reduce(0, +)) runs\n"
-        for (i, s) in sets.enumerated() { text += "  \(i + 1). \(s.name) (\(s.runs.count) runs)\n" }
+        for (i, s) in sets.enumerated() {
+            // A run whose host kept busy is said beside its variant, and above the table.
+            let suspect = s.runs.filter { $0.health?.verdict == "suspect" }.count
+            text += "  \(i + 1). \(s.name) (\(s.runs.count) runs\(suspect > 0 ? "; health SUSPECT in \(suspect)" : ""))\n"
+        }
+        let suspects = sets.enumerated().compactMap { i, s -> String? in
+            let n = s.runs.filter { $0.health?.verdict == "suspect" }.count
+            return n > 0 ? "\(i + 1). \(s.name): \(n) of \(s.runs.count)" : nil
+        }
+        if !suspects.isEmpty {
+            text += "\nWARNING: runs with health SUSPECT (a host's CPUs saturated or stolen from: their figures may be the machine's, not the lab's; each run's summary.txt says why): "
+                + suspects.joined(separator: "; ") + ". Run those variants again on a quieter machine before reading their differences.\n"
+        }
         text += "\n" + Render.table(["metric", "variant", "n", "mean", "95 % CI of the mean", "sd", "not recovered", "vs first", "p", "verdict"], rows) + "\n"
         text += "\nCI: \(Inference.method). Against the first variant: \(Inference.comparisonMethod). comparison.txt has each variant against the first in full.\n"
         return (safeText(text), csv)

@@ -86,7 +86,8 @@ public enum Render {
     }
 
     /// Red and pink last: the fault windows are shaded pink.
-    static let palette = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#d62728", "#e377c2"]
+    /// Series colours: no green and no red, the colours of subflows opened and closed.
+    static let palette = ["#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#e377c2"]
 
     static func escape(_ s: String) -> String {
         // Only what XML 1.0 allows (#x9 | #x20-#xD7FF | #xE000-#xFFFD | #x10000-): a NUL, another
@@ -239,7 +240,8 @@ public enum Render {
             guard let legend = line.legend else { continue }
             let ly = top + 10 + Double(row) * 18
             let color = palette[line.color % palette.count]
-            let shown = legend.count > 36 ? String(legend.prefix(35)) + "…" : legend
+            // A long legend loses its middle, not its end (`(n=3)`, `1 s mean`).
+            let shown = legend.count > 36 ? String(legend.prefix(22)) + "…" + String(legend.suffix(13)) : legend
             s += "<g class=\"legend\"><title>\(escape(legend))</title><line x1=\(q(left + w + 12)) x2=\(q(left + w + 32)) y1=\(q(ly)) y2=\(q(ly)) stroke=\"\(color)\" stroke-width=\"2\"/>"
             s += "<text x=\(q(left + w + 36)) y=\(q(ly + 4))>\(escape(shown))</text></g>\n"
             row += 1

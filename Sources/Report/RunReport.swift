@@ -116,8 +116,13 @@ public enum RunReport {
 
     /// The marks of a run's plots: faults as windows, subflows opened and closed as ticks.
     static func marks(_ r: RunResults) -> [Mark] {
-        r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
-            + r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }.map {
+        // A subflow is seen by both ends: ticks from the MPTCP workloads' clients only (every
+        // node's where those said nothing).
+        let subflowEvents = r.mptcpEvents.filter { $0.type.hasPrefix("SF_") && $0.t >= 0 }
+        let clients = Set(r.workloads.filter(\.mptcp).map(\.node))
+        let fromClients = subflowEvents.filter { clients.contains($0.node) }
+        return r.events.map { Mark(label: $0.label, start: $0.actual, end: $0.revertActual ?? r.durationSeconds) }
+            + (fromClients.isEmpty ? subflowEvents : fromClients).map {
                 Mark(label: "\($0.node) \($0.type) \($0.detail)", start: $0.t,
                      kind: $0.type == "SF_ESTABLISHED" ? "opened" : $0.type == "SF_CLOSED" ? "closed" : nil)
             }
@@ -133,11 +138,12 @@ public enum RunReport {
     }
 
     /// RTT lines are broken where echoes got no reply (two samples more than 3 intervals apart).
-    static func rttLines(_ series: [Series]) -> [Render.Line] {
+    /// `colorsOf`: the series of another plot whose colours lines of the same name keep.
+    static func rttLines(_ series: [Series], colorsOf other: [Series] = []) -> [Render.Line] {
         series.enumerated().map { i, s in
             let gaps = zip(s.times.dropFirst(), s.times).map { $0 - $1 }.filter { $0 > 0 }.sorted()
             let typical = gaps.isEmpty ? 1 : gaps[gaps.count / 2]
-            return Render.Line(s, color: i, gap: 3 * typical)
+            return Render.Line(s, color: other.firstIndex { $0.name == s.name } ?? i, gap: 3 * typical)
         }
     }
 
@@ -187,7 +193,7 @@ public enum RunReport {
                 .write(toFile: "\(dir)/subflows.svg", atomically: true, encoding: .utf8)
             let shown = Set(tput.map(\.name))
             let srtt = sending.map { ($0, $0.measuredRTT) }.filter { shown.contains($0.1.name) }.map(\.1)
-            try Render.svg(title: "\(r.lab): smoothed RTT per subflow (sending side)", unit: "ms", lines: rttLines(srtt), marks: marks, end: r.durationSeconds,
+            try Render.svg(title: "\(r.lab): smoothed RTT per subflow (sending side)", unit: "ms", lines: rttLines(srtt, colorsOf: tput), marks: marks, end: r.durationSeconds,
                            note: "the kernel's srtt of each subflow (TCP_INFO), where it had data acknowledged")
                 .write(toFile: "\(dir)/subflows-rtt.svg", atomically: true, encoding: .utf8)
         }
@@ -246,7 +252,7 @@ public enum RunReport {
                                "\(c.subflows.max() ?? 0)", String(format: "%.1f-%.1f", c.times.first ?? 0, c.times.last ?? 0)])
             }
         }
-        let levelTable = levels.isEmpty ? "" : "\nMPTCP connections (the data level, MPTCP_INFO): data sent and acknowledged against what their subflows carried (the rest: retransmissions and reinjections):\n"
+        let levelTable = levels.isEmpty ? "" : "\nMPTCP connections (the data level, MPTCP_INFO): data sent and acknowledged against the bytes their subflows had acknowledged over the same samples (the rest: data sent on more than one subflow, reinjected):\n"
             + Render.table(["workload", "side", "token", "data MB", "subflows MB", "more %", "most subflows", "seen s"], levels) + "\n"
         return "\nsubflows (every TCP socket of the workloads, from the kernel every 100 ms or, under software emulation, every second; the sending side's view):\n"
             + Render.table(["workload", "side", "path (client's end)", "local → remote", "MB", "share %", "srtt mean ms", "retransmitted segments", "max cwnd", "seen s"], rows) + "\n" + levelTable

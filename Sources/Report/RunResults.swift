@@ -59,6 +59,9 @@ public struct RunResults: Codable, Sendable {
     /// Every MPTCP connection of those nodes, at the data level (MPTCP_INFO), sampled with the
     /// subflows; absent in results of releases before and where the kernel has no MPTCP diagnostics.
     public var connections: [Connection]?
+    /// Each profile of the file as it set it (`rate 6mbit, delay 10ms`): what `report A B` names
+    /// when two runs' profiles differ; absent in results of releases before.
+    public var profiles: [String: String]?
     /// Packet captures (`run --capture`), all in capture.pcapng, and what tshark found in them.
     public var captures: [Capture]?
     public var captureSummary: CaptureSummary?
@@ -358,6 +361,7 @@ public struct RunResults: Codable, Sendable {
         }
         for sf in subflows ?? [] { if let p = sf.problem() { return p } }
         for c in connections ?? [] { if let p = c.problem() { return p } }
+        if let p = profiles, p.count > 100_000 || p.contains(where: { $0.key.count > 256 || $0.value.count > 4096 }) { return "the profiles are past their limits (100,000 names, 4,096 characters each)" }
         for c in captures ?? [] where c.packets < 0 || c.bytes < 0 || (c.droppedByKernel ?? 0) < 0 {
             return "the capture of \(c.link) has a negative count"
         }

@@ -265,6 +265,18 @@ public enum RunStatistics {
             notes.append("\(tag): settings differ: " + changed.prefix(8).map { "\($0) \(list(sa[$0] ?? [])) against \(list(sb[$0] ?? []))" }.joined(separator: "; ")
                          + (changed.count > 8 ? "; and \(changed.count - 8) more" : ""))
         }
+        // Profiles as the files set them: `profile slow: rate 6mbit against rate 12mbit`.
+        func profiles(_ runs: [RunResults]) -> [String: Set<String>] {
+            var out: [String: Set<String>] = [:]
+            for r in runs { for (name, text) in r.profiles ?? [:] { out[name, default: []].insert(text) } }
+            return out
+        }
+        let pa = profiles(a.runs), pb = profiles(b.runs)
+        let changedProfiles = Set(pa.keys).union(pb.keys).sorted().filter { pa[$0] != pb[$0] && !(pa[$0] == nil || pb[$0] == nil) || (pa[$0] == nil) != (pb[$0] == nil) }
+        if !changedProfiles.isEmpty, !(a.runs.allSatisfy { $0.profiles == nil } || b.runs.allSatisfy { $0.profiles == nil }) {
+            notes.append("\(tag): profiles differ: " + changedProfiles.prefix(8).map { "\($0): \(list(pa[$0] ?? [])) against \(list(pb[$0] ?? []))" }.joined(separator: "; ")
+                         + (changedProfiles.count > 8 ? "; and \(changedProfiles.count - 8) more" : ""))
+        }
         func queues(_ runs: [RunResults]) -> Set<String> {
             Set(runs.flatMap { ($0.queues ?? []).map { q in
                 "\(q.link) \(q.end) \(q.profile): \(q.packets) packets" + (q.milliseconds.map { String(format: " (%.1f ms at the rate)", $0) } ?? "") + " (\(q.rule))\(q.during.map { " during \($0)" } ?? "")"
@@ -366,19 +378,40 @@ public enum RunStatistics {
             let r = try RunReport.read(dir)
             return ([r], [(dir as NSString).lastPathComponent], [])
         }
+        var odd: [String] = []
         let reps = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .compactMap { name -> (Int, String)? in name.hasPrefix("rep-") ? Int(name.dropFirst(4)).flatMap { $0 > 0 ? ($0, name) : nil } : nil }
+            .compactMap { name -> (Int, String)? in
+                guard name.hasPrefix("rep-") else { return nil }
+                // rep-K with K from 1 to 1000 (as `run --repeat` writes them), a real directory.
+                var st = stat()
+                guard let k = Int(name.dropFirst(4)), (1...1000).contains(k), String(k) == name.dropFirst(4) else { odd.append(name); return nil }
+                guard lstat("\(dir)/\(name)", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { odd.append(name); return nil }
+                return (k, name)
+            }
             .sorted { $0.0 < $1.0 }.map(\.1)
         guard !reps.isEmpty else {
+            if FileManager.default.fileExists(atPath: "\(dir)/study.json") {
+                throw ReportError("\(dir) is a study's directory: its report is \(dir)/study.txt (with study.csv, comparison.txt and throughput.svg)",
+                                  fix: "`pathbed report \(dir)/variant-K` renders one variant's runs again; `pathbed report \(dir)/variant-1 \(dir)/variant-2` compares two; `pathbed study FILE --out \(dir)` writes the study's report again")
+            }
             throw ReportError("\(dir) holds neither results.json nor repetitions (rep-1, rep-2, ...)", fix: "give a directory that `pathbed run` wrote")
         }
         var runs: [RunResults] = [], names: [String] = [], leftOut: [String] = []
+        for name in odd.sorted().prefix(5) {
+            leftOut.append("\(dir)/\(safeText(String(name.prefix(60)), singleLine: true)) is no repetition `pathbed run --repeat` wrote (rep-1 to rep-1000, a directory, not a link): left out")
+        }
         for name in reps {
             let r = try RunReport.read("\(dir)/\(name)")
             if let why = r.endedEarly { leftOut.append("\(dir)/\(name) ended early (\(safeText(String(why.prefix(200)), singleLine: true))): left out of the figures across runs"); continue }
             runs.append(r); names.append(name)
         }
         guard !runs.isEmpty else { throw ReportError("every repetition in \(dir) ended early: there is nothing to put together", fix: "run it again") }
+        // Repetitions are draws of one lab: runs of several are refused, not averaged.
+        let labs = Set(runs.map(\.lab))
+        if labs.count > 1 {
+            throw ReportError("the repetitions in \(dir) are runs of different labs (\(labs.sorted().prefix(4).map { safeText($0, singleLine: true) }.joined(separator: ", "))): their figures are no draws of one experiment",
+                              fix: "put each lab's runs in a directory of their own, and compare them with `pathbed report A B`")
+        }
         return (runs, names, leftOut)
     }
 }

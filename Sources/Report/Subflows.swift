@@ -132,13 +132,22 @@ extension RunResults {
         }
     }
 
-    /// A workload's MPTCP connection as its sending side saw it, with how many more bytes its
-    /// subflows carried than its data (retransmissions and reinjections), when both were read.
+    /// A workload's MPTCP connections as its sending side saw them, each with the bytes its
+    /// subflows had acknowledged over the same samples (more than its data: data sent on more
+    /// than one subflow, reinjected).
     public func sendingConnections(_ workload: String, side: String) -> [(connection: Connection, subflowBytes: UInt64)] {
         let mine = (connections ?? []).filter { $0.workload == workload && $0.side == side }
         return mine.map { c in
+            guard let from = c.times.first, let to = c.times.last else { return (c, 0) }
             let sf = (subflows ?? []).filter { $0.workload == workload && $0.side == side && $0.token == c.token }
-            return (c, sf.map(\.sent).reduce(0, &+))
+            // Each subflow's bytes acknowledged at its last sample up to the connection's first
+            // and last samples (the connection leaves ESTABLISHED before its subflows do).
+            func at(_ s: Subflow, _ t: Double) -> UInt64? { s.times.lastIndex { $0 <= t + 1e-6 }.map { s.bytesAcked[$0] } ?? s.bytesAcked.first }
+            let carried = sf.map { s -> UInt64 in
+                guard let a = at(s, from), let b = at(s, to), b >= a, s.times.count == s.bytesAcked.count else { return 0 }
+                return b - a
+            }
+            return (c, carried.reduce(0, &+))
         }
     }
 }

@@ -11,7 +11,10 @@ public enum CaptureAnalysis {
     public static func summarize(_ path: String) -> (summary: RunResults.CaptureSummary?, problem: String?) {
         let e = LocalExecutor(host: "local")
         var version = BoundedText(limit: 4096)
+        let interrupted = "the run was interrupted before tshark summed up capture.pcapng (the file is kept: `tshark -r` reads it)"
+        if Interrupts.signal != 0 { return (nil, interrupted) }
         guard (try? e.run(["tshark", "--version"], in: nil, timeout: 30, output: { s, d in if s == .stdout { version.append(d) } })) == 0 else {
+            if Interrupts.signal != 0 { return (nil, interrupted) }
             return (nil, "tshark is not installed: capture.pcapng is not summed up (scripts/setup installs it)")
         }
         var tally = Tally()
@@ -27,7 +30,10 @@ public enum CaptureAnalysis {
             }
             if partial.count > 1 << 20 { partial.removeAll() }
         }
-        guard code == 0 else { return (nil, "tshark could not read \(path) (exit \(code.map(String.init) ?? "none"))") }
+        guard code == 0 else {
+            if Interrupts.signal != 0 { return (nil, interrupted) }
+            return (nil, "tshark could not read \(path) (exit \(code.map(String.init) ?? "none"))")
+        }
         let tool = version.text.split(separator: "\n").first.map { String($0.prefix(100)) } ?? "tshark"
         return (RunResults.CaptureSummary(tool: tool, mptcpStreams: tally.streams.count, options: tally.options, joinSYNs: tally.joinSYNs, expert: tally.expert), nil)
     }

@@ -127,7 +127,7 @@ final class PacketCapture: @unchecked Sendable {
             let why = lock.withLock { notReady.map { "\(points[$0].name): \((stderr[$0] ?? "no answer").trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))" } }
             throw LabError("dumpcap did not start capturing within 10 s: \(why.joined(separator: "; "))", fix: "`pathbed doctor` says whether dumpcap (the tshark package) is installed on each host")
         }
-        progress("capturing on \(points.map(\.name).joined(separator: ", ")) (\(options.snaplen) bytes of each packet, at most \(options.limitBytes / 1_000_000) MB each)")
+        progress("capturing on \(points.map(\.name).joined(separator: ", ")) (\(options.snaplen) bytes of each packet, at most \(Double(options.limitBytes) / 1e6 >= 10 ? String(options.limitBytes / 1_000_000) : String(format: "%.1f", Double(options.limitBytes) / 1e6)) MB each)")
     }
 
     /// After the run's stop: fetches each host's file (then removes its directory), merges them

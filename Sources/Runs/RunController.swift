@@ -333,6 +333,7 @@ final class RunSession: @unchecked Sendable {
         let sockets = SubflowWatch.subflows(samples.sockets(), topology: t, claims: workloads.claims)
         results.subflows = sockets.subflows
         results.connections = sockets.connections.isEmpty ? nil : sockets.connections
+        results.profiles = t.profiles.isEmpty ? nil : Dictionary(t.profiles.map { ($0.name, $0.settingsText) }, uniquingKeysWith: { a, _ in a })
         results.subflowNote = sockets.note
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore

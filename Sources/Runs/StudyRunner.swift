@@ -21,16 +21,38 @@ public struct StudyRunner: Sendable {
         var base: String
         var repeats: Int
         var variants: [String]
+        /// FNV-1a of the base file's text and the `set:` settings: a run kept from before must
+        /// come from the same lab (absent in directories of releases before).
+        var baseDigest: String?
+
+        /// The same study, the digest aside where the directory has none.
+        func sameStudy(as other: Manifest) -> Bool {
+            var a = self, b = other
+            if a.baseDigest == nil || b.baseDigest == nil { a.baseDigest = nil; b.baseDigest = nil }
+            return a == b
+        }
+    }
+
+    /// FNV-1a (64 bits) of the base's text and the fixed settings, as hex.
+    var baseDigest: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in (study.baseText + "\u{0}" + study.fixed.map { "\($0.path)=\($0.value)" }.joined(separator: "\u{0}")).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(format: "%016llx", h)
     }
 
     /// Every variant written (variants/K.yaml) and validated, before anything runs: all their
     /// problems at once.
     public func prepare() throws -> [(variant: StudyFile.Variant, topology: Topology)] {
         try FileManager.default.createDirectory(atPath: "\(directory)/variants", withIntermediateDirectories: true)
-        let manifest = Manifest(study: study.name, base: study.base, repeats: study.repeats, variants: study.variants.map(\.label))
+        let manifest = Manifest(study: study.name, base: study.base, repeats: study.repeats, variants: study.variants.map(\.label), baseDigest: baseDigest)
         let path = "\(directory)/study.json"
         if let old = FileManager.default.contents(atPath: path) {
-            guard let m = try? JSONDecoder().decode(Manifest.self, from: old), m == manifest else {
+            if let m = try? JSONDecoder().decode(Manifest.self, from: old), m.baseDigest != nil, m.baseDigest != manifest.baseDigest,
+               m.sameStudy(as: Manifest(study: manifest.study, base: manifest.base, repeats: manifest.repeats, variants: manifest.variants, baseDigest: nil)) {
+                throw LabError("the base topology \(study.base) (or the study's `set:`) changed since \(directory) was begun: the runs kept there measured another lab",
+                               fix: "put the base file back as it was, or give --out another directory (or remove \(directory)) to start again")
+            }
+            guard let m = try? JSONDecoder().decode(Manifest.self, from: old), m.sameStudy(as: manifest) else {
                 throw LabError("\(directory) holds another study (or this one before its file changed): its runs would not be comparable",
                                fix: "give --out another directory, or remove \(directory) to start again")
             }
@@ -122,6 +144,8 @@ public struct StudyRunner: Sendable {
             }
         }
         let report = try writeReport(variants.map(\.variant))
+        // Done: the lock file goes (it is held until close).
+        unlink("\(directory)/study.lock")
         return Outcome(ran: ran, kept: kept, problems: problems, report: report)
     }
 

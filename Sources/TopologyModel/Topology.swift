@@ -111,6 +111,26 @@ public struct VMSettings: Sendable, Hashable {
     public init() {}
 }
 
+extension LinkProfile {
+    /// What the profile sets, in the file's words (`rate 6mbit, delay 10ms`): what a comparison
+    /// of two runs names when their profiles differ.
+    public var settingsText: String {
+        var parts: [String] = []
+        if let rate { parts.append("rate \(rate)") }
+        if let delay { parts.append("delay \(delay)") }
+        if let jitter { parts.append("jitter \(jitter)") }
+        if let delayCorrelation { parts.append("delay-correlation \(delayCorrelation)") }
+        if let distribution { parts.append("distribution \(distribution.rawValue)") }
+        if let loss { parts.append("loss \(loss)") }
+        if let duplicate { parts.append("duplicate \(duplicate)") }
+        if let corrupt { parts.append("corrupt \(corrupt)") }
+        if let reorder { parts.append("reorder \(reorder.percent)") }
+        if let queue { parts.append("queue \(queue)") }
+        if direction != .both { parts.append("direction \(direction.rawValue)") }
+        return parts.isEmpty ? "(nothing)" : parts.joined(separator: ", ")
+    }
+}
+
 public struct LinkProfile: Sendable, Hashable {
     public enum Direction: String, Sendable, Codable { case both, forward, reverse }
     public enum Distribution: String, Sendable, Codable { case uniform, normal, pareto, paretonormal }

@@ -31,12 +31,19 @@ struct StudyCommand: ParsableCommand {
             let variants = try runner.prepare()
             print("study \(study.name): \(variants.count) variants x \(study.repeats) runs, in \(dir)/")
             for (v, _) in variants { print("  \(v.number). \(v.label)  (\(dir)/variants/\(v.number).yaml)") }
+            fflush(nil)  // before the progress on stderr, also into one file
             if dryRun { return }
             try LabController.requireRoot("running a study", "study \(file)")
             Interrupts.catchSignals()
             Priority.raiseForController()
             defer { Interrupts.restoreDefaults() }
-            let outcome = try runner.run(variants, verify: !noVerify, controller: { try hosts.controller(for: $0, quiet: false) }) { printError("  \($0)") }
+            let outcome: StudyRunner.Outcome
+            do {
+                outcome = try runner.run(variants, verify: !noVerify, controller: { try hosts.controller(for: $0, quiet: false) }) { printError("  \($0)") }
+            } catch {
+                printError("  the study stopped; `pathbed study \(file)\(out.map { " --out \($0)" } ?? "")` again resumes it (runs that ended are kept)")
+                throw error
+            }
             print(outcome.report)
             print("report: \(dir)/ (study.txt, study.csv, comparison.txt/.json/.csv, tidy.csv, throughput.svg; variant-K/rep-J each with results.json and plots)"
                   + (outcome.kept > 0 ? "; \(outcome.kept) runs kept from before, \(outcome.ran) run now" : ""))

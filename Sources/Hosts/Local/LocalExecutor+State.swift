@@ -56,9 +56,14 @@ extension LocalExecutor {
         }
     }
 
+    /// Stops the lab's processes (those of `sparing` aside), then removes the files its runs
+    /// leave in /tmp (transfers', captures'): called when no run of the lab is under way (a dead
+    /// run's recovery, the end of a run that keeps its lab, after its capture was fetched).
     public func stopProcesses(inLab lab: String, sparing: [Int32]) -> Int {
         let ours = namespaces(of: lab).filter(\.tagged).map(\.name)
-        return ProcessStopper.stop(in: ours, sparing: Set(sparing))
+        let n = ProcessStopper.stop(in: ours, sparing: Set(sparing))
+        RunLeftovers.remove(lab: lab)
+        return n
     }
 
     public func processes(inLab lab: String) -> [Int32] {

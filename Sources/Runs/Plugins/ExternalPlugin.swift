@@ -306,12 +306,15 @@ enum ExternalPlugin {
                     let err = String(decoding: stderrTail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                     return "it never said hello (exit \(exitCode.map(String.init) ?? "none"))" + (err.isEmpty ? "" : ": \(err.suffix(300))")
                 }
-                if let e = errors.first { return e }
+                // Its first protocol error and, when it had to be killed, that too.
+                var why: [String] = []
+                if let e = errors.first { why.append(e) }
                 if let g = killedAfter {
-                    return String(format: "it did not end within %.0f s of being told to %@, and was killed: what it had not written yet is lost", g, launch.role == .fault ? "revert" : "stop")
+                    let told = launch.role == .fault && said.contains("injected") ? "revert" : "stop"
+                    why.append(String(format: "it did not end within %.0f s of being told to %@, and was killed: what it had not written yet is lost", g, told))
                 }
-                if let c = exitCode, c != 0, c != 143 { return "exit \(c): \(String(decoding: stderrTail, as: UTF8.self).suffix(300))" }
-                return nil
+                if why.isEmpty, let c = exitCode, c != 0, c != 143 { return "exit \(c): \(String(decoding: stderrTail, as: UTF8.self).suffix(300))" }
+                return why.isEmpty ? nil : why.joined(separator: "; ")
             }
         }
     }

@@ -113,9 +113,10 @@ final class SchedulePlayer: @unchecked Sendable {
                 let why = p.hasEnded ? "its plugin ended (exit \(p.exitStatus.map(String.init) ?? "none")) without saying injected"
                     : "its plugin did not say injected within \(Int(ExternalPlugin.answerSeconds)) s"
                 p.stopHard()
+                // It may have changed something before it stopped: nobody can undo what it did not say.
                 problems.add("fault \(w.label) was not injected: \(why)" + (p.failure.map { " (\($0))" } ?? "")
-                             + "; docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
-                progress("fault \(w.label): not injected: \(why)")
+                             + "; what it changed before it was stopped may still be in force; docs/plugins.md: a fault plugin answers inject with {\"type\":\"injected\"}")
+                progress("fault \(w.label): not injected: \(why); what it changed before it was stopped may still be in force")
                 return
             }
             let applied = clock.now
