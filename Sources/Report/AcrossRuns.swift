@@ -47,7 +47,9 @@ extension RunStatistics {
                 // Sets by letter (A, B, ...: comparison.txt names them), so the legend keeps the workload.
                 let letter = setIndex < 26 ? String(UnicodeScalar(UInt8(65 + setIndex))) : "#\(setIndex + 1)"
                 // One throughput series per set (a study's variants): the legend names the set.
-                let legend = sets.count > 1 ? (names.count == 1 ? "\(letter): \(set.name)" : "\(letter): \(name)") : name
+                // A set named by its directory is shown by the directory's last name.
+                let setName = set.name.contains("/") ? (set.name as NSString).lastPathComponent : set.name
+                let legend = sets.count > 1 ? (names.count == 1 ? "\(letter): \(setName)" : "\(letter): \(name)") : name
                 lines.append(Render.Line(mean, color: lines.count, style: .bold, legend: "\(legend) (n=\(grids.count))", band: (low, high)))
             }
         }

@@ -103,6 +103,9 @@ extension RunResults {
         public var atLimit: Bool
         /// Packets the kernel dropped before dumpcap got them (its own count).
         public var droppedByKernel: Int?
+        /// Bytes kept of each packet, and the capture filter (absent: every packet), as captured.
+        public var snaplen: Int?
+        public var filter: String?
         public init(link: String, end: String, host: String, packets: Int, bytes: Int, atLimit: Bool, droppedByKernel: Int?) {
             self.link = link; self.end = end; self.host = host; self.packets = packets; self.bytes = bytes; self.atLimit = atLimit; self.droppedByKernel = droppedByKernel
         }

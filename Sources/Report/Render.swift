@@ -86,8 +86,28 @@ public enum Render {
     }
 
     /// Red and pink last: the fault windows are shaded pink.
+    /// About how wide a text is at 12 px in a sans-serif font (DejaVu Sans' advances: narrow
+    /// letters and punctuation 0.32 em, capitals and m/w 0.78 em, the rest 0.6 em).
+    static func textWidth(_ text: String) -> Double {
+        text.reduce(0) { sum, c in
+            let narrow: Set<Character> = ["i", "l", "j", "t", "f", "r", "I", ".", ",", ":", ";", "!", "|", "'", "(", ")", "[", "]", "/", " ", "1", "-"]
+            let em: Double = narrow.contains(c) ? 0.32 : (c.isUppercase || c == "m" || c == "w" || c == "…") ? 0.78 : 0.6
+            return sum + em * 12
+        }
+    }
+
+    /// A legend that fits `width`: too long, it loses its middle, never its end (`(n=3)`, `1 s mean`).
+    static func fitted(_ text: String, width: Double) -> String {
+        guard textWidth(text) > width else { return text }
+        let chars = Array(text)
+        let tail = min(13, chars.count / 2)
+        var head = max(0, chars.count - tail - 1)
+        while head > 0, textWidth(String(chars[..<head]) + "…" + String(chars.suffix(tail))) > width { head -= 1 }
+        return String(chars[..<head]) + "…" + String(chars.suffix(tail))
+    }
+
     /// Series colours: no green and no red, the colours of subflows opened and closed.
-    static let palette = ["#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#e377c2"]
+    static let palette = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f"]
 
     static func escape(_ s: String) -> String {
         // Only what XML 1.0 allows (#x9 | #x20-#xD7FF | #xE000-#xFFFD | #x10000-): a NUL, another
@@ -241,7 +261,7 @@ public enum Render {
             let ly = top + 10 + Double(row) * 18
             let color = palette[line.color % palette.count]
             // A long legend loses its middle, not its end (`(n=3)`, `1 s mean`).
-            let shown = legend.count > 36 ? String(legend.prefix(22)) + "…" + String(legend.suffix(13)) : legend
+            let shown = fitted(legend, width: Double(width) - (left + w + 36) - 6)
             s += "<g class=\"legend\"><title>\(escape(legend))</title><line x1=\(q(left + w + 12)) x2=\(q(left + w + 32)) y1=\(q(ly)) y2=\(q(ly)) stroke=\"\(color)\" stroke-width=\"2\"/>"
             s += "<text x=\(q(left + w + 36)) y=\(q(ly + 4))>\(escape(shown))</text></g>\n"
             row += 1

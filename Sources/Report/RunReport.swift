@@ -184,7 +184,10 @@ public enum RunReport {
             // Each workload's MPTCP connections that carried data, at the data level, above its
             // subflows (named by token where a workload has several).
             let levels = r.sendingSubflows.flatMap { e -> [Series] in
-                let carried = r.sendingConnections(e.workload, side: e.side).map(\.connection).filter { $0.sent > 0 }
+                let all = r.sendingConnections(e.workload, side: e.side).map(\.connection)
+                // Those that carried a share of it (iperf3's control connection carries a few bytes).
+                let most = all.map(\.sent).max() ?? 0
+                let carried = all.filter { $0.sent > 0 && $0.sent >= most / 100 }
                 return carried.map { c in var s = c.throughput; s.name = "\(e.workload): data level" + (carried.count > 1 ? " \(c.token)" : ""); return s }
             }.filter { !$0.values.isEmpty }
             let (tput, idle) = busy(levels + sending.map(\.throughput))
@@ -263,7 +266,9 @@ public enum RunReport {
     /// What was captured, and what tshark found in it.
     static func captureTable(_ r: RunResults) -> String {
         guard let captures = r.captures, !captures.isEmpty else { return "" }
-        var out = "\npackets captured (capture.pcapng, one interface per row, named NODE:INTERFACE (link LINK)):\n"
+        let filters = Set(captures.compactMap(\.filter))
+        var out = "\npackets captured (capture.pcapng, one interface per row, named NODE:INTERFACE (link LINK)"
+            + (filters.isEmpty ? "" : "; only what the filter \(filters.sorted().map { "`\(safeText(String($0.prefix(200)), singleLine: true))`" }.joined(separator: ", ")) kept") + "):\n"
         out += Render.table(["link", "captured on", "host", "packets", "MB", "note"], captures.map {
             [$0.link, $0.end, $0.host, "\($0.packets)", String(format: "%.2f", Double($0.bytes) / 1e6),
              ($0.atLimit ? "stopped at its limit (--capture-limit)" : "") + (($0.droppedByKernel ?? 0) > 0 ? " \($0.droppedByKernel!) dropped by the kernel" : "")]

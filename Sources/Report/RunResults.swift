@@ -362,7 +362,7 @@ public struct RunResults: Codable, Sendable {
         for sf in subflows ?? [] { if let p = sf.problem() { return p } }
         for c in connections ?? [] { if let p = c.problem() { return p } }
         if let p = profiles, p.count > 100_000 || p.contains(where: { $0.key.count > 256 || $0.value.count > 4096 }) { return "the profiles are past their limits (100,000 names, 4,096 characters each)" }
-        for c in captures ?? [] where c.packets < 0 || c.bytes < 0 || (c.droppedByKernel ?? 0) < 0 {
+        for c in captures ?? [] where c.packets < 0 || c.bytes < 0 || (c.droppedByKernel ?? 0) < 0 || !(0...65535).contains(c.snaplen ?? 0) || (c.filter?.count ?? 0) > 1000 {
             return "the capture of \(c.link) has a negative count"
         }
         if let s = captureSummary, s.mptcpStreams < 0 || s.joinSYNs < 0 || s.options.values.contains(where: { $0 < 0 }) || s.expert.values.contains(where: { $0 < 0 }) {

@@ -59,11 +59,14 @@ final class MPTCPWatch: @unchecked Sendable {
     /// `ip mptcp monitor` in every MPTCP node, each line stamped on arrival (line-buffered:
     /// into a pipe, ip would hold its events until it exits).
     func startMonitors(until seconds: Double) -> [Thread] {
-        nodes.map { node, host, ns in
-            let flag = stop
-            guard let main = try? lab.executor(host) else { return Thread {} }
-            let e = Unchecked(main.sideConnection(stop: { flag.isSet }))
-            try? e.value.connect()
+        let flag = stop
+        let connections: [Unchecked<HostExecutor>?] = nodes.map { _, host, _ in
+            (try? lab.executor(host)).map { Unchecked($0.sideConnection(stop: { flag.isSet })) }
+        }
+        connectTogether(connections.compactMap { $0 })
+        return zip(nodes, connections).map { n, connection in
+            let (node, _, ns) = n
+            guard let e = connection else { return Thread {} }
             let output = StampedLines(clock: clock)
             lock.withLock { lines.append((node, output)) }
             let th = Thread {

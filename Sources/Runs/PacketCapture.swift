@@ -15,7 +15,11 @@ public struct CaptureOptions: Sendable, Equatable {
     public var snaplen = 128
     /// The most bytes of each interface's file (dumpcap stops capturing there).
     public var limitBytes = 20_000_000
-    public init(links: [String]?, snaplen: Int = 128, limitBytes: Int = 20_000_000) { self.links = links; self.snaplen = snaplen; self.limitBytes = limitBytes }
+    /// A pcap filter (`dumpcap -f`): only what it keeps is captured.
+    public var filter: String?
+    public init(links: [String]?, snaplen: Int = 128, limitBytes: Int = 20_000_000, filter: String? = nil) {
+        self.links = links; self.snaplen = snaplen; self.limitBytes = limitBytes; self.filter = filter
+    }
 
     public static let snaplenRange = 64...65535
     public static let limitRange = 100_000...2_000_000_000
@@ -37,8 +41,9 @@ public struct CaptureOptions: Sendable, Equatable {
         }
         let snaplen = o.captureSnaplen ?? t.run.captureSnaplen ?? 128
         let limit = o.captureLimitBytes ?? t.run.captureLimitMB.map { $0 * 1_000_000 } ?? 20_000_000
-        guard snaplenRange.contains(snaplen), limitRange.contains(limit) else { return nil }
-        return CaptureOptions(links: links, snaplen: snaplen, limitBytes: limit)
+        let filter = o.captureFilter ?? t.run.captureFilter
+        guard snaplenRange.contains(snaplen), limitRange.contains(limit), filter.map(CaptureFilter.isAcceptable) ?? true else { return nil }
+        return CaptureOptions(links: links, snaplen: snaplen, limitBytes: limit, filter: filter)
     }
 }
 
@@ -87,18 +92,20 @@ final class PacketCapture: @unchecked Sendable {
         let kilobytes = max(1, options.limitBytes / 1000)
         // Named for the lab, so that `down` on each host removes what a killed run left.
         let stem = Ownership.captureDirectoryStem(lab: labName)
+        let flag = stop
+        let connections = try points.map { p in Unchecked(try lab.executor(p.host).sideConnection(stop: { flag.isSet })) }
+        connectTogether(connections)
         for (i, p) in points.enumerated() {
-            let main = try lab.executor(p.host)
-            let flag = stop
-            let e = Unchecked(main.sideConnection(stop: { flag.isSet }))
-            try? e.value.connect()
+            let e = connections[i]
             // A private directory on the host, said first; then dumpcap in its place (its stderr
             // unbuffered: into a pipe it says "Capturing on" only when it exits).
-            let script = "d=$(mktemp -d \"$4\".XXXXXX) || exit 1; echo \"$d\"; exec stdbuf -e0 dumpcap -q -i \"$1\" -s \"$2\" -P -w \"$d/c.pcap\" -a filesize:\"$3\""
+            let script = "d=$(mktemp -d \"$4\".XXXXXX) || exit 1; echo \"$d\"; if [ -n \"$5\" ]; then "
+                + "exec stdbuf -e0 dumpcap -q -i \"$1\" -s \"$2\" -P -w \"$d/c.pcap\" -a filesize:\"$3\" -f \"$5\"; else "
+                + "exec stdbuf -e0 dumpcap -q -i \"$1\" -s \"$2\" -P -w \"$d/c.pcap\" -a filesize:\"$3\"; fi"
             let th = Thread { [self] in
                 var out = Data()
                 do {
-                    let code = try e.value.run(["sh", "-c", script, "capture", p.interface, String(options.snaplen), String(kilobytes), stem + String(i)], in: p.namespace, timeout: seconds) { [self] s, d in
+                    let code = try e.value.run(["sh", "-c", script, "capture", p.interface, String(options.snaplen), String(kilobytes), stem + String(i), options.filter ?? ""], in: p.namespace, timeout: seconds) { [self] s, d in
                         lock.withLock {
                             if s == .stdout {
                                 out.append(d)
@@ -125,9 +132,11 @@ final class PacketCapture: @unchecked Sendable {
         let notReady = lock.withLock { points.indices.filter { !(stderr[$0] ?? "").contains("Capturing on") } }
         if !notReady.isEmpty {
             let why = lock.withLock { notReady.map { "\(points[$0].name): \((stderr[$0] ?? "no answer").trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))" } }
-            throw LabError("dumpcap did not start capturing within 10 s: \(why.joined(separator: "; "))", fix: "`pathbed doctor` says whether dumpcap (the tshark package) is installed on each host")
+            throw LabError("dumpcap did not start capturing within 10 s: \(why.joined(separator: "; "))",
+                           fix: (options.filter == nil ? "" : "check the capture filter (tcpdump's syntax: `tcpdump -d 'FILTER'` checks it); ")
+                               + "`pathbed doctor` says whether dumpcap (the tshark package) is installed on each host")
         }
-        progress("capturing on \(points.map(\.name).joined(separator: ", ")) (\(options.snaplen) bytes of each packet, at most \(Double(options.limitBytes) / 1e6 >= 10 ? String(options.limitBytes / 1_000_000) : String(format: "%.1f", Double(options.limitBytes) / 1e6)) MB each)")
+        progress("capturing on \(points.map(\.name).joined(separator: ", ")) (\(options.snaplen) bytes of each packet, at most \(Double(options.limitBytes) / 1e6 >= 10 ? String(options.limitBytes / 1_000_000) : String(format: "%.1f", Double(options.limitBytes) / 1e6)) MB each\(options.filter.map { "; only what the filter `\($0)` keeps" } ?? ""))")
     }
 
     /// After the run's stop: fetches each host's file (then removes its directory), merges them
@@ -166,6 +175,8 @@ final class PacketCapture: @unchecked Sendable {
             inputs.append((p.name, file))
             captures.append(RunResults.Capture(link: p.link, end: "\(p.node):\(p.interface)", host: p.host, packets: file.packets.count,
                                                bytes: data.count, atLimit: data.count >= options.limitBytes - 65_536, droppedByKernel: dropped))
+            captures[captures.count - 1].snaplen = options.snaplen
+            captures[captures.count - 1].filter = options.filter
         }
         if !inputs.isEmpty {
             do { try PcapFile.mergedPcapng(inputs).write(to: URL(fileURLWithPath: "\(dir)/capture.pcapng"), options: .atomic) } catch {

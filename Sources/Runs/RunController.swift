@@ -36,6 +36,7 @@ public struct RunController {
         public var capture: CaptureOptions?
         public var captureSnaplen: Int?
         public var captureLimitBytes: Int?
+        public var captureFilter: String?
         /// `--no-capture`: not even the links the file captures.
         public var noCapture = false
         public init(outDirectory: String) { self.outDirectory = outDirectory }
@@ -304,13 +305,20 @@ final class RunSession: @unchecked Sendable {
     /// end in time is stopped. With `endedEarly`, everything was stopped already.
     func collect(hosts: [String: RunResults.HostInfo], endedEarly: String?, at endedAt: Double? = nil) -> RunResults {
         let deadline = duration + grace
+        // How long each step after the run's end takes, said when they add up to seconds.
+        var steps: [(String, Double)] = []
+        var mark = clock.now
+        func step(_ name: String) { let now = clock.now; steps.append((name, now - mark)); mark = now }
         while workloadThreads.contains(where: \.isExecuting), clock.now < deadline, Interrupts.signal == 0, !stop.isSet { usleep(50_000) }
+        step("workloads finishing")
         if workloadThreads.contains(where: \.isExecuting), endedEarly == nil {
             problems.add(Interrupts.signal != 0 ? "stopped by signal \(Interrupts.signal) while the workloads finished"
                          : String(format: "workloads still running %.0f s after the run's end were stopped", grace))
         }
         let countersAfter = endedEarly == nil ? mptcp.counters() : [:]
+        step("MPTCP counters")
         stopEverything()
+        step("stopping the workloads and samplers")
         let o = controller.options
         // A run that ended early lasted until it was stopped, not its planned length.
         let lasted = endedEarly == nil ? duration : min(duration, max(0, endedAt ?? clock.now))
@@ -337,7 +345,9 @@ final class RunSession: @unchecked Sendable {
         results.subflowNote = sockets.note
         results.mptcpCounters = MPTCPWatch.growth(before: countersBefore, after: countersAfter)
         results.metadataBefore = metadataBefore
+        step("subflows")
         results.metadataAfter = endedEarly == nil ? HostMetadata.collect(lab: lab, plan: plan) : nil
+        step("settings and qdiscs")
         results.seed = t.run.seed.map { $0 &+ o.seedOffset }
         results.endedEarly = endedEarly
         results.settings = HostMetadata.settings(t, metadataBefore)
@@ -352,12 +362,14 @@ final class RunSession: @unchecked Sendable {
         results.computePathUse()
         if let capture {
             let (captures, trouble) = capture.finish(into: directory)
+            step("fetching the captures")
             results.captures = captures
             for p in trouble { problems.add(p) }
             if !captures.isEmpty {
                 let (summary, problem) = CaptureAnalysis.summarize("\(directory)/capture.pcapng")
                 results.captureSummary = summary
                 if let problem { problems.add(problem) }
+                step("tshark's summary")
             }
         }
         var found = problems.all
@@ -365,6 +377,9 @@ final class RunSession: @unchecked Sendable {
             if let e = w.error, endedEarly == nil || !e.contains("when the run ended early") { found.append("workload \(w.name) failed: \(e)") }
         }
         results.problems = found.isEmpty ? nil : found
+        if steps.map(\.1).reduce(0, +) > 5 {
+            progress("after the run: " + steps.filter { $0.1 >= 0.05 }.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
+        }
         let warnings = TopologyLint.warnings(t).map { "\($0.location): \($0.message)" + ($0.hint.map { " (fix: \($0))" } ?? "") }
         results.warnings = warnings.isEmpty ? nil : warnings
         return results

@@ -231,4 +231,14 @@ public struct RunSettings: Sendable, Hashable {
     public var captureSnaplen: Int?
     /// `capture-limit:` the most megabytes captured per link (1-2000).
     public var captureLimitMB: Int?
+    /// `capture-filter:` a pcap filter for the captures (printable ASCII, at most 1,000 characters).
+    public var captureFilter: String?
+}
+
+/// A capture filter as `dumpcap -f` takes it (pcap-filter syntax; dumpcap itself checks it
+/// when it starts, and its words are the error): printable ASCII on one line, at most 1,000
+/// characters.
+public enum CaptureFilter {
+    public static let pattern = "^[ -~]{1,1000}$"
+    public static func isAcceptable(_ s: String) -> Bool { s.range(of: pattern, options: .regularExpression) != nil }
 }

@@ -225,6 +225,7 @@ public enum Shapes {
         Field("seed", .integer(min: 0, max: Int.max), "Seed for random schedules."),
         Field("capture-snaplen", .integer(min: 64, max: 65535), "Bytes kept of each captured packet (links with `capture: true`, or `run --capture`). Default 128: the headers with their options."),
         Field("capture-limit", .integer(min: 1, max: 2000), "The most megabytes captured per link; capturing stops there and the summary says so. Default 20."),
+        Field("capture-filter", .string(pattern: "^[ -~]{1,1000}$"), "A capture filter (pcap-filter syntax, as `tcpdump` takes it): only the packets it keeps are captured, in the kernel. E.g. `tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0` keeps the handshakes (MP_CAPABLE, MP_JOIN) and closes at a fraction of the cost."),
     ])
 
     public static let topology = ObjectShape("topology", "A Pathbed lab.", [

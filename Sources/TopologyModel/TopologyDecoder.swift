@@ -71,6 +71,10 @@ struct TopologyDecoder {
             if let (n, p) = r["seed"] { topology.run.seed = reader.integer(n, p, min: 0, max: Int.max) }
             if let (n, p) = r["capture-snaplen"] { at(p, n); topology.run.captureSnaplen = reader.integer(n, p, min: 64, max: 65535) }
             if let (n, p) = r["capture-limit"] { at(p, n); topology.run.captureLimitMB = reader.integer(n, p, min: 1, max: 2000) }
+            if let (n, p) = r["capture-filter"] {
+                at(p, n)
+                topology.run.captureFilter = reader.string(n, p, pattern: CaptureFilter.pattern, what: "a capture filter of 1 to 1,000 printable ASCII characters (pcap-filter syntax)")
+            }
         }
         return topology
     }

@@ -27,6 +27,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Capture packets on these links (comma-separated), or on every link: headers only, into capture.pcapng, summed up by tshark.", valueName: "LINK,...|all")) var capture: String?
     @Option(help: ArgumentHelp("Bytes kept of each captured packet (64-65535; default: the file's `run: { capture-snaplen }`, else 128).", valueName: "BYTES")) var snaplen: Int?
     @Option(help: ArgumentHelp("The most megabytes captured per link (0.1-2000; default: the file's `run: { capture-limit }`, else 20).", valueName: "MB")) var captureLimit: Double?
+    @Option(help: ArgumentHelp("Capture only the packets this pcap filter keeps (tcpdump's syntax; default: the file's `run: { capture-filter }`, else every packet).", valueName: "FILTER")) var captureFilter: String?
     @Flag(help: "Capture nothing, not even the links the file marks `capture: true`.") var noCapture = false
     @OptionGroup var hosts: HostOptions
 
@@ -34,6 +35,7 @@ struct RunCommand: ParsableCommand {
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat takes 1 to 1000 runs") }
         if let snaplen, !CaptureOptions.snaplenRange.contains(snaplen) { throw ValidationError("--snaplen takes 64 to 65535 bytes") }
         if let captureLimit, !(captureLimit.isFinite && (0.1...2000).contains(captureLimit)) { throw ValidationError("--capture-limit takes 0.1 to 2000 MB") }
+        if let captureFilter, !CaptureFilter.isAcceptable(captureFilter) { throw ValidationError("--capture-filter takes 1 to 1,000 printable ASCII characters on one line (tcpdump's filter syntax)") }
         if noCapture && capture != nil { throw ValidationError("--no-capture and --capture ask for opposite things: give one") }
         if let capture {
             let names = capture.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -61,8 +63,9 @@ struct RunCommand: ParsableCommand {
         o.noCapture = noCapture
         o.captureSnaplen = snaplen
         o.captureLimitBytes = captureLimit.map { Int($0 * 1_000_000) }
-        if (snaplen != nil || captureLimit != nil) && CaptureOptions.effective(t, o) == nil {
-            throw ValidationError("--snaplen and --capture-limit go with a capture: --capture LINK,...|all, or a link with `capture: true` in \(file)")
+        o.captureFilter = captureFilter
+        if (snaplen != nil || captureLimit != nil || captureFilter != nil) && CaptureOptions.effective(t, o) == nil {
+            throw ValidationError("--snaplen, --capture-limit and --capture-filter go with a capture: --capture LINK,...|all, or a link with `capture: true` in \(file)")
         }
         do {
             try LabController.requireRoot("running a lab", "run \(file)")

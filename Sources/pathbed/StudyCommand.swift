@@ -45,7 +45,9 @@ struct StudyCommand: ParsableCommand {
                 throw error
             }
             print(outcome.report)
-            print("report: \(dir)/ (study.txt, study.csv, comparison.txt/.json/.csv, tidy.csv, throughput.svg; variant-K/rep-J each with results.json and plots)"
+            let written = ["study.txt", "study.csv", "comparison.txt", "comparison.json", "comparison.csv", "tidy.csv", "throughput.svg"]
+                .filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)") }
+            print("report: \(dir)/ (\(written.joined(separator: ", ")); variant-K/rep-J each with results.json and plots)"
                   + (outcome.kept > 0 ? "; \(outcome.kept) runs kept from before, \(outcome.ran) run now" : ""))
             if !outcome.problems.isEmpty { throw RunCommand.problems(outcome.problems) }
         } catch let e as ExitCode { throw e } catch { throw fail(error) }

@@ -18,14 +18,17 @@ import TopologyModel
     }
 
     @Test func theFilesLinksAreCapturedWithItsSettingsAndTheCommandLineAddsAndWins() throws {
-        let t = try lab("run: { capture-snaplen: 200, capture-limit: 7 }")
+        let t = try lab("run: { capture-snaplen: 200, capture-limit: 7, capture-filter: \"tcp port 5201\" }")
         #expect(t.links.map(\.capture) == [true, false])
         var o = RunController.Options(outDirectory: "x")
-        #expect(CaptureOptions.effective(t, o) == CaptureOptions(links: ["p1"], snaplen: 200, limitBytes: 7_000_000))
+        #expect(CaptureOptions.effective(t, o) == CaptureOptions(links: ["p1"], snaplen: 200, limitBytes: 7_000_000, filter: "tcp port 5201"))
+        o.captureFilter = "tcp[tcpflags] & tcp-syn != 0"
+        #expect(CaptureOptions.effective(t, o)?.filter == "tcp[tcpflags] & tcp-syn != 0", "the command line's filter wins")
+        o.captureFilter = nil
         o.capture = CaptureOptions(links: ["p2", "p1"])
         #expect(CaptureOptions.effective(t, o)?.links == ["p1", "p2"], "the file's first, each once")
         o.captureSnaplen = 96; o.captureLimitBytes = 100_000
-        #expect(CaptureOptions.effective(t, o) == CaptureOptions(links: ["p1", "p2"], snaplen: 96, limitBytes: 100_000))
+        #expect(CaptureOptions.effective(t, o) == CaptureOptions(links: ["p1", "p2"], snaplen: 96, limitBytes: 100_000, filter: "tcp port 5201"))
         o.capture = CaptureOptions(links: nil)
         #expect(CaptureOptions.effective(t, o)?.links == nil, "--capture all: every link")
         o.capture = nil; o.noCapture = true
