@@ -63,7 +63,7 @@ final class MPTCPWatch: @unchecked Sendable {
         let connections: [Unchecked<HostExecutor>?] = nodes.map { _, host, _ in
             (try? lab.executor(host)).map { Unchecked($0.sideConnection(stop: { flag.isSet })) }
         }
-        connectTogether(connections.compactMap { $0 })
+        connectInTurn(connections.compactMap { $0 })
         return zip(nodes, connections).map { n, connection in
             let (node, _, ns) = n
             guard let e = connection else { return Thread {} }

@@ -94,7 +94,7 @@ final class PacketCapture: @unchecked Sendable {
         let stem = Ownership.captureDirectoryStem(lab: labName)
         let flag = stop
         let connections = try points.map { p in Unchecked(try lab.executor(p.host).sideConnection(stop: { flag.isSet })) }
-        connectTogether(connections)
+        connectInTurn(connections)
         for (i, p) in points.enumerated() {
             let e = connections[i]
             // A private directory on the host, said first; then dumpcap in its place (its stderr
