@@ -165,8 +165,19 @@ public final class LocalExecutor: HostExecutor {
             // name of the lab's own (and its group), then moved into its namespace and renamed.
             let temporary = Self.temporaryTunnelName(key)
             let h = try root()
-            try h.createLink(.gretap(LinkAttributes(name: temporary, mtu: mtu, group: group), nsfd: -1,
-                                     local: Self.netlink(local), remote: Self.netlink(remote), key: key))
+            // EEXIST with no device of that name: a tunnel of the same ends and key that a lab
+            // just removed is still held by the kernel (it frees a deleted namespace's devices in
+            // the background, seconds later in an emulated VM): waited for, at most 15 s.
+            let deadline = monotonicNanoseconds() + 15_000_000_000
+            while true {
+                do {
+                    try h.createLink(.gretap(LinkAttributes(name: temporary, mtu: mtu, group: group), nsfd: -1,
+                                             local: Self.netlink(local), remote: Self.netlink(remote), key: key))
+                    break
+                } catch where error.errno == EEXIST && (try? h.exists(temporary)) == false && monotonicNanoseconds() < deadline {
+                    usleep(200_000)
+                }
+            }
             do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
                 try? h.deleteLink(temporary)
                 throw error
