@@ -272,7 +272,7 @@ public enum RunStatistics {
             return out
         }
         let pa = profiles(a.runs), pb = profiles(b.runs)
-        let changedProfiles = Set(pa.keys).union(pb.keys).sorted().filter { pa[$0] != pb[$0] && !(pa[$0] == nil || pb[$0] == nil) || (pa[$0] == nil) != (pb[$0] == nil) }
+        let changedProfiles = Set(pa.keys).union(pb.keys).sorted().filter { pa[$0] != pb[$0] }
         if !changedProfiles.isEmpty, !(a.runs.allSatisfy { $0.profiles == nil } || b.runs.allSatisfy { $0.profiles == nil }) {
             notes.append("\(tag): profiles differ: " + changedProfiles.prefix(8).map { "\($0): \(list(pa[$0] ?? [])) against \(list(pb[$0] ?? []))" }.joined(separator: "; ")
                          + (changedProfiles.count > 8 ? "; and \(changedProfiles.count - 8) more" : ""))

@@ -7,22 +7,26 @@ import Glibc
 
 /// The sockets INET_DIAG gives: a real TCP connection over loopback, its bytes and ports.
 @Suite struct SocketDiagTests {
-    @Test func aConnectionsBytesAndPortsAreRead() throws {
-        let diag = try #require(SocketDiag(nsfd: -1), "NETLINK_SOCK_DIAG opens (every Linux since 3.3)")
-        // A listener on 127.0.0.1, a client, 200 kB from the client.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
+    /// A listener on 127.0.0.1 (protocol 0: TCP, 262: MPTCP), a client connected to it, and the
+    /// accepted socket: (listener, client, server, port); nil where the kernel refuses the protocol.
+    static func loopbackPair(_ proto: Int32) throws -> (listener: Int32, client: Int32, server: Int32, port: Int)? {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), proto)
+        guard listener >= 0 else { return nil }
         var addr = sockaddr_in(); addr.sin_family = sa_family_t(AF_INET); addr.sin_addr.s_addr = inet_addr("127.0.0.1"); addr.sin_port = 0
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         try #require(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } } == 0)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
         listen(listener, 1)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(client) }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), proto)
         try #require(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, len) } } == 0)
-        let server = accept(listener, nil, nil)
-        defer { close(server) }
+        return (listener, client, accept(listener, nil, nil), Int(UInt16(bigEndian: addr.sin_port)))
+    }
+
+    @Test func aConnectionsBytesAndPortsAreRead() throws {
+        let diag = try #require(SocketDiag(nsfd: -1), "NETLINK_SOCK_DIAG opens (every Linux since 3.3)")
+        // A listener on 127.0.0.1, a client, 200 kB from the client.
+        let (listener, client, server, port) = try #require(try Self.loopbackPair(0))
+        defer { close(listener); close(client); close(server) }
         let chunk = [UInt8](repeating: 7, count: 200_000)
         var sent = 0
         while sent < chunk.count { let n = chunk[sent...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, 0) }; try #require(n > 0); sent += n }
@@ -43,24 +47,11 @@ import Glibc
     /// subflow and its data-level bytes.
     @Test func anMPTCPConnectionsDataLevelIsRead() throws {
         let diag = try #require(SocketDiag(nsfd: -1))
-        let mptcp: Int32 = 262
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), mptcp)
-        guard listener >= 0 else {
+        guard let (listener, client, server, port) = try Self.loopbackPair(262) else {
             print("SKIPPED (LOUDLY): anMPTCPConnectionsDataLevelIsRead: this kernel refuses MPTCP sockets (errno \(errno))")
             return
         }
-        defer { close(listener) }
-        var addr = sockaddr_in(); addr.sin_family = sa_family_t(AF_INET); addr.sin_addr.s_addr = inet_addr("127.0.0.1"); addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try #require(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } } == 0)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
-        listen(listener, 1)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), mptcp)
-        defer { close(client) }
-        try #require(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, len) } } == 0)
-        let server = accept(listener, nil, nil)
-        defer { close(server) }
+        defer { close(listener); close(client); close(server) }
         let chunk = [UInt8](repeating: 7, count: 300_000)
         let first = diag.connections(namespace: "here", devices: [:]).first { $0.remotePort == port }
         var sent = 0
