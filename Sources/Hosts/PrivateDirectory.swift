@@ -38,4 +38,13 @@ public enum PrivateDirectory {
         if st.st_mode & 0o077 != 0 { chmod(directory, 0o700) }
     }
 
+    /// The ssh control directory made ready: a socket's path (the directory, a 40-character
+    /// hash, and ssh's own 17-character suffix while it binds) must fit in 107 bytes.
+    public static func prepareSSHControl(_ directory: String) throws(LabError) {
+        guard directory.utf8.count + 1 + 40 + 17 <= 107 else {
+            throw LabError("the ssh control directory \(directory) is too long for a socket's path (\(directory.utf8.count) bytes; at most 49)",
+                           fix: "set PATHBED_STATE_DIR to a shorter path")
+        }
+        try prepare(directory)
+    }
 }

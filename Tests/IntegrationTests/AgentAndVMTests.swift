@@ -186,8 +186,16 @@ extension LabTests {
         print("VM test: booting the built-in pair (software emulation: about a minute)")
         let already = try pairProcesses()
         try #require(already.isEmpty, "no VM pair may be running before the test: \(already)")
-        defer { _ = try? run([pathbed, "down", "thesis"], timeout: 120); _ = try? run([pathbed, "vm", "down"], timeout: 60) }
-        let boot = try run([pathbed, "vm", "up", "--timeout", "420"], timeout: 480)
+        // Booted as on a machine just started: /run is empty then, and its state directory too
+        // (the first `vm up` after a boot once waited forever: its logins could not make their
+        // shared connection's socket in a directory whose parent did not exist).
+        let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("pb-fresh-\(UUID().uuidString.prefix(8))").path
+        let freshState = ["env", "PATHBED_STATE_DIR=\(fresh)/run/labs"]
+        defer {
+            _ = try? run([pathbed, "down", "thesis"], timeout: 120); _ = try? run(freshState + [pathbed, "vm", "down"], timeout: 60)
+            try? FileManager.default.removeItem(atPath: fresh)
+        }
+        let boot = try run(freshState + [pathbed, "vm", "up", "--timeout", "420"], timeout: 480)
         try #require(boot.status == 0, "vm up: \(boot.out) \(boot.err)")
         var vm = try run([pathbed, "vm", "status"], timeout: 60)
         #expect(vm.status == 0 && vm.out.contains("mptcp-vm  running") && vm.out.contains("plain-vm  running"), "\(vm.out)")
@@ -329,7 +337,7 @@ extension LabTests {
             let left = try run([pathbed, "vm", "ssh", name, "--", "ip netns list; ip -o link show type gretap | grep -v gretap0"], timeout: 60)
             #expect(left.out.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(name) still has: \(left.out)")
         }
-        let stop = try run([pathbed, "vm", "down"], timeout: 60)
+        let stop = try run(freshState + [pathbed, "vm", "down"], timeout: 60)
         #expect(stop.status == 0 && stop.out.contains("stopped mptcp-vm, plain-vm"), "\(stop.out)")
         #expect(try pairProcesses().isEmpty, "no qemu or virtme-ng of the pair is left")
         #expect(try run([pathbed, "vm", "status"]).status == 1)

@@ -56,7 +56,8 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
     }
 
     private func start() throws(LabError) {
-        mkdir(controlDirectory, 0o700)
+        // Its parents too: /run is empty after a boot, and ssh cannot make a ControlPath's directory.
+        try PrivateDirectory.prepareSSHControl(controlDirectory)
         var access = self.access
         if let dir = access.vagrant {
             // `vagrant ssh-config HOST`, once per connection: the port and key can change at every `vagrant up`.
@@ -251,7 +252,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
                                    ? "check that `\(access.agentCommand(controlDirectory: controlDirectory).prefix(while: { $0 != "--" }).joined(separator: " ")) true` works and that \(access.agentBinary) exists there"
                                    : "check the host; `pathbed status` shows what is left, `pathbed down` removes it")
             }
-            if silent > AgentProtocol.silenceLimitSeconds {
+            if silent > AgentProtocol.silenceLimit(virtualization: connectedInfo?.virtualization) {
                 if pid > 0 { kill(-pid, SIGKILL) }
                 throw LabError("host '\(host)' (\(access.label)) said nothing for \(Int(silent)) s", fix: "check the host and its network; then `pathbed down` the lab")
             }

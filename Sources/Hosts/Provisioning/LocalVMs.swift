@@ -275,6 +275,8 @@ public struct LocalVMs: Sendable {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
             throw LabError("/usr/sbin/sshd is missing: the guests run this machine's sshd", fix: "apt-get install openssh-server (scripts/setup does)")
         }
+        // Before any VM starts: the logins' shared connections need it (and its parents).
+        try PrivateDirectory.prepareSSHControl(PrivateDirectory.sshControl)
         var distribution: (image: String, release: String)?
         var images: [String] = []
         for s in specs {
@@ -338,7 +340,9 @@ public struct LocalVMs: Sendable {
             // to the guest then uses: a login costs seconds under software emulation.
             let inv = inventory(state)
             let control = PrivateDirectory.sshControl
-            mkdir(control, 0o700)
+            // With its parents: /run is empty after a boot (a bare mkdir failed there, every
+            // login with it, and a fresh machine's first `vm up` waited forever).
+            try PrivateDirectory.prepareSSHControl(control)
             @Sendable func since() -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
             let worker = Thread { DispatchQueue.concurrentPerform(iterations: machines.count) { i in
                 func say(_ text: String) { booting.note(text) }
@@ -351,7 +355,7 @@ public struct LocalVMs: Sendable {
                         // to finish: a key exchange cut off at 10 s under load only starts over.
                         if Self.sshBanner(port: m.sshPort) { say("\(m.name): its ssh server answers after \(Int(elapsed())) s"); break }
                         try checkInterrupt()
-                        if booting.anyFailed { return }
+                        if booting.anyFailed { booting.gaveUp(i); return }
                         if elapsed() > bootTimeout {
                             throw BootTimeout(error: LabError("\(m.name) did not answer over ssh within \(Int(bootTimeout)) s",
                                                               fix: "see its log \(m.log); under software emulation a loaded machine boots slowly: --timeout gives more time"))
@@ -378,9 +382,16 @@ public struct LocalVMs: Sendable {
             } }
             worker.start()
             var lastNote = 0.0
+            // Bounded whatever a thread does: its banner wait ends at the boot timeout, its login
+            // at 150 s more; past both (and a margin) the wait ends here, and `down` stops them.
+            let waitLimit = bootTimeout + 180
             while !booting.allDone {
                 for note in booting.takeNotes() { progress(note) }
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
+                if elapsed() > waitLimit {
+                    throw booting.first ?? LabError("the VMs were not set up within \(Int(waitLimit)) s: \(booting.pending.map { machines[$0].name }.joined(separator: ", ")) still booting",
+                                                    fix: "see the logs in \(directory); --timeout gives more time")
+                }
                 Thread.sleep(forTimeInterval: 0.5)
             }
             for note in booting.takeNotes() { progress(note) }
@@ -591,6 +602,9 @@ private final class BootProgress: @unchecked Sendable {
     init(count: Int) { errors = Array(repeating: nil, count: count); finished = Array(repeating: false, count: count); interfaces = errors.map { _ in nil }; kernels = interfaces }
     func done(_ i: Int, interface: String, kernel: String) { lock.withLock { interfaces[i] = interface; kernels[i] = kernel; finished[i] = true } }
     func fail(_ i: Int, _ e: Error) { lock.withLock { errors[i] = e; finished[i] = true } }
+    /// Stopped waiting because another VM failed: finished, its error the other's.
+    func gaveUp(_ i: Int) { lock.withLock { finished[i] = true } }
+    var pending: [Int] { lock.withLock { finished.indices.filter { !finished[$0] } } }
     var anyFailed: Bool { lock.withLock { errors.contains { $0 != nil } } }
     var allDone: Bool { lock.withLock { !finished.contains(false) } }
     /// A timeout only when nothing worse happened (a timeout is tried again; a crash is not).
