@@ -185,12 +185,19 @@ public struct LocalVMs: Sendable {
 
     static func alive(_ pid: Int32) -> Bool { pid > 0 && kill(pid, 0) == 0 && !ProcessStopper.isZombie(pid) }
 
+    /// The machine's own virtme-ng (or its qemu) still runs under its recorded pid: alive, and
+    /// named `pathbed-NAME` on its command line. A pid the state file kept from an earlier boot,
+    /// or one the kernel gave to another program since, is not the VM and is never signalled.
+    static func running(_ m: Machine) -> Bool {
+        alive(m.pid) && cmdline(m.pid).contains("pathbed-\(m.name)")
+    }
+
     /// True when `access` reached a local VM that is no longer running (the VMs are down, or
     /// new ones took other ports): what that VM held went with it.
     public static func isGone(_ access: HostAccess?, pair: LocalVMs = LocalVMs()) -> Bool {
         guard let a = access, a.identity == identity, a.ssh == "root@127.0.0.1", let port = a.port else { return false }
         guard let s = pair.load() else { return true }
-        return !s.machines.contains { $0.sshPort == port && alive($0.pid) }
+        return !s.machines.contains { $0.sshPort == port && running($0) }
     }
 
     /// The inventory that binds the hosts' names to the VMs.
@@ -201,7 +208,9 @@ public struct LocalVMs: Sendable {
             a.port = m.sshPort
             a.identity = Self.identity
             // A login costs seconds under software emulation: keep each guest's connection for 10 minutes.
-            a.sshOptions = Self.sshOptions + ["-o", "ControlPersist=600"]
+            // ssh's keepalives wait 60 s (12 x 5) rather than 20: a guest busy with its network
+            // stack can starve its sshd that long, and a qemu that died closes the socket at once.
+            a.sshOptions = Self.sshOptions + ["-o", "ControlPersist=600", "-o", "ServerAliveCountMax=12"]
             a.pathbed = "self"  // the guests see this machine's file system, this binary included
             hosts[m.name] = a
         }
@@ -218,7 +227,7 @@ public struct LocalVMs: Sendable {
     func ssh(_ m: Machine, via: [String] = [], _ command: String, timeout: Double = 30) -> (Int32, String) {
         var out = Data()
         let argv = via.isEmpty ? sshArgv(m, command) : via + [command]
-        let code = (try? CommandRunner.run(argv, in: nil, timeout: timeout) { stream, d in if stream == .stdout { out.append(d) } }) ?? 255
+        let code = (try? CommandRunner.run(argv, in: nil, timeout: timeout, stop: { Interrupts.signal != 0 }) { stream, d in if stream == .stdout { out.append(d) } }) ?? 255
         return (code, String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
@@ -239,7 +248,7 @@ public struct LocalVMs: Sendable {
     /// on a loaded machine is slow to start). Other VMs running are refused: `down` first.
     public func up(_ options: Options = Options(), specs: [Spec]? = nil, file: String? = nil, progress: (String) -> Void) throws -> State {
         let wanted = specs ?? Self.pair(memoryMiB: options.memoryMiB, cpus: options.cpus)
-        if let s = load(), s.machines.allSatisfy({ Self.alive($0.pid) }) {
+        if let s = load(), s.machines.allSatisfy({ Self.running($0) }) {
             let running = s.machines.map(\.name).sorted(), asked = wanted.map(\.name).sorted()
             guard running == asked, s.file == file else {
                 throw LabError("other VMs are up (\(running.joined(separator: ", "))\(s.file.map { " for \($0)" } ?? ", the built-in pair")); one set runs at a time",
@@ -329,7 +338,10 @@ public struct LocalVMs: Sendable {
                 case let .path(p): what = p
                 }
                 progress("\(m.name): booting \(what) (\(options.accelerator == "kvm" ? "KVM" : "software emulation"), \(specs[i].memoryMiB) MiB, \(specs[i].cpus) CPU\(specs[i].cpus == 1 ? "" : "s"), ssh on 127.0.0.1:\(m.sshPort))")
-                if i == 0 && group == nil { try waitForListener(port: underlayPort, machine: state.machines[0], timeout: 60) }
+                // The first VM's qemu is running before the next starts: the pair's second
+                // connects to its socket, and virtme-ng makes its ssh keys, on a fresh machine,
+                // before it starts qemu (several making them at once overwrite each other's).
+                if i == 0 { try waitForListener(port: underlayPort, machine: state.machines[0], timeout: 60, udp: group != nil) }
             }
             // Each VM is waited for, and then set up, on a thread of its own: under software
             // emulation a guest answers seconds after its neighbour, and one ssh that hangs
@@ -344,7 +356,8 @@ public struct LocalVMs: Sendable {
             // login with it, and a fresh machine's first `vm up` waited forever).
             try PrivateDirectory.prepareSSHControl(control)
             @Sendable func since() -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
-            let worker = Thread { DispatchQueue.concurrentPerform(iterations: machines.count) { i in
+            // A thread per VM (concurrentPerform runs one per CPU: 16 VMs on 2 cores went in waves).
+            let workers = machines.indices.map { i in Thread {
                 func say(_ text: String) { booting.note(text) }
                 func elapsed() -> Double { since() }
                 let m = machines[i]
@@ -380,7 +393,7 @@ public struct LocalVMs: Sendable {
                     booting.fail(i, error)
                 }
             } }
-            worker.start()
+            for w in workers { w.start() }
             var lastNote = 0.0
             // Bounded whatever a thread does: its banner wait ends at the boot timeout, its login
             // at 150 s more; past both (and a margin) the wait ends here, and `down` stops them.
@@ -388,6 +401,7 @@ public struct LocalVMs: Sendable {
             while !booting.allDone {
                 for note in booting.takeNotes() { progress(note) }
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
+                try checkInterrupt()
                 if elapsed() > waitLimit {
                     throw booting.first ?? LabError("the VMs were not set up within \(Int(waitLimit)) s: \(booting.pending.map { machines[$0].name }.joined(separator: ", ")) still booting",
                                                     fix: "see the logs in \(directory); --timeout gives more time")
@@ -440,7 +454,7 @@ public struct LocalVMs: Sendable {
     /// Whether an ssh server answers on 127.0.0.1:`port` with its banner (qemu accepts the
     /// connection itself and closes it while nothing listens in the guest).
     static func sshBanner(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var tv = timeval(tv_sec: 3, tv_usec: 0)
@@ -461,7 +475,7 @@ public struct LocalVMs: Sendable {
     }
 
     static func freePort(udp: Bool = false) throws(LabError) -> Int {
-        let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
@@ -489,15 +503,16 @@ public struct LocalVMs: Sendable {
         return pid
     }
 
-    /// Waits until qemu listens on the underlay port (checked in /proc/net/tcp: connecting would take the peer's place).
-    func waitForListener(port: Int, machine: Machine, timeout: Double) throws(LabError) {
+    /// Waits until qemu listens on the underlay port (checked in /proc/net/tcp: connecting would
+    /// take the peer's place), or, with `udp`, has bound the multicast group's port.
+    func waitForListener(port: Int, machine: Machine, timeout: Double, udp: Bool = false) throws(LabError) {
         let hex = String(format: ":%04X", port)
         let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
         while monotonicNanoseconds() < deadline {
-            let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+            let table = (try? String(contentsOfFile: udp ? "/proc/net/udp" : "/proc/net/tcp", encoding: .utf8)) ?? ""
             if table.split(separator: "\n").contains(where: { line in
                 let f = line.split(separator: " ")
-                return f.count > 3 && f[1].hasSuffix(hex) && f[3] == "0A"
+                return f.count > 3 && f[1].hasSuffix(hex) && (udp || f[3] == "0A")
             }) { return }
             guard Self.alive(machine.pid) else { throw LabError("\(machine.name) stopped at start: \(Self.tail(machine.log))", fix: "its log: \(machine.log)") }
             try checkInterrupt()
@@ -518,7 +533,7 @@ public struct LocalVMs: Sendable {
     public func down() -> [String] {
         var stopped: [String] = []
         let state = load()
-        var groups = state?.machines.map(\.pid).filter { $0 > 0 } ?? []
+        var groups = state?.machines.filter(Self.running).map(\.pid) ?? []
         // A qemu of ours whose group is unknown (a state file lost): found by its name.
         for pid in Self.vmProcesses(names: state?.machines.map(\.name) ?? []) where !groups.contains(pid) { groups.append(pid) }
         // The shared ssh connections to the guests (ControlPersist) end first, while they still answer.
@@ -571,7 +586,7 @@ public struct LocalVMs: Sendable {
     public func status() -> (State, [MachineStatus])? {
         guard let s = load() else { return nil }
         return (s, s.machines.map { m in
-            let running = Self.alive(m.pid)
+            let running = Self.running(m)
             guard running else { return MachineStatus(machine: m, running: false, answers: false) }
             let (code, out) = ssh(m, "cat /sys/class/net/\(m.underlayInterface ?? "lo")/mtu /proc/sys/net/mptcp/enabled", timeout: 15)
             let lines = out.split(separator: "\n").map(String.init)
