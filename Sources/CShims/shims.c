@@ -338,3 +338,7 @@ int pb_sysctl_access(int nsfd, const char *key, int writable) {
     return 0;
 }
 
+
+int pb_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Netlink
 import Planning
@@ -68,9 +69,8 @@ public enum CommandRunner {
         defer { if nsfd >= 0 { close(nsfd) } }
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         func pipeCloexec(_ p: inout [Int32]) -> Bool {
-            guard pipe(&p) == 0 else { return false }
-            _ = fcntl(p[0], F_SETFD, FD_CLOEXEC); _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
-            return true
+            // Atomic: a fork on another thread between pipe() and fcntl() would inherit the ends.
+            pb_pipe_cloexec(&p) == 0
         }
         guard pipeCloexec(&outPipe) else { throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))") }
         guard pipeCloexec(&errPipe) else {

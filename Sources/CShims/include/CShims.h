@@ -42,6 +42,9 @@ pid_t pb_spawn_in_group(int nsfd, char *const argv[], int in, int out, int err);
 /* Like pb_spawn_in_group, with the environment ENVP (NULL: this process's). */
 pid_t pb_spawn_in_group_env(int nsfd, char *const argv[], char *const envp[], int in, int out, int err);
 
+/* pipe2(fds, O_CLOEXEC): both ends close-on-exec from the start (no window for a fork). */
+int pb_pipe_cloexec(int fds[2]);
+
 /* Signal handling for long work: SIGINT, SIGTERM and SIGHUP only set a flag that
  * pb_interrupted() returns (the signal number, or 0). */
 void pb_interrupts_catch(void);

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Netlink
 import Planning
@@ -79,8 +80,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         var toAgent: [Int32] = [0, 0], fromAgent: [Int32] = [0, 0], errors: [Int32] = [0, 0]
         for i in 0..<3 {
             var p: [Int32] = [0, 0]
-            guard pipe(&p) == 0 else { throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))") }
-            _ = fcntl(p[0], F_SETFD, FD_CLOEXEC); _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
+            guard pb_pipe_cloexec(&p) == 0 else { throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))") }
             if i == 0 { toAgent = p } else if i == 1 { fromAgent = p } else { errors = p }
         }
         // Its own process group: Ctrl-C in the terminal reaches this process, which cancels cleanly.
@@ -252,7 +252,9 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
                                    ? "check that `\(access.agentCommand(controlDirectory: controlDirectory).prefix(while: { $0 != "--" }).joined(separator: " ")) true` works and that \(access.agentBinary) exists there"
                                    : "check the host; `pathbed status` shows what is left, `pathbed down` removes it")
             }
-            if silent > AgentProtocol.silenceLimit(virtualization: connectedInfo?.virtualization) {
+            // The handshake is bounded by its own timeout: before it, ssh's login says nothing for
+            // as long as it takes (seconds to tens of seconds into an emulated guest).
+            if id != 0, silent > AgentProtocol.silenceLimit(virtualization: connectedInfo?.virtualization) {
                 if pid > 0 { kill(-pid, SIGKILL) }
                 throw LabError("host '\(host)' (\(access.label)) said nothing for \(Int(silent)) s", fix: "check the host and its network; then `pathbed down` the lab")
             }

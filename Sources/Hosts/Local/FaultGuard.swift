@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Netlink
 import Planning
@@ -110,8 +111,9 @@ public enum FaultWatchdog {
     public static func launch(_ action: FaultAction, deadline: UInt64) -> pid_t? {
         guard let order = try? JSONEncoder().encode(Order(action: action, deadline: deadline)) else { return nil }
         var p: [Int32] = [0, 0]
-        guard pipe(&p) == 0 else { return nil }
-        _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
+        // Close-on-exec from the start: a command forked on another thread meanwhile would keep
+        // the write end open, and the watchdog, reading its order to the end, would wait forever.
+        guard pb_pipe_cloexec(&p) == 0 else { return nil }
         let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
         defer { if devnull >= 0 { Glibc.close(devnull) } }
         var environment = ProcessInfo.processInfo.environment
