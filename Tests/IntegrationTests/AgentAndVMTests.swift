@@ -150,6 +150,52 @@ extension LabTests {
         #expect(try hostSnapshot() == before, "nothing was built on either host")
     }
 
+    /// A controller that vanishes while the agent's replies fill the pipe to it (the agent's
+    /// writes block, as when ssh's window is full and no end of file comes): the agent still
+    /// notices the silence and ends. It lived forever before (its check ran after a write).
+    @Test func anAgentStuckWritingToAVanishedControllerEnds() throws {
+        var toAgent: [Int32] = [0, 0], fromAgent: [Int32] = [0, 0]
+        try #require(pipe(&toAgent) == 0 && pipe(&fromAgent) == 0)
+        defer { close(toAgent[1]); close(fromAgent[0]) }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("pb-stuck-\(UUID().uuidString.prefix(8)).log").path
+        defer { unlink(log) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toAgent[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromAgent[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addclose(&actions, toAgent[1]); posix_spawn_file_actions_addclose(&actions, fromAgent[0])
+        var cargs: [UnsafeMutablePointer<CChar>?] = [strdup(pathbed), strdup("agent"), nil]
+        defer { for a in cargs { free(a) } }
+        var pid: pid_t = 0
+        try #require(posix_spawn(&pid, pathbed, &actions, nil, &cargs, environ) == 0)
+        close(toAgent[0]); close(fromAgent[1])
+        defer { if pid > 0 { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) } }
+        // The handshake, one heartbeat, then requests whose replies fill the pipe nobody reads.
+        var lines = #"{"id": 0, "hello": {"protocol": 4, "version": "test", "host": "there"}}"# + "\n" + #"{"id": -1, "heartbeat": {}}"# + "\n"
+        for k in 1...3000 { lines += #"{"id": \#(k), "info": {}}"# + "\n" }
+        let data = Array(lines.utf8)
+        // The agent reads while it can write; its stdin pipe may fill too: write what goes in,
+        // until its replies fill the pipe (20 s at most: its first answer can take seconds).
+        _ = fcntl(toAgent[1], F_SETFL, fcntl(toAgent[1], F_GETFL) | O_NONBLOCK)
+        var sent = 0, readable = Int32(0)
+        let until = Date().addingTimeInterval(20)
+        while readable <= 60_000 && Date() < until {
+            let n = sent < data.count ? data[sent...].withUnsafeBytes { write(toAgent[1], $0.baseAddress, $0.count) } : 0
+            if n > 0 { sent += n } else { usleep(10_000) }
+            _ = ioctl(fromAgent[0], UInt(FIONREAD), &readable)
+        }
+        #expect(readable > 60_000, "the agent's replies filled the pipe: \(readable) bytes")
+        // No heartbeat since: 6 s of silence, then 10 s for what it holds, then it ends.
+        var status: Int32 = 0, ended = false
+        for _ in 0..<400 where !ended { usleep(100_000); ended = waitpid(pid, &status, WNOHANG) == pid }
+        if ended { pid = 0 }
+        let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(ended, "the agent ended within 40 s of its controller's last heartbeat; it said: \(said.suffix(300))")
+        #expect(said.contains("no heartbeat from the controller"), "\(said.suffix(300))")
+    }
+
     @Test func theAgentStopsItsCommandsWhenItsControllerIsKilled() throws {
         let d = try scratch()
         defer { _ = try? pb("down", "agt"); try? FileManager.default.removeItem(at: d) }

@@ -29,15 +29,21 @@ public final class AgentServer: @unchecked Sendable {
 
     /// Serves on stdin; replies on what was stdout (moved to a private descriptor; fd 1 becomes stderr).
     public static func standard(executor: HostExecutor, onControllerGone: @escaping @Sendable () -> Void) -> AgentServer {
-        let protocolFD = dup(1)
-        _ = fcntl(protocolFD, F_SETFD, FD_CLOEXEC)
+        let protocolFD = fcntl(1, F_DUPFD_CLOEXEC, 3)
         dup2(2, 1)
-        return AgentServer(executor: executor, input: 0, output: protocolFD, onControllerGone: onControllerGone)
+        let server = AgentServer(executor: executor, input: 0, output: protocolFD, onControllerGone: onControllerGone)
+        server.isProcess = true
+        return server
     }
 
     public init(executor: HostExecutor, input: Int32, output: Int32, onControllerGone: @escaping @Sendable () -> Void = {}) {
         self.executor = executor; self.inputFD = input; self.out = LineWriter(fd: output); self.onControllerGone = onControllerGone
     }
+
+    /// The agent is a process of its own (`pathbed agent`), not a server inside another program:
+    /// it may end the process when its controller is gone and its writes are stuck, and it
+    /// gives a controller that never sent a heartbeat 60 s before it stops.
+    private(set) var isProcess = false
 
     var isGone: Bool { lock.withLock { gone } || Interrupts.signal != 0 || out.broken }
     /// The controller is gone: what the agent still waits for (a change set for later) is given up.
@@ -52,17 +58,34 @@ public final class AgentServer: @unchecked Sendable {
             while !isGone {
                 out.send(ReplyLine(id: nil, .heartbeat))
                 Thread.sleep(forTimeInterval: AgentProtocol.heartbeatSeconds)
-                let last = lock.withLock { lastHeartbeat }
-                if last > 0, Double(monotonicNanoseconds() - last) / 1e9 > AgentProtocol.controllerSilenceSeconds {
-                    StandardStream.stderr.write(Data("pathbed agent: no heartbeat from the controller for \(Int(AgentProtocol.controllerSilenceSeconds)) s; reverting faults and stopping\n".utf8))
-                    lock.withLock { gone = true }
-                    CommandRunner.stopAll()
-                    onControllerGone()
-                }
             }
             available.signal()
         }
         beat.start()
+        // The controller's silence is watched on a thread that never writes: a controller whose
+        // machine vanished leaves the agent's writes blocked (ssh's window full), and a check
+        // after a write would never run. Before its first heartbeat it has 60 s (the login).
+        let started = monotonicNanoseconds()
+        let watch = Thread { [self] in
+            while !isGone {
+                Thread.sleep(forTimeInterval: 0.5)
+                let last = lock.withLock { lastHeartbeat }
+                guard last > 0 || isProcess else { continue }
+                let silent = Double(monotonicNanoseconds() - (last > 0 ? last : started)) / 1e9
+                if silent > (last > 0 ? AgentProtocol.controllerSilenceSeconds : 60) {
+                    StandardStream.stderr.write(Data("pathbed agent: no heartbeat from the controller for \(Int(silent)) s; reverting faults and stopping\n".utf8))
+                    lock.withLock { gone = true }
+                    CommandRunner.stopAll()
+                    onControllerGone()
+                    available.signal()
+                    // The main loop may be stuck writing to a controller that is gone: what it
+                    // ran is stopped and its faults reverted, so the agent ends.
+                    if isProcess { Thread.sleep(forTimeInterval: 10); exit(0) }
+                    return
+                }
+            }
+        }
+        watch.start()
         while true {
             _ = available.wait(timeout: .now() + 0.5)
             let next: RequestLine? = lock.withLock { queue.isEmpty ? nil : queue.removeFirst() }
