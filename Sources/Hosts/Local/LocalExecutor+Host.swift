@@ -21,7 +21,9 @@ extension LocalExecutor {
             // Only what a lab raised on this host, only back to what it was before, and only when
             // no other lab still needs it raised.
             guard let record = MTURecords.read(c.interface) else {
-                failures.append("the MTU of \(c.interface) was not raised by a lab on this host (no record in \(MTURecords.directory)); left as it is")
+                // Not this lab's to change: left as it is. No failure either, or `down` would
+                // keep the journal and fail so forever (a reboot of the host clears the records).
+                failures.append("\(Self.keptPrefix)\(c.interface) left at MTU \((try? root().links().first { $0.name == c.interface }?.mtu).flatMap { $0.map(String.init) } ?? "?"): no lab on this host recorded raising it (no record in \(MTURecords.directory); a reboot clears them)")
                 continue
             }
             if !record.holders.isEmpty && !record.holders.contains(lab) { continue }  // released already
