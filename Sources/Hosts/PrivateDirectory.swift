@@ -12,6 +12,9 @@ public enum PrivateDirectory {
 
     /// Creates the directory if needed (0700) and checks that nobody else can write into it.
     public static func prepare(_ directory: String) throws(LabError) {
+        guard directory.hasPrefix("/") else {
+            throw LabError("the state directory \(directory) is not an absolute path", fix: "set PATHBED_STATE_DIR (or PATHBED_VM_DIR) to a path that starts with /")
+        }
         var path = ""
         for part in directory.split(separator: "/") {
             path += "/" + part
