@@ -29,6 +29,31 @@ import Testing
         #expect(PingOutput.reply("From 10.0.1.1 icmp_seq=3 Destination Host Unreachable") == nil)
         #expect(PingOutput.reply("64 bytes from 10.0.3.2: icmp_seq=7 ttl=63 time=nan ms") == nil)
         #expect(PingOutput.reply("rtt min/avg/max/mdev = 21.0/28.0/40.1/4.2 ms") == nil)
+        // ping -D: the host's realtime stamp before the line.
+        let stamped: Substring = "[1764669600.123456] 64 bytes from 10.0.3.2: icmp_seq=7 ttl=63 time=21.4 ms"
+        #expect(PingOutput.reply(stamped)! == (7, 21.4) && PingOutput.stamp(stamped) == 1764669600.123456)
+        for bad: Substring in ["64 bytes from 10.0.3.2: icmp_seq=7", "[nan] 64 bytes", "[-3] x", "[1e300] x", "[12", "[] x"] {
+            #expect(PingOutput.stamp(bad) == nil, "\(bad)")
+        }
+    }
+
+    /// Replies handed over late (a busy emulated VM) keep the times ping stamped them with: the
+    /// least delayed line anchors the host's clock to the run's.
+    @Test func pingRepliesArePlacedByTheirOwnStamps() throws {
+        // Echoes every 100 ms from 10.0 s on the run's clock (host stamps from 5000.0), 20 ms RTT;
+        // the third and fourth lines reached the controller 0.6 s late.
+        let delays = [0.004, 0.005, 0.6, 0.5, 0.003]
+        let replies = delays.indices.map { i in
+            (arrived: 10.0 + Double(i) * 0.1 + 0.02 + delays[i], stamp: Optional(5000.0 + Double(i) * 0.1 + 0.02), ms: 20.0)
+        }
+        let times = try #require(PingWorkload.anchored(replies))
+        for (i, t) in times.enumerated() { #expect(abs(t - (10.0 + Double(i) * 0.1 + 0.003)) < 1e-6, "echo \(i) at \(t)") }
+        // Without a stamp on every line, stamps going backwards, or a host clock set meanwhile: none.
+        var unstamped = replies; unstamped[1].stamp = nil
+        var backwards = replies; backwards[3].stamp = 4000
+        var jumped = replies; for i in 3..<5 { jumped[i].stamp! += 60 }
+        #expect(PingWorkload.anchored(unstamped) == nil && PingWorkload.anchored(backwards) == nil && PingWorkload.anchored(jumped) == nil)
+        #expect(PingWorkload.anchored([]) == nil)
     }
 
     @Test func mptcpMonitorEventsAndCounters() throws {

@@ -97,4 +97,12 @@ public enum PingOutput {
               ms.isFinite, ms >= 0 else { return nil }
         return (seq, ms)
     }
+
+    /// `[1764669600.123456] 64 bytes from ...` (ping -D) → the host's realtime clock, in seconds,
+    /// when the reply came; nil without one or when it is no plausible time.
+    public static func stamp(_ line: Substring) -> Double? {
+        guard line.hasPrefix("["), let close = line.firstIndex(of: "]"),
+              let t = Double(line[line.index(after: line.startIndex)..<close]), t.isFinite, t > 0, t < 1e11 else { return nil }
+        return t
+    }
 }

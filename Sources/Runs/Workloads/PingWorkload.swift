@@ -25,12 +25,16 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
         // A count, not a deadline: with `-w`, ping stops at the first ICMP error it receives (a
         // router's "network unreachable" while a fault holds a link down), and the workload with it.
         let count = max(1, Int((duration / interval).rounded(.down)))
-        var argv = ["ping", "-n", "-i", String(interval), "-c", String(count), "-W", "1"]
+        var argv = ["ping", "-n", "-D", "-i", String(interval), "-c", String(count), "-W", "1"]
         if let bind = options.bind { argv += ["-I", bind.description] }
         argv.append(options.target.description)
         let startedAt = env.clock.now
-        // ping flushes each reply's line: stamped when it arrives, less its RTT, it is placed at
-        // the echo's send time (ping's own schedule drifts by milliseconds per echo).
+        // Each reply is placed at its echo's send time: when it came, less its RTT (ping's own
+        // schedule drifts by milliseconds per echo). When it came is ping's own stamp (-D, the
+        // host's realtime clock), anchored to the run's clock by the line that reached this
+        // machine soonest after it: a line's arrival here is late by however long the agent and
+        // ssh took to hand it over (0.6 s once from an emulated VM, which put a reply inside a
+        // partition). Without stamps, or with a host clock that jumped, the arrival is used.
         let lines = StampedLines(clock: env.clock)
         // The count ends it when ping keeps its schedule; on a host that delays it (an emulated
         // VM), it is stopped 1 s after its planned end, and that is no failure.
@@ -44,10 +48,11 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
         }) ?? -1
         if stopped.isSet { code = 0 }
         var series = Series(name: "\(workload.name) (ping RTT)", unit: "ms", quantity: .rtt)
-        for (t, line) in lines.all {
-            guard let (_, ms) = PingOutput.reply(Substring(line)) else { continue }
-            series.times.append(t - ms / 1000); series.values.append(ms)
+        let replies = lines.all.compactMap { t, line in
+            PingOutput.reply(Substring(line)).map { (arrived: t, stamp: PingOutput.stamp(Substring(line)), ms: $0.milliseconds) }
         }
+        for r in replies { series.times.append(r.arrived - r.ms / 1000); series.values.append(r.ms) }
+        if let anchored = Self.anchored(replies) { series.times = anchored }
         // Echoes sent as planned for the time ping ran (a run that ended early stopped it sooner).
         let ranFor = min(duration, max(0, env.clock.now - startedAt))
         let sent = Int((ranFor / interval).rounded(.down))
@@ -56,6 +61,17 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
                                                mptcp: false, started: startedAt, exitCode: code, error: series.isEmpty ? "no replies" : nil, series: [series],
                                                metrics: ["replies": Double(series.values.count), "sent (planned)": Double(sent)])
         }
+    }
+
+    /// The replies' send times from ping's own stamps, on the run's clock (see `run`); nil
+    /// when a reply has no stamp, the stamps go backwards, or they disagree with the arrivals by
+    /// more than 5 s (the host's clock was set meanwhile).
+    static func anchored(_ replies: [(arrived: Double, stamp: Double?, ms: Double)]) -> [Double]? {
+        let stamps = replies.compactMap(\.stamp)
+        guard !replies.isEmpty, stamps.count == replies.count, zip(stamps, stamps.dropFirst()).allSatisfy({ $0 <= $1 }) else { return nil }
+        let lags = zip(replies, stamps).map { $0.arrived - $1 }
+        guard let offset = lags.min(), let most = lags.max(), most - offset <= 5 else { return nil }
+        return zip(replies, stamps).map { $1 + offset - $0.ms / 1000 }
     }
 
     func sample() -> (metric: String, value: Double, unit: String)? { lock.withLock { latest }.map { ("RTT", $0, "ms") } }
