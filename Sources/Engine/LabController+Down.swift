@@ -39,7 +39,8 @@ extension LabController {
         HostConnections.connectAll(Array(executors.values))
         var result = DownResult(removed: 0, foreign: [], stoppedProcesses: 0, seconds: 0)
         var failures: [String] = []
-        let mtus = store.load(lab).journal?.changedMTUs ?? [:]
+        let journal = store.load(lab).journal
+        let mtus = journal?.changedMTUs ?? [:]
         var reachable: [HostExecutor] = []
         for e in executors.values.sorted(by: { $0.host < $1.host }) {
             do { try e.connect(); reachable.append(e) } catch {
@@ -62,7 +63,10 @@ extension LabController {
             result.foreign += r.foreign
             result.stoppedProcesses += r.stoppedProcesses
             failures += r.failures
-            if let changed = mtus[e.host], !changed.isEmpty {
+            // Without a journal (this machine rebooted since `up`), each host's own records say
+            // which underlays the lab holds raised.
+            let changed = mtus[e.host] ?? (journal == nil ? (try? e.heldMTUs(lab: lab)) ?? [] : [])
+            if !changed.isEmpty {
                 let said = e.restoreMTUs(changed, lab: lab)
                 let kept = said.filter { $0.hasPrefix(LocalExecutor.keptPrefix) }, f = said.filter { !$0.hasPrefix(LocalExecutor.keptPrefix) }
                 failures += f

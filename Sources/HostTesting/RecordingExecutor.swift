@@ -143,6 +143,8 @@ public final class RecordingExecutor: HostExecutor {
         return []
     }
 
+    public func heldMTUs(lab: String) -> [MTUChange] { [] }
+
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
         commands.append((namespace, argv))

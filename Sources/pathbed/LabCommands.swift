@@ -73,12 +73,32 @@ struct Down: ParsableCommand {
         abstract: "Remove everything a lab created.",
         discussion: """
             Takes the lab's name or its topology file. Works after an interrupted or killed `up`. Removes only \
-            namespaces named pb.LAB or pb.LAB.NODE whose loopback carries the lab's tag; anything else is left alone.
+            namespaces named pb.LAB or pb.LAB.NODE whose loopback carries the lab's tag; anything else is left alone. \
+            The lab's journal names its hosts; without one (this machine rebooted since `up`), give the topology \
+            file (and --inventory, as to `up`) to reach the hosts it names.
             """
     )
     @Argument(help: "Lab name or topology file.", completion: .file(extensions: ["yaml", "yml"])) var lab: String
+    @OptionGroup var hosts: HostOptions
     @Flag(help: "Also wait until the kernel has freed the lab's devices, and say how long that took.") var wait = false
     @Flag(help: "Forget hosts that cannot be reached (taking what the lab had there as gone with them), and remove the rest.") var forgetUnreachable = false
+
+    /// The journal's hosts; without a journal, the hosts of the file given (its other hosts keep
+    /// what the lab made there across this machine's reboot, and their MTU records too).
+    func controller(_ name: String) throws -> LabController {
+        let store = StateStore()
+        let isFile = lab.hasSuffix(".yaml") || lab.hasSuffix(".yml") || lab.contains("/")
+        guard store.load(name).journal == nil, isFile else {
+            if hosts.inventory != nil && store.load(name).journal != nil {
+                printError("note: --inventory is not needed: the lab's journal names its hosts")
+            }
+            return LabController.forJournal(name, store: store)
+        }
+        let t = try loadTopology(lab)
+        guard t.hosts.contains(where: { !$0.isLocal }) else { return LabController.forJournal(name, store: store) }
+        printError("  no journal of lab \(name) on this machine: reaching the hosts \(lab) names")
+        return try hosts.controller(for: t, quiet: false)
+    }
 
     func run() throws {
         do {
@@ -87,7 +107,7 @@ struct Down: ParsableCommand {
             // Ctrl-C or SIGTERM never stops a removal halfway (nor leaves its lock behind): the
             // lab is removed to the end; with --wait, it ends the wait for the kernel.
             Interrupts.catchSignals()
-            let r = try LabController.forJournal(name).down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable)
+            let r = try controller(name).down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable)
             for m in r.restoredMTUs { print("  underlay \(m)") }
             for h in r.forgotten { printError("warning: forgot host \(h): it cannot be reached, and what the lab had there is taken as gone with it") }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }

@@ -129,9 +129,18 @@ extension LabTests {
             #expect(!times.contains { $0 > 1.3 && $0 < 1.8 }, "none while the link was down: \(times.filter { $0 > 1 && $0 < 2.2 })")
             #expect(!times.contains { $0 > 3.3 && $0 < 3.8 }, "none while b1 was cut off: \(times.filter { $0 > 3 && $0 < 4.2 })")
         }
-        let down = try pb("down", "vxl")
-        #expect(down.status == 0, "\(down.out) \(down.err)")
+        // This machine rebooted (its /run, the journal with it, is gone; the other host keeps its
+        // part of the lab and its MTU records): `down FILE` reaches the hosts the file names, and
+        // each host's records say which underlays to put back.
+        let farMTU = { try run(["ip", "netns", "exec", far, "cat", "/sys/class/net/\(farEnd)/mtu"]).out.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let again = try pb("up", file, "--inventory", inv)
+        try #require(again.status == 0, "\(again.out) \(again.err)")
+        #expect(try farMTU() == "1550")
+        try #require(unlink("/run/pathbed/labs/vxl.json") == 0 || ProcessInfo.processInfo.environment["PATHBED_STATE_DIR"] != nil)
+        let down = try pb("down", file, "--inventory", inv)
+        #expect(down.status == 0 && down.err.contains("no journal of lab vxl") && down.out.contains("back to MTU 1500"), "\(down.out) \(down.err)")
         #expect(try run(["cat", "/sys/class/net/\(near)/mtu"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "1500", "the underlay MTU put back")
+        #expect(try farMTU() == "1500", "the far host's underlay MTU put back, from its own record")
         #expect(try hostSnapshot() == before)
         #expect(try run(["ip", "-n", far, "-o", "link"]).out.split(separator: "\n").count == 2, "the far host holds only lo and its underlay again")
     }
@@ -173,7 +182,7 @@ extension LabTests {
         close(toAgent[0]); close(fromAgent[1])
         defer { if pid > 0 { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) } }
         // The handshake, one heartbeat, then requests whose replies fill the pipe nobody reads.
-        var lines = #"{"id": 0, "hello": {"protocol": 4, "version": "test", "host": "there"}}"# + "\n" + #"{"id": -1, "heartbeat": {}}"# + "\n"
+        var lines = #"{"id": 0, "hello": {"protocol": 5, "version": "test", "host": "there"}}"# + "\n" + #"{"id": -1, "heartbeat": {}}"# + "\n"
         for k in 1...3000 { lines += #"{"id": \#(k), "info": {}}"# + "\n" }
         let data = Array(lines.utf8)
         // The agent reads while it can write; its stdin pipe may fill too: write what goes in,

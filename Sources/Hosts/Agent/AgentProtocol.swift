@@ -8,7 +8,7 @@ import TopologyModel
 /// specifies it message by message.
 public enum AgentProtocol {
     /// Bumped on any change a peer of the previous version would misread. Both ends must agree.
-    public static let version = 4
+    public static let version = 5
     /// The agent says it is alive this often, also while it works on a long request.
     public static let heartbeatSeconds = 1.0
     /// The controller gives up on a host that has said nothing for this long.
@@ -44,6 +44,8 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case deleteLink(link: InterfaceRef)
     case setProfile(link: InterfaceRef, from: QdiscSpec?, to: QdiscSpec?)
     case restoreMTUs(mtus: [MTUChange], lab: String)
+    /// The underlays whose MTU records on the host name `lab` among their holders.
+    case heldMTUs(lab: String)
     /// A command to its end; with `input`, its stdin is what `input` requests about this one bring.
     case run(argv: [String], namespace: String?, timeout: Double?, input: Bool)
     case tunnelKeys
@@ -84,6 +86,7 @@ public enum AgentRequest: Codable, Sendable, Equatable {
         case .deleteLink: "deleteLink"
         case .setProfile: "setProfile"
         case .restoreMTUs: "restoreMTUs"
+        case .heldMTUs: "heldMTUs"
         case .run: "run"
         case .tunnelKeys: "tunnelKeys"
         case .inject: "inject"
@@ -122,6 +125,8 @@ public enum AgentReply: Codable, Sendable {
     case info(host: HostInfo)
     case capabilities(found: Capabilities)
     case applied(changedMTUs: [MTUChange])
+    /// heldMTUs: each underlay a lab holds raised, with the MTU it had before.
+    case mtus(mtus: [MTUChange])
     /// What could not be undone (rollBack, restoreMTUs).
     case failures(failures: [String])
     case namespaceNames(names: [String])

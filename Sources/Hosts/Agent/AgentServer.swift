@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import TopologyModel
 
 /// `pathbed agent`: serves one controller over stdin/stdout, applying its requests to this
 /// host through an executor (`LocalExecutor`; a fake in tests).
@@ -237,6 +238,9 @@ public final class AgentServer: @unchecked Sendable {
                 reply = .done
             case let .restoreMTUs(mtus, lab):
                 reply = .failures(failures: executor.restoreMTUs(mtus, lab: lab))
+            case let .heldMTUs(lab):
+                guard LabName.problem(lab) == nil else { return fail(id, .protocolError, "heldMTUs needs a lab's name in `lab`") }
+                reply = .mtus(mtus: try executor.heldMTUs(lab: lab))
             case let .run(argv, namespace, timeout, input):
                 guard !argv.isEmpty else { return fail(id, .protocolError, "run needs a command in `argv`") }
                 let feed = input ? self.feed(for: id) : nil

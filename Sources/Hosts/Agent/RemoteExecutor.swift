@@ -373,6 +373,12 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         } catch { return ["\(host): \(error)"] }
     }
 
+    public func heldMTUs(lab: String) throws -> [MTUChange] {
+        let r = try result(.heldMTUs(lab: lab))
+        guard case let .mtus(m) = r.reply else { throw unexpected(r, to: "heldMTUs") }
+        return m
+    }
+
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
         let r = try result(.run(argv: argv, namespace: namespace, timeout: timeout, input: input != nil), cancelWhen: stop, feed: input, onEvent: { e in

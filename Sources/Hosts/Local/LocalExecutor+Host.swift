@@ -40,6 +40,13 @@ extension LocalExecutor {
         return failures
     }
 
+    public func heldMTUs(lab: String) throws -> [MTUChange] {
+        // Only interfaces this host has (two agents of one machine in two network namespaces
+        // share the records' directory).
+        let here = Set(try root().links().map(\.name))
+        return MTURecords.held(by: lab).filter { here.contains($0.interface) }.map { MTUChange(interface: $0.interface, mtu: $0.before) }
+    }
+
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
         // Programs run in the host's own namespace or in a lab's, never in a namespace no lab made.

@@ -49,6 +49,15 @@ enum MTURecords {
         return (nil, r.holders)
     }
 
+    /// Every interface whose record names `lab` among its holders, with its MTU before.
+    static func held(by lab: String) -> [(interface: String, before: UInt32)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.sorted().filter { isInterfaceName($0) && !$0.hasSuffix(".new") }.compactMap { name in
+            guard let r = read(name), r.holders.contains(lab) else { return nil }
+            return (name, r.before)
+        }
+    }
+
     static func read(_ interface: String) -> Record? {
         guard isInterfaceName(interface) else { return nil }
         let fd = open(directory + "/" + interface, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
