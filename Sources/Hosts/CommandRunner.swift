@@ -153,6 +153,9 @@ public enum CommandRunner {
                     }
                 } else if let k = killedAt, now - k > 2_000_000_000 {
                     kill(-pid, SIGKILL)
+                    // A process that SIGKILL does not end within 10 s more is stuck in the kernel
+                    // (uninterruptible sleep): no longer waited for; it reads as killed.
+                    if now - k > 12_000_000_000 { status = SIGKILL; break }
                 }
             }
         }

@@ -242,7 +242,16 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
             }
             if isClosed {
                 var status: Int32 = 0
-                if pid > 0 { waitpid(pid, &status, 0); pid = 0 }
+                if pid > 0 {
+                    // Its output ended; a transport that lingers after that (a wrapper command,
+                    // not ssh) is given 2 s, then killed.
+                    let deadline = monotonicNanoseconds() + 2_000_000_000
+                    while waitpid(pid, &status, WNOHANG) == 0 {
+                        if monotonicNanoseconds() > deadline { kill(-pid, SIGKILL); waitpid(pid, &status, 0); break }
+                        usleep(20_000)
+                    }
+                    pid = 0
+                }
                 self.input = nil
                 let why = recentErrors
                 let isHello: Bool
@@ -261,8 +270,12 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
             if let timeout, Double(monotonicNanoseconds() - start) / 1e9 > timeout {
                 if pid > 0 { kill(-pid, SIGKILL) }
                 let why = recentErrors
-                throw LabError("host '\(host)' (\(access.label)) did not answer within \(Int(timeout)) s\(why.isEmpty ? "" : ": \(why)")",
-                               fix: "check that ssh to it works without a password prompt (BatchMode)")
+                if id == 0 {
+                    throw LabError("host '\(host)' (\(access.label)) did not answer within \(Int(timeout)) s\(why.isEmpty ? "" : ": \(why)")",
+                                   fix: "check that ssh to it works without a password prompt (BatchMode)")
+                }
+                throw LabError("host '\(host)' (\(access.label)) did not finish \(request.name) within \(Int(timeout)) s, though it ends such a request sooner; its connection was closed",
+                               fix: "check the host (`pathbed status` shows what is left there); `pathbed down` removes the lab")
             }
             if !cancelSent, id != 0, interrupted() != 0 || cancelWhen() {
                 input.send(RequestLine(id: 0, .cancel(target: id)))
@@ -272,9 +285,9 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
     }
 
     /// Sends a request and returns its result; an agent's error is thrown.
-    func result(_ request: AgentRequest, cancelWhen: () -> Bool = { false }, feed: StdinFeed? = nil,
+    func result(_ request: AgentRequest, timeout: Double? = nil, cancelWhen: () -> Bool = { false }, feed: StdinFeed? = nil,
                 onEvent: (ReplyLine) -> Void = { _ in }) throws -> ReplyLine {
-        let r = try call(request, cancelWhen: cancelWhen, feed: feed, onEvent: onEvent)
+        let r = try call(request, timeout: timeout, cancelWhen: cancelWhen, feed: feed, onEvent: onEvent)
         if let e = r.reply.failure {
             if e.kind == .interrupted { throw Interrupted(signal: e.signal ?? SIGTERM) }
             throw LabError("\(host): \(e.message)", fix: e.fix)
@@ -381,7 +394,9 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
 
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
-        let r = try result(.run(argv: argv, namespace: namespace, timeout: timeout, input: input != nil), cancelWhen: stop, feed: input, onEvent: { e in
+        // The agent ends the command at `timeout`; the controller waits at most 30 s more for it
+        // to say so (its heartbeats alone would keep a lost reply waited for forever).
+        let r = try result(.run(argv: argv, namespace: namespace, timeout: timeout, input: input != nil), timeout: timeout.map { $0 + 30 }, cancelWhen: stop, feed: input, onEvent: { e in
             if case let .output(stream, data) = e.reply, let d = Data(base64Encoded: data) { output(stream, d) }
         })
         guard case let .exit(code) = r.reply else { throw unexpected(r, to: "run") }
