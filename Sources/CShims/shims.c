@@ -266,9 +266,11 @@ pid_t pb_spawn_in_group_env(int nsfd, char *const argv[], char *const envp[], in
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (in >= 0 && dup2(in, 0) < 0) _exit(126);
-    if (out >= 0 && dup2(out, 1) < 0) _exit(126);
-    if (err >= 0 && dup2(err, 2) < 0) _exit(126);
+    /* dup2 clears close-on-exec, except onto itself (a pipe made while 0, 1 or 2 was closed
+       can be that number): then it is cleared by hand. */
+    if (in >= 0 && (in == 0 ? fcntl(0, F_SETFD, 0) : dup2(in, 0)) < 0) _exit(126);
+    if (out >= 0 && (out == 1 ? fcntl(1, F_SETFD, 0) : dup2(out, 1)) < 0) _exit(126);
+    if (err >= 0 && (err == 2 ? fcntl(2, F_SETFD, 0) : dup2(err, 2)) < 0) _exit(126);
     if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
     if (envp) execvpe(argv[0], argv, envp); else execvp(argv[0], argv);
     _exit(errno == ENOENT ? 127 : 126);

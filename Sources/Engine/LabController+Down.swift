@@ -65,7 +65,10 @@ extension LabController {
             failures += r.failures
             // Without a journal (this machine rebooted since `up`), each host's own records say
             // which underlays the lab holds raised.
-            let changed = mtus[e.host] ?? (journal == nil ? (try? e.heldMTUs(lab: lab)) ?? [] : [])
+            var changed = mtus[e.host] ?? []
+            if journal == nil {
+                do { changed = try e.heldMTUs(lab: lab) } catch { failures.append("\(e.host): cannot read its MTU records: \(error)") }
+            }
             if !changed.isEmpty {
                 let said = e.restoreMTUs(changed, lab: lab)
                 let kept = said.filter { $0.hasPrefix(LocalExecutor.keptPrefix) }, f = said.filter { !$0.hasPrefix(LocalExecutor.keptPrefix) }

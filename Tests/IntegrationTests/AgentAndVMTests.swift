@@ -136,7 +136,8 @@ extension LabTests {
         let again = try pb("up", file, "--inventory", inv)
         try #require(again.status == 0, "\(again.out) \(again.err)")
         #expect(try farMTU() == "1550")
-        try #require(unlink("/run/pathbed/labs/vxl.json") == 0 || ProcessInfo.processInfo.environment["PATHBED_STATE_DIR"] != nil)
+        let journal = (ProcessInfo.processInfo.environment["PATHBED_STATE_DIR"] ?? "/run/pathbed/labs") + "/vxl.json"
+        try #require(unlink(journal) == 0, "the journal \(journal) was there")
         let down = try pb("down", file, "--inventory", inv)
         #expect(down.status == 0 && down.err.contains("no journal of lab vxl") && down.out.contains("back to MTU 1500"), "\(down.out) \(down.err)")
         #expect(try run(["cat", "/sys/class/net/\(near)/mtu"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "1500", "the underlay MTU put back")
@@ -196,6 +197,12 @@ extension LabTests {
             _ = ioctl(fromAgent[0], UInt(FIONREAD), &readable)
         }
         #expect(readable > 60_000, "the agent's replies filled the pipe: \(readable) bytes")
+        // It took the handshake (the protocol number above is AgentProtocol.version: a refused
+        // hello would make this a test of something else).
+        var head = [UInt8](repeating: 0, count: 2048)
+        let got = read(fromAgent[0], &head, head.count)
+        let start = String(decoding: head.prefix(max(0, got)), as: UTF8.self)
+        #expect(start.contains(#""hello":{"#) && !start.contains(#""error""#), "the agent's first replies: \(start.prefix(400))")
         // No heartbeat since: 6 s of silence, then 10 s for what it holds, then it ends.
         var status: Int32 = 0, ended = false
         for _ in 0..<400 where !ended { usleep(100_000); ended = waitpid(pid, &status, WNOHANG) == pid }

@@ -52,6 +52,10 @@ import Testing
         var unstamped = replies; unstamped[1].stamp = nil
         var backwards = replies; backwards[3].stamp = 4000
         var jumped = replies; for i in 3..<5 { jumped[i].stamp! += 60 }
+        // A hand-over stalled 20 s (its lines came in a burst after it): the stamps still place them.
+        var stalled = replies; for i in 1..<4 { stalled[i].arrived = 10.0 + 0.4 + 20 }
+        let placed = try #require(PingWorkload.anchored(stalled))
+        for (i, t) in placed.enumerated() { #expect(abs(t - (10.0 + Double(i) * 0.1 + 0.003)) < 1e-6, "echo \(i) at \(t) after a stall") }
         #expect(PingWorkload.anchored(unstamped) == nil && PingWorkload.anchored(backwards) == nil && PingWorkload.anchored(jumped) == nil)
         #expect(PingWorkload.anchored([]) == nil)
     }

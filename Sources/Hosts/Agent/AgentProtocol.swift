@@ -233,6 +233,12 @@ final class LineWriter: @unchecked Sendable {
     private let encoder: JSONEncoder
     private(set) var broken = false
     private var closed = false
+    /// When the write under way began (0: none): a write blocked for seconds means the peer stopped reading.
+    private let writing = NSLock()
+    private var writingSince: UInt64 = 0
+    var isStuckWriting: Bool {
+        writing.withLock { writingSince > 0 && monotonicNanoseconds() - writingSince > 5_000_000_000 }
+    }
 
     /// Closes the descriptor; later sends do nothing (its number may be reused by then).
     func close() { lock.withLock { if !closed { closed = true; _ = Glibc.close(fd) } } }
@@ -248,6 +254,8 @@ final class LineWriter: @unchecked Sendable {
         data.append(0x0A)
         lock.withLock {
             guard !broken && !closed else { return }
+            writing.withLock { writingSince = monotonicNanoseconds() }
+            defer { writing.withLock { writingSince = 0 } }
             data.withUnsafeBytes { raw in
                 var offset = 0
                 while offset < raw.count {

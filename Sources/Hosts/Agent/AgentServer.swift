@@ -63,25 +63,35 @@ public final class AgentServer: @unchecked Sendable {
             available.signal()
         }
         beat.start()
-        // The controller's silence is watched on a thread that never writes: a controller whose
-        // machine vanished leaves the agent's writes blocked (ssh's window full), and a check
-        // after a write would never run. Before its first heartbeat it has 60 s (the login).
+        // The controller's silence is watched on a thread that never writes to it: a controller
+        // whose machine vanished leaves the agent's writes blocked (ssh's window full), and a
+        // check after a write would never run. Before its first heartbeat it has 60 s (the login).
         let started = monotonicNanoseconds()
         let watch = Thread { [self] in
+            var tick = monotonicNanoseconds(), graceUntil: UInt64 = 0
             while !isGone {
                 Thread.sleep(forTimeInterval: 0.5)
+                let now = monotonicNanoseconds()
+                // This thread itself was not run for seconds (a guest whose one emulated CPU its
+                // network stack took): so were the reader and ssh, whose heartbeats may be queued
+                // unread. They get 3 s to catch up before the silence counts.
+                if now - tick > 2_000_000_000 { graceUntil = now + 3_000_000_000 }
+                tick = now
+                if now < graceUntil { continue }
                 let last = lock.withLock { lastHeartbeat }
                 guard last > 0 || isProcess else { continue }
-                let silent = Double(monotonicNanoseconds() - (last > 0 ? last : started)) / 1e9
+                let silent = Double(now - (last > 0 ? last : started)) / 1e9
                 if silent > (last > 0 ? AgentProtocol.controllerSilenceSeconds : 60) {
-                    StandardStream.stderr.write(Data("pathbed agent: no heartbeat from the controller for \(Int(silent)) s; reverting faults and stopping\n".utf8))
                     lock.withLock { gone = true }
-                    CommandRunner.stopAll()
-                    onControllerGone()
+                    cleanUp()
+                    StandardStream.stderr.write(Data("pathbed agent: no heartbeat from the controller for \(Int(silent)) s; stopped its commands and reverted its faults\n".utf8))
                     available.signal()
-                    // The main loop may be stuck writing to a controller that is gone: what it
-                    // ran is stopped and its faults reverted, so the agent ends.
-                    if isProcess { Thread.sleep(forTimeInterval: 10); exit(0) }
+                    // The main loop ends now, unless it is stuck writing to the controller that is
+                    // gone: what it ran is stopped and its faults reverted, so the agent ends.
+                    while isProcess && !lock.withLock({ served }) {
+                        Thread.sleep(forTimeInterval: 1)
+                        if out.isStuckWriting { exit(0) }
+                    }
                     return
                 }
             }
@@ -93,11 +103,25 @@ public final class AgentServer: @unchecked Sendable {
             if let next { handle(next); continue }
             if isGone { break }
         }
-        CommandRunner.stopAll()
         // Faults end with the run that made them, even when its controller is gone.
-        onControllerGone()
+        cleanUp()
+        lock.withLock { served = true }
         return 0
     }
+
+    /// Stops every command and reverts every fault, once: a second caller waits until the first
+    /// has finished (else the process could end while the first still reverts).
+    private func cleanUp() {
+        cleanupLock.withLock {
+            guard !cleanedUp else { return }
+            CommandRunner.stopAll()
+            onControllerGone()
+            cleanedUp = true
+        }
+    }
+    private let cleanupLock = NSLock()
+    private var cleanedUp = false
+    private var served = false
 
     func readLoop() {
         let reader = LineReader(fd: inputFD)

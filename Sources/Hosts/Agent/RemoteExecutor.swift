@@ -58,7 +58,8 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
 
     private func start() throws(LabError) {
         // Its parents too: /run is empty after a boot, and ssh cannot make a ControlPath's directory.
-        try PrivateDirectory.prepareSSHControl(controlDirectory)
+        // (A host reached by its own `command:` uses no ssh socket: no limit on the path's length.)
+        if access.command == nil { try PrivateDirectory.prepareSSHControl(controlDirectory) } else { try PrivateDirectory.prepare(controlDirectory) }
         var access = self.access
         if let dir = access.vagrant {
             // `vagrant ssh-config HOST`, once per connection: the port and key can change at every `vagrant up`.
@@ -394,9 +395,10 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
 
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
-        // The agent ends the command at `timeout`; the controller waits at most 30 s more for it
-        // to say so (its heartbeats alone would keep a lost reply waited for forever).
-        let r = try result(.run(argv: argv, namespace: namespace, timeout: timeout, input: input != nil), timeout: timeout.map { $0 + 30 }, cancelWhen: stop, feed: input, onEvent: { e in
+        // The agent ends the command at `timeout`; the controller waits at most 90 s more for it
+        // to say so (its heartbeats alone would keep a lost reply waited for forever; an emulated
+        // guest may be silent 60 s and still answer).
+        let r = try result(.run(argv: argv, namespace: namespace, timeout: timeout, input: input != nil), timeout: timeout.map { $0 + 90 }, cancelWhen: stop, feed: input, onEvent: { e in
             if case let .output(stream, data) = e.reply, let d = Data(base64Encoded: data) { output(stream, d) }
         })
         guard case let .exit(code) = r.reply else { throw unexpected(r, to: "run") }

@@ -192,6 +192,9 @@ public struct LocalVMs: Sendable {
         alive(m.pid) && cmdline(m.pid).contains("pathbed-\(m.name)")
     }
 
+    /// The process groups of a state's VMs that `down` signals: only those still running.
+    static func groupsToStop(_ state: State?) -> [Int32] { state?.machines.filter(running).map(\.pid) ?? [] }
+
     /// True when `access` reached a local VM that is no longer running (the VMs are down, or
     /// new ones took other ports): what that VM held went with it.
     public static func isGone(_ access: HostAccess?, pair: LocalVMs = LocalVMs()) -> Bool {
@@ -402,6 +405,8 @@ public struct LocalVMs: Sendable {
                 for note in booting.takeNotes() { progress(note) }
                 if elapsed() - lastNote >= 15 { lastNote = elapsed(); progress("waiting for the VMs to boot (\(Int(elapsed())) s)") }
                 try checkInterrupt()
+                // One VM failed: the lab cannot have them all; the others' logins are not waited for.
+                if booting.anyFailed, let e = booting.first { throw e }
                 if elapsed() > waitLimit {
                     throw booting.first ?? LabError("the VMs were not set up within \(Int(waitLimit)) s: \(booting.pending.map { machines[$0].name }.joined(separator: ", ")) still booting",
                                                     fix: "see the logs in \(directory); --timeout gives more time")
@@ -533,7 +538,7 @@ public struct LocalVMs: Sendable {
     public func down() -> [String] {
         var stopped: [String] = []
         let state = load()
-        var groups = state?.machines.filter(Self.running).map(\.pid) ?? []
+        var groups = Self.groupsToStop(state)
         // A qemu of ours whose group is unknown (a state file lost): found by its name.
         for pid in Self.vmProcesses(names: state?.machines.map(\.name) ?? []) where !groups.contains(pid) { groups.append(pid) }
         // The shared ssh connections to the guests (ControlPersist) end first, while they still answer.

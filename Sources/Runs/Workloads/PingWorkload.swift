@@ -64,13 +64,17 @@ final class PingWorkload: WorkloadPlugin, @unchecked Sendable {
     }
 
     /// The replies' send times from ping's own stamps, on the run's clock (see `run`); nil
-    /// when a reply has no stamp, the stamps go backwards, or they disagree with the arrivals by
-    /// more than 5 s (the host's clock was set meanwhile).
+    /// when a reply has no stamp, the stamps go backwards, or the host's clock was set meanwhile.
+    /// A line's lag (its arrival here less its stamp) is the clocks' offset plus its hand-over
+    /// delay: a stalled hand-over raises the lags of some lines for a while, a clock set raises
+    /// or lowers every lag after it. So the least lag of the first and of the last third of the
+    /// replies agree within 1 s unless the clock was set.
     static func anchored(_ replies: [(arrived: Double, stamp: Double?, ms: Double)]) -> [Double]? {
         let stamps = replies.compactMap(\.stamp)
         guard !replies.isEmpty, stamps.count == replies.count, zip(stamps, stamps.dropFirst()).allSatisfy({ $0 <= $1 }) else { return nil }
         let lags = zip(replies, stamps).map { $0.arrived - $1 }
-        guard let offset = lags.min(), let most = lags.max(), most - offset <= 5 else { return nil }
+        let third = max(1, lags.count / 3)
+        guard let offset = lags.min(), let early = lags.prefix(third).min(), let late = lags.suffix(third).min(), abs(early - late) <= 1 else { return nil }
         return zip(replies, stamps).map { $1 + offset - $0.ms / 1000 }
     }
 
