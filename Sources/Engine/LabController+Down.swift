@@ -23,7 +23,9 @@ extension LabController {
     /// A host that cannot be reached is forgotten (its part of the lab is taken as gone with it)
     /// when `forgetUnreachable` says so, or when it was a VM of the built-in pair that is no
     /// longer running: a VM that is gone takes its namespaces with it, and cannot come back.
-    public func down(_ lab: String, waitForKernel: Bool = false, forgetUnreachable: Bool = false) throws -> DownResult {
+    /// `underlays`: without a journal, each host's underlays as the topology gives them (an
+    /// interface or an address): only their MTU records are followed.
+    public func down(_ lab: String, waitForKernel: Bool = false, forgetUnreachable: Bool = false, underlays: [String: [String]] = [:]) throws -> DownResult {
         if let problem = LabName.problem(lab) { throw LabError(problem, fix: "give the lab's name (see `pathbed status`) or its topology file") }
         let lock = try store.lock(lab)
         defer { lock.release() }
@@ -67,7 +69,7 @@ extension LabController {
             // which underlays the lab holds raised.
             var changed = mtus[e.host] ?? []
             if journal == nil {
-                do { changed = try e.heldMTUs(lab: lab) } catch { failures.append("\(e.host): cannot read its MTU records: \(error)") }
+                do { changed = try e.heldMTUs(lab: lab, underlays: underlays[e.host] ?? []) } catch { failures.append("\(e.host): cannot read its MTU records: \(error)") }
             }
             if !changed.isEmpty {
                 let said = e.restoreMTUs(changed, lab: lab)

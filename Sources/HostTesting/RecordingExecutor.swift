@@ -143,7 +143,7 @@ public final class RecordingExecutor: HostExecutor {
         return []
     }
 
-    public func heldMTUs(lab: String) -> [MTUChange] { [] }
+    public func heldMTUs(lab: String, underlays: [String]) -> [MTUChange] { [] }
 
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
                     output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {

@@ -158,7 +158,8 @@ public protocol HostExecutor: AnyObject {
     func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String]
     /// The underlays the host's own MTU records say `lab` holds raised (for a `down` without
     /// the journal that listed them: the controller's /run is cleared at its boot, the host's is not).
-    func heldMTUs(lab: String) throws -> [MTUChange]
+    /// Only the underlays `underlays` names: an interface, or the address one holds.
+    func heldMTUs(lab: String, underlays: [String]) throws -> [MTUChange]
     /// Runs a command in a namespace (nil: the host's own) to its end, streaming its output;
     /// returns its exit code (124 after `timeout` seconds, 127 when not found). When `stop` says
     /// true (asked every 100 ms), its process group is ended: SIGTERM, then SIGKILL.

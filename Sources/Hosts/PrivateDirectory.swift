@@ -11,21 +11,21 @@ public enum PrivateDirectory {
     public static var sshControl: String { labs + "/ssh" }
 
     /// Creates the directory if needed (0700) and checks that nobody else can write into it.
-    public static func prepare(_ directory: String) throws(LabError) {
+    public static func prepare(_ directory: String, variable: String = "PATHBED_STATE_DIR") throws(LabError) {
         guard directory.hasPrefix("/") else {
-            throw LabError("the state directory \(directory) is not an absolute path", fix: "set PATHBED_STATE_DIR (or PATHBED_VM_DIR) to a path that starts with /")
+            throw LabError("the state directory \(directory) is not an absolute path", fix: "set \(variable) to a path that starts with /")
         }
         var path = ""
         for part in directory.split(separator: "/") {
             path += "/" + part
             if mkdir(path, 0o700) != 0 && errno != EEXIST {
                 throw LabError("cannot create the state directory \(path): \(String(cString: strerror(errno)))",
-                               fix: "make \(directory) creatable by this user, or set PATHBED_STATE_DIR to a directory only you can write")
+                               fix: "make \(directory) creatable by this user, or set \(variable) to a directory only you can write")
             }
         }
         var st = stat()
         guard lstat(directory, &st) == 0 else {
-            throw LabError("cannot read the state directory \(directory): \(String(cString: strerror(errno)))", fix: "check that it exists and that you may read it, or set PATHBED_STATE_DIR")
+            throw LabError("cannot read the state directory \(directory): \(String(cString: strerror(errno)))", fix: "check that it exists and that you may read it, or set \(variable)")
         }
         let why: String?
         if (st.st_mode & S_IFMT) == S_IFLNK { why = "it is a symbolic link" }
@@ -35,7 +35,7 @@ public enum PrivateDirectory {
         else { why = nil }
         if let why {
             throw LabError("the state directory \(directory) is not safe: \(why)",
-                           fix: "remove it (pathbed recreates it with mode 0700), or set PATHBED_STATE_DIR to a directory only you can write")
+                           fix: "remove it (pathbed recreates it with mode 0700), or set \(variable) to a directory only you can write")
         }
         // Journals name the lab's files and processes: nobody else needs to read them either.
         if st.st_mode & 0o077 != 0 { chmod(directory, 0o700) }

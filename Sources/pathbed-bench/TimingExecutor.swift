@@ -44,7 +44,7 @@ final class TimingExecutor: HostExecutor {
     func info() throws -> HostInfo { try inner.info() }
     var changedMTUs: [MTUChange] { inner.changedMTUs }
     func restoreMTUs(_ changes: [MTUChange], lab: String) -> [String] { inner.restoreMTUs(changes, lab: lab) }
-    func heldMTUs(lab: String) throws -> [MTUChange] { try inner.heldMTUs(lab: lab) }
+    func heldMTUs(lab: String, underlays: [String]) throws -> [MTUChange] { try inner.heldMTUs(lab: lab, underlays: underlays) }
     func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,
              output: @escaping (StandardStream, Data) -> Void) throws -> Int32 {
         try inner.run(argv, in: namespace, timeout: timeout, input: input, stop: stop, output: output)

@@ -85,26 +85,27 @@ struct Down: ParsableCommand {
 
     /// The journal's hosts; without a journal, the hosts of the file given (its other hosts keep
     /// what the lab made there across this machine's reboot, and their MTU records too).
-    func controller(_ name: String) throws -> (LabController, journalless: Bool) {
+    func controller(_ name: String) throws -> (LabController, journalless: Bool, underlays: [String: [String]]) {
         let store = StateStore()
         let isFile = lab.hasSuffix(".yaml") || lab.hasSuffix(".yml") || lab.contains("/")
         guard store.load(name).journal == nil, isFile else {
             if hosts.inventory != nil && store.load(name).journal != nil {
                 printError("note: --inventory is not needed: the lab's journal names its hosts")
             }
-            return (LabController.forJournal(name, store: store), false)
+            return (LabController.forJournal(name, store: store), false, [:])
         }
         let t = try loadTopology(lab)
-        guard t.hosts.contains(where: { !$0.isLocal }) else { return (LabController.forJournal(name, store: store), false) }
+        guard t.hosts.contains(where: { !$0.isLocal }) else { return (LabController.forJournal(name, store: store), false, [:]) }
         do {
             let c = try hosts.controller(for: t, quiet: true)
             printError("  no journal of lab \(name) on this machine: looking for it on the hosts \(lab) names")
-            return (c, true)
+            let underlays = Dictionary(t.hosts.map { h in (h.name, [h.underlayInterface, h.underlay?.description].compactMap { $0 }) }, uniquingKeysWith: { a, _ in a })
+            return (c, true, underlays)
         } catch {
             // VMs that are not up (this machine rebooted: they went with it), or an inventory
             // that no longer binds them: only this machine is looked at, and that is said.
             printError("warning: no journal of lab \(name), and its other hosts cannot be bound (\((error as? LabError)?.message ?? "\(error)")): only this machine is looked at")
-            return (LabController.forJournal(name, store: store), false)
+            return (LabController.forJournal(name, store: store), false, [:])
         }
     }
 
@@ -115,13 +116,16 @@ struct Down: ParsableCommand {
             // Ctrl-C or SIGTERM never stops a removal halfway (nor leaves its lock behind): the
             // lab is removed to the end; with --wait, it ends the wait for the kernel.
             Interrupts.catchSignals()
-            // Without a journal nothing says the lab is on a host that does not answer: such a host
-            // is passed over with a warning (another `down` when it answers removes the rest).
-            let (c, journalless) = try controller(name)
-            let r = try c.down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable || journalless)
+            let (c, journalless, underlays) = try controller(name)
+            let r: LabController.DownResult
+            do { r = try c.down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable, underlays: underlays) } catch let e as LabError where journalless {
+                // The fix the controller gives names the lab; without a journal the file and the
+                // inventory are what find its hosts again.
+                throw LabError(e.message, fix: "run `pathbed down \(lab)\(hosts.inventory.map { " --inventory \($0)" } ?? "")` again once the cause is fixed; --forget-unreachable passes over hosts that do not answer")
+            }
             for m in r.restoredMTUs { print("  underlay \(m)") }
             for h in r.forgotten {
-                printError(journalless ? "warning: host \(h) cannot be reached: if the lab is there too, run `pathbed down \(lab)` again once it answers"
+                printError(journalless ? "warning: host \(h) cannot be reached: if the lab is there too, run `pathbed down \(lab)\(hosts.inventory.map { " --inventory \($0)" } ?? "")` again once it answers"
                                        : "warning: forgot host \(h): it cannot be reached, and what the lab had there is taken as gone with it")
             }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }

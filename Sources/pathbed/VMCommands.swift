@@ -44,10 +44,14 @@ struct VMUp: ParsableCommand {
             let vms = LocalVMs()
             var o = LocalVMs.Options()
             o.memoryMiB = memory; o.cpus = cpus; o.bootTimeout = timeout; o.accelerator = kvm ? "kvm" : "tcg"
-            let wasUp = vms.load() != nil
+            // One `vm up` or `vm down` at a time: a second waits for the first's boot (at most
+            // two of its boots: a timed-out boot is tried once more), then finds its VMs.
+            let lock = try vms.exclusive(wait: 2 * (timeout + 200)) { printError("  \($0)") }
+            defer { close(lock) }
+            let before = vms.load()?.started
             let s = try vms.up(o, specs: specs, file: absolute) { printError("  \($0)") }
             let names = s.machines.map(\.name).joined(separator: ", ")
-            print(wasUp && s.bootSeconds != nil ? "the VMs are already up (\(names))" : "\(s.machines.count) VMs up in \(String(format: "%.0f", s.bootSeconds ?? 0)) s (\(names))")
+            print(s.started == before ? "the VMs are already up (\(names))" : "\(s.machines.count) VMs up in \(String(format: "%.0f", s.bootSeconds ?? 0)) s (\(names))")
             print("  inventory: \(vms.inventoryPath) (used by `pathbed up` and `run` when a lab names these hosts)")
             print("  try: pathbed up \(file ?? "topologies/thesis-two-vms.yaml")   |   pathbed vm status   |   pathbed vm down")
         } catch { throw fail(error) }
@@ -57,7 +61,13 @@ struct VMUp: ParsableCommand {
 struct VMDown: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop the VMs, whatever state they are in.")
     func run() throws {
-        let stopped = LocalVMs().down()
+        let vms = LocalVMs()
+        // A `vm up` under way gets 10 s to finish; then its VMs are stopped anyway (that is what
+        // a `vm down` beside a boot that hangs is for), and that boot fails saying so.
+        let lock = try? vms.exclusive(wait: 10) { printError("  \($0)") }
+        if lock == nil { printError("  another `pathbed vm` command is still running: stopping the VMs anyway") }
+        defer { if let lock { close(lock) } }
+        let stopped = vms.down()
         print(stopped.isEmpty ? "no VMs are running; nothing to stop" : "stopped \(stopped.joined(separator: ", "))")
     }
 }

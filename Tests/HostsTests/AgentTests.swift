@@ -13,7 +13,7 @@ import TopologyModel
         .apply(operations: [.createNamespace(name: "pb.x.a", lab: "x")]), .rollBack, .namespaceNames, .namespaces(lab: "x"),
         .interfaces(namespace: "pb.x.a"), .removeLab(lab: "x", waitForKernel: true), .stopProcesses(lab: "x", sparing: [12]), .stopProcesses(lab: "x", sparing: nil), .processes(lab: "x"), .removeNamespaces(names: ["pb.x.a"]),
         .deleteLink(link: InterfaceRef(namespace: "pb.x", name: "s1")), .setProfile(link: InterfaceRef(namespace: "pb.x.a", name: "eth0"), from: nil, to: nil),
-        .restoreMTUs(mtus: [MTUChange(interface: "eth0", mtu: 1500)], lab: "thesis"), .heldMTUs(lab: "thesis"), .run(argv: ["true"], namespace: nil, timeout: 3, input: true), .tunnelKeys,
+        .restoreMTUs(mtus: [MTUChange(interface: "eth0", mtu: 1500)], lab: "thesis"), .heldMTUs(lab: "thesis", underlays: ["eth1", "192.168.56.10"]), .run(argv: ["true"], namespace: nil, timeout: 3, input: true), .tunnelKeys,
         .inject(actions: [cut], at: 123_456_789, revertAfter: 3), .revert(actions: [cut], at: nil),
         .sampleCounters(namespaces: ["pb.x.a"], sockets: ["pb.x.a"], interval: 0.1, duration: 5), .input(target: 3, data: "AAo=", close: true),
         .heartbeat, .cancel(target: 3), .bye,

@@ -135,7 +135,8 @@ extension LabTests {
         let farMTU = { try run(["ip", "netns", "exec", far, "cat", "/sys/class/net/\(farEnd)/mtu"]).out.trimmingCharacters(in: .whitespacesAndNewlines) }
         let again = try pb("up", file, "--inventory", inv)
         try #require(again.status == 0, "\(again.out) \(again.err)")
-        #expect(try farMTU() == "1550")
+        let raisedFar = try farMTU()
+        #expect(raisedFar == "1550", "the far underlay raised again: \(raisedFar); up said: \(again.err.suffix(600))")
         let journal = (ProcessInfo.processInfo.environment["PATHBED_STATE_DIR"] ?? "/run/pathbed/labs") + "/vxl.json"
         try #require(unlink(journal) == 0, "the journal \(journal) was there")
         let down = try pb("down", file, "--inventory", inv)

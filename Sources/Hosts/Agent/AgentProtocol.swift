@@ -44,8 +44,9 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case deleteLink(link: InterfaceRef)
     case setProfile(link: InterfaceRef, from: QdiscSpec?, to: QdiscSpec?)
     case restoreMTUs(mtus: [MTUChange], lab: String)
-    /// The underlays whose MTU records on the host name `lab` among their holders.
-    case heldMTUs(lab: String)
+    /// The underlays whose MTU records on the host name `lab` among their holders; only those
+    /// `underlays` name (an interface, or the address one holds: what the topology gives the host).
+    case heldMTUs(lab: String, underlays: [String])
     /// A command to its end; with `input`, its stdin is what `input` requests about this one bring.
     case run(argv: [String], namespace: String?, timeout: Double?, input: Bool)
     case tunnelKeys

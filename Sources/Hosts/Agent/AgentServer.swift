@@ -262,9 +262,10 @@ public final class AgentServer: @unchecked Sendable {
                 reply = .done
             case let .restoreMTUs(mtus, lab):
                 reply = .failures(failures: executor.restoreMTUs(mtus, lab: lab))
-            case let .heldMTUs(lab):
+            case let .heldMTUs(lab, underlays):
                 guard LabName.problem(lab) == nil else { return fail(id, .protocolError, "heldMTUs needs a lab's name in `lab`") }
-                reply = .mtus(mtus: try executor.heldMTUs(lab: lab))
+                guard underlays.count <= 64, underlays.allSatisfy({ $0.utf8.count <= 64 }) else { return fail(id, .protocolError, "heldMTUs takes at most 64 underlays of at most 64 bytes") }
+                reply = .mtus(mtus: try executor.heldMTUs(lab: lab, underlays: underlays))
             case let .run(argv, namespace, timeout, input):
                 guard !argv.isEmpty else { return fail(id, .protocolError, "run needs a command in `argv`") }
                 let feed = input ? self.feed(for: id) : nil

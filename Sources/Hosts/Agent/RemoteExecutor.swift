@@ -387,8 +387,8 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
         } catch { return ["\(host): \(error)"] }
     }
 
-    public func heldMTUs(lab: String) throws -> [MTUChange] {
-        let r = try result(.heldMTUs(lab: lab))
+    public func heldMTUs(lab: String, underlays: [String]) throws -> [MTUChange] {
+        let r = try result(.heldMTUs(lab: lab, underlays: underlays))
         guard case let .mtus(m) = r.reply else { throw unexpected(r, to: "heldMTUs") }
         return m
     }

@@ -27,6 +27,11 @@ extension LocalExecutor {
                 continue
             }
             if !record.holders.isEmpty && !record.holders.contains(lab) { continue }  // released already
+            // Never the loopback (no lab raises it), never to an MTU no lab could have recorded.
+            guard c.interface != "lo", MTURecords.range.contains(record.before) else {
+                failures.append("\(Self.keptPrefix)\(c.interface) left as it is: its record (MTU \(record.before) before) is not one Pathbed writes")
+                continue
+            }
             let (restore, others) = MTURecords.release(c.interface, lab: lab)
             guard let before = restore else {
                 failures.append("\(Self.keptPrefix)\(c.interface) left at its raised MTU: lab\(others.count == 1 ? "" : "s") \(others.joined(separator: ", ")) still need\(others.count == 1 ? "s" : "") it")
@@ -40,11 +45,14 @@ extension LocalExecutor {
         return failures
     }
 
-    public func heldMTUs(lab: String) throws -> [MTUChange] {
-        // Only interfaces this host has (two agents of one machine in two network namespaces
-        // share the records' directory).
+    public func heldMTUs(lab: String, underlays: [String]) throws -> [MTUChange] {
+        // Only this host's interfaces (two agents of one machine in two network namespaces share
+        // the records' directory), and only the underlays the topology gives it: a record that
+        // names the lab for another interface is not the lab's doing.
         let here = Set(try root().links().map(\.name))
-        return MTURecords.held(by: lab).filter { here.contains($0.interface) }.map { MTUChange(interface: $0.interface, mtu: $0.before) }
+        let named = Set(underlays.compactMap { u in IPAddress(u).map { Self.interface(holding: $0) } ?? u })
+        return MTURecords.held(by: lab).filter { here.contains($0.interface) && named.contains($0.interface) }
+            .map { MTUChange(interface: $0.interface, mtu: $0.before) }
     }
 
     public func run(_ argv: [String], in namespace: String?, timeout: Double?, input: StdinFeed?, stop: @escaping () -> Bool,

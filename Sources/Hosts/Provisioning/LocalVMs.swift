@@ -192,6 +192,27 @@ public struct LocalVMs: Sendable {
         alive(m.pid) && cmdline(m.pid).contains("pathbed-\(m.name)")
     }
 
+    /// Holds the VMs' lock (`vms.lock` in their directory) until the returned descriptor is
+    /// closed: one `vm up` or `vm down` at a time; another waits (at most `wait` seconds).
+    public func exclusive(wait: Double, progress: (String) -> Void) throws(LabError) -> Int32 {
+        try PrivateDirectory.prepare(directory, variable: "PATHBED_VM_DIR")
+        let path = directory + "/vms.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LabError("cannot open the lock \(path): \(String(cString: strerror(errno)))", fix: "if it is not a plain file Pathbed made, remove it") }
+        let deadline = monotonicNanoseconds() + UInt64(max(0, wait) * 1e9)
+        var said = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if !said { progress("waiting for another `pathbed vm up` or `vm down` to finish (it holds \(path))"); said = true }
+            if monotonicNanoseconds() > deadline || Interrupts.signal != 0 {
+                close(fd)
+                throw LabError(Interrupts.signal != 0 ? "interrupted while waiting for another `pathbed vm` command" : "another `pathbed vm` command held \(path) for over \(Int(wait)) s",
+                               fix: "wait for it to finish, or stop it")
+            }
+            usleep(200_000)
+        }
+        return fd
+    }
+
     /// The process groups of a state's VMs that `down` signals: only those still running.
     static func groupsToStop(_ state: State?) -> [Int32] { state?.machines.filter(running).map(\.pid) ?? [] }
 
@@ -251,7 +272,10 @@ public struct LocalVMs: Sendable {
     /// on a loaded machine is slow to start). Other VMs running are refused: `down` first.
     public func up(_ options: Options = Options(), specs: [Spec]? = nil, file: String? = nil, progress: (String) -> Void) throws -> State {
         let wanted = specs ?? Self.pair(memoryMiB: options.memoryMiB, cpus: options.cpus)
-        if let s = load(), s.machines.allSatisfy({ Self.running($0) }) {
+        // Only a boot that finished (its time recorded) is found running: one killed halfway left
+        // its VMs without their set-up and inventory, and is booted again (the lock, taken by the
+        // caller, keeps a boot under way from being taken for that).
+        if let s = load(), s.bootSeconds != nil, s.machines.allSatisfy({ Self.running($0) }) {
             let running = s.machines.map(\.name).sorted(), asked = wanted.map(\.name).sorted()
             guard running == asked, s.file == file else {
                 throw LabError("other VMs are up (\(running.joined(separator: ", "))\(s.file.map { " for \($0)" } ?? ", the built-in pair")); one set runs at a time",
@@ -299,7 +323,7 @@ public struct LocalVMs: Sendable {
             case let .path(p): images.append(p)
             }
         }
-        try PrivateDirectory.prepare(directory)
+        try PrivateDirectory.prepare(directory, variable: "PATHBED_VM_DIR")
         // Two VMs: a TCP socket between them (no frame goes back to its sender). Three or more: a
         // multicast group on the loopback, of a random administratively scoped address.
         let multicast = specs.count > 2
@@ -552,7 +576,7 @@ public struct LocalVMs: Sendable {
         while monotonicNanoseconds() < deadline, groups.contains(where: { kill(-$0, 0) == 0 || Self.alive($0) }) { usleep(100_000) }
         for g in groups { kill(-g, SIGKILL); kill(g, SIGKILL) }
         for g in groups { var st: Int32 = 0; _ = waitpid(g, &st, WNOHANG) }
-        for m in state?.machines ?? [] where m.pid > 0 { stopped.append(m.name) }
+        for m in state?.machines ?? [] where groups.contains(m.pid) { stopped.append(m.name) }
         unlink(statePath); unlink(inventoryPath)
         unlink(directory + "/pair.json")  // the state file of releases before
         return stopped
