@@ -63,7 +63,15 @@ func hostSnapshot() throws -> String {
 /// shares this 2-CPU machine with other work can fall short of it (fresh-clone CI runs got 7.6 of
 /// 10 Mbit/s, and under 4.5 of 5, once each).
 func iperfMbps(_ clientArgs: [String], server: String, mptcp: Bool) throws -> Double {
-    max(try iperfOnce(clientArgs, server: server, mptcp: mptcp), try iperfOnce(clientArgs, server: server, mptcp: mptcp))
+    try iperfRange(clientArgs, server: server, mptcp: mptcp).high
+}
+
+/// Two 4 s measurements, the lower and the higher: a rate's floor is checked on the higher (a
+/// busy machine slows one), its ceiling on the lower (tbf's bucket lets a short test pass its
+/// rate: 10.58 Mbit/s once on a 10 Mbit/s path, in a full suite).
+func iperfRange(_ clientArgs: [String], server: String, mptcp: Bool) throws -> (low: Double, high: Double) {
+    let a = try iperfOnce(clientArgs, server: server, mptcp: mptcp), b = try iperfOnce(clientArgs, server: server, mptcp: mptcp)
+    return (min(a, b), max(a, b))
 }
 
 func iperfOnce(_ clientArgs: [String], server: String, mptcp: Bool) throws -> Double {
@@ -99,12 +107,13 @@ struct LabTests {
         #expect(try run(["ip", "netns", "exec", "pb.two-paths.router", "sysctl", "-n", "net.ipv4.ip_forward"]).out.hasPrefix("1"))
 
         // Real traffic: one path alone, then MPTCP over both.
-        let tcp1 = try iperfMbps(["10.0.3.2", "-B", "10.0.1.2"], server: "server", mptcp: false)
-        let tcp2 = try iperfMbps(["10.0.3.2", "-B", "10.0.2.2"], server: "server", mptcp: false)
+        let path1 = try iperfRange(["10.0.3.2", "-B", "10.0.1.2"], server: "server", mptcp: false)
+        let path2 = try iperfRange(["10.0.3.2", "-B", "10.0.2.2"], server: "server", mptcp: false)
+        let (tcp1, tcp2) = (path1.high, path2.high)
         let mptcp = try iperfMbps(["10.0.3.2"], server: "server", mptcp: true)
-        print("two-paths: TCP path1 \(tcp1) Mbit/s, path2 \(tcp2) Mbit/s, MPTCP \(mptcp) Mbit/s")
-        #expect(tcp1 > 9.0 && tcp1 < 10.5, "path 1 should carry ~10 Mbit/s (its tbf rate)")
-        #expect(tcp2 > 9.0 && tcp2 < 10.5)
+        print("two-paths: TCP path1 \(path1) Mbit/s, path2 \(path2) Mbit/s, MPTCP \(mptcp) Mbit/s")
+        #expect(path1.high > 9.0 && path1.low < 10.5, "path 1 should carry ~10 Mbit/s (its tbf rate): \(path1)")
+        #expect(path2.high > 9.0 && path2.low < 10.5, "\(path2)")
         #expect(mptcp > 1.5 * max(tcp1, tcp2), "MPTCP should clearly beat the best single path")
 
         let down = try pb("down", "two-paths")

@@ -74,6 +74,7 @@ enum MTURecords {
     }
 
     static func write(_ interface: String, _ r: Record) throws(LabError) {
+        try PrivateDirectory.prepare(directory)  // /run is empty after a boot
         let path = directory + "/" + interface, temporary = path + ".new"
         unlink(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
