@@ -41,11 +41,8 @@ public struct HostInfo: Sendable, Codable {
     public var clockNanoseconds: UInt64
     /// The Pathbed version running there.
     public var version: String
-    /// What the host runs under: `none`, `KVM`, `software emulation` or `a hypervisor`.
-    public var virtualization: String?
-    public init(hostname: String, kernel: String, clockNanoseconds: UInt64, version: String, virtualization: String? = nil) {
+    public init(hostname: String, kernel: String, clockNanoseconds: UInt64, version: String) {
         self.hostname = hostname; self.kernel = kernel; self.clockNanoseconds = clockNanoseconds; self.version = version
-        self.virtualization = virtualization
     }
     public static func here() -> HostInfo {
         var u = utsname()
@@ -53,8 +50,7 @@ public struct HostInfo: Sendable, Codable {
         func text<T>(_ field: T) -> String {
             withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         }
-        return HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion,
-                        virtualization: HostHealthProbe.runsUnder)
+        return HostInfo(hostname: text(u.nodename), kernel: text(u.release), clockNanoseconds: monotonicNanoseconds(), version: pathbedVersion)
     }
 }
 

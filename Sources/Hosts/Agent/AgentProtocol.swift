@@ -13,13 +13,10 @@ public enum AgentProtocol {
     public static let heartbeatSeconds = 1.0
     /// The controller gives up on a host that has said nothing for this long.
     public static let silenceLimitSeconds = 20.0
-    /// ... or this long, when the host says it runs under software emulation: there a guest whose
-    /// one CPU is busy with its network stack (netem and htb queues full under a download) can
-    /// starve every process of it for over 20 s (a VM test's run failed so, once in CI).
+    /// ... or this long for a VM `pathbed vm up` booted under software emulation: there a guest
+    /// whose one CPU is busy with its network stack (netem and htb queues full under a download)
+    /// can starve every process of it for over 20 s (a VM test's run failed so, once in CI).
     public static let emulatedSilenceLimitSeconds = 60.0
-    public static func silenceLimit(virtualization: String?) -> Double {
-        virtualization == "software emulation" ? emulatedSilenceLimitSeconds : silenceLimitSeconds
-    }
     /// The agent gives up on a controller whose heartbeats stopped this long ago.
     public static let controllerSilenceSeconds = 6.0
     /// The longest line either end reads; a longer one is a protocol error, not a reason to wait.

@@ -37,7 +37,11 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
 
     public init(access: HostAccess, controlDirectory: String, interrupted: @escaping () -> Int32 = { Interrupts.signal }) {
         self.host = access.host; self.access = access; self.controlDirectory = controlDirectory; self.interrupted = interrupted
+        silenceLimit = LocalVMs.runsEmulated(access) ? AgentProtocol.emulatedSilenceLimitSeconds : AgentProtocol.silenceLimitSeconds
     }
+
+    /// How long the host may say nothing (see AgentProtocol); set once, read by any thread.
+    private let silenceLimit: Double
 
     public func sideConnection(stop: @escaping @Sendable () -> Bool) -> HostExecutor {
         RemoteExecutor(access: access, controlDirectory: controlDirectory, interrupted: { stop() ? SIGTERM : 0 })
@@ -264,7 +268,7 @@ public final class RemoteExecutor: HostExecutor, @unchecked Sendable {
             }
             // The handshake is bounded by its own timeout: before it, ssh's login says nothing for
             // as long as it takes (seconds to tens of seconds into an emulated guest).
-            if id != 0, silent > AgentProtocol.silenceLimit(virtualization: connectedInfo?.virtualization) {
+            if id != 0, silent > silenceLimit {
                 if pid > 0 { kill(-pid, SIGKILL) }
                 throw LabError("host '\(host)' (\(access.label)) said nothing for \(Int(silent)) s", fix: "check the host and its network; then `pathbed down` the lab")
             }

@@ -216,6 +216,13 @@ public struct LocalVMs: Sendable {
     /// The process groups of a state's VMs that `down` signals: only those still running.
     static func groupsToStop(_ state: State?) -> [Int32] { state?.machines.filter(running).map(\.pid) ?? [] }
 
+    /// True when `access` reaches a VM `pathbed vm up` booted under software emulation (no KVM).
+    public static func runsEmulated(_ access: HostAccess) -> Bool {
+        guard access.identity == identity, access.ssh == "root@127.0.0.1", let port = access.port,
+              let s = LocalVMs().load(), s.machines.contains(where: { $0.sshPort == port }) else { return false }
+        return s.accelerator != "kvm"
+    }
+
     /// True when `access` reached a local VM that is no longer running (the VMs are down, or
     /// new ones took other ports): what that VM held went with it.
     public static func isGone(_ access: HostAccess?, pair: LocalVMs = LocalVMs()) -> Bool {
