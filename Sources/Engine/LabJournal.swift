@@ -138,45 +138,10 @@ public struct StateStore: Sendable {
     /// Takes the lab's exclusive lock, or says who holds it.
     public func lock(_ lab: String) throws(LabError) -> LabLock {
         try prepare()
-        return try LabLock(path: path(lab, ".lock"), lab: lab)
+        let path = path(lab, ".lock")
+        return try FileLock(path: path) { LabError("another pathbed is working on lab '\(lab)' right now (it holds \(path))", fix: "wait for it to finish, or stop it") }
     }
 }
 
-/// An exclusive lock per lab, so that two `up`s of one lab cannot race. The kernel releases it
-/// when the process ends, however it ends; `release()` also removes the file.
-public final class LabLock {
-    let fd: Int32
-    let path: String
-    private var released = false
-
-    init(path: String, lab: String) throws(LabError) {
-        self.path = path
-        while true {
-            let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                throw LabError("cannot open the lock \(path): \(String(cString: strerror(errno)))",
-                               fix: "if \(path) is not a plain file Pathbed made, remove it; check that the state directory is writable")
-            }
-            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-                close(fd)
-                throw LabError("another pathbed is working on lab '\(lab)' right now (it holds \(path))", fix: "wait for it to finish, or stop it")
-            }
-            // The holder before us may have removed the file after we opened it: lock the file that is there now.
-            var held = stat(), there = stat()
-            if fstat(fd, &held) == 0, lstat(path, &there) == 0, held.st_ino == there.st_ino, held.st_dev == there.st_dev {
-                self.fd = fd
-                return
-            }
-            close(fd)
-        }
-    }
-
-    public func release() {
-        guard !released else { return }
-        released = true
-        unlink(path)
-        close(fd)
-    }
-
-    deinit { release() }
-}
+/// An exclusive lock per lab, so that two `up`s of one lab cannot race (see FileLock).
+public typealias LabLock = FileLock

@@ -47,7 +47,7 @@ struct VMUp: ParsableCommand {
             // One `vm up` or `vm down` at a time: a second waits for the first's boot (at most
             // two of its boots: a timed-out boot is tried once more), then finds its VMs.
             let lock = try vms.exclusive(wait: 2 * (timeout + 200)) { printError("  \($0)") }
-            defer { close(lock) }
+            defer { lock.release() }
             let before = vms.load()?.started
             let s = try vms.up(o, specs: specs, file: absolute) { printError("  \($0)") }
             let names = s.machines.map(\.name).joined(separator: ", ")
@@ -66,7 +66,7 @@ struct VMDown: ParsableCommand {
         // a `vm down` beside a boot that hangs is for), and that boot fails saying so.
         let lock = try? vms.exclusive(wait: 10) { printError("  \($0)") }
         if lock == nil { printError("  another `pathbed vm` command is still running: stopping the VMs anyway") }
-        defer { if let lock { close(lock) } }
+        defer { lock?.release() }
         let stopped = vms.down()
         print(stopped.isEmpty ? "no VMs are running; nothing to stop" : "stopped \(stopped.joined(separator: ", "))")
     }

@@ -192,41 +192,36 @@ public struct LocalVMs: Sendable {
         alive(m.pid) && cmdline(m.pid).contains("pathbed-\(m.name)")
     }
 
-    /// Holds the VMs' lock (`vms.lock` in their directory) until the returned descriptor is
-    /// closed: one `vm up` or `vm down` at a time; another waits (at most `wait` seconds).
-    public func exclusive(wait: Double, progress: (String) -> Void) throws(LabError) -> Int32 {
+    /// The VMs' lock (`vms.lock` in their directory): one `vm up` or `vm down` at a time;
+    /// another waits (at most `wait` seconds).
+    public func exclusive(wait: Double, progress: (String) -> Void) throws(LabError) -> FileLock {
         try PrivateDirectory.prepare(directory, variable: "PATHBED_VM_DIR")
         let path = directory + "/vms.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LabError("cannot open the lock \(path): \(String(cString: strerror(errno)))", fix: "if it is not a plain file Pathbed made, remove it") }
-        let deadline = monotonicNanoseconds() + UInt64(max(0, wait) * 1e9)
-        var said = false
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            if !said { progress("waiting for another `pathbed vm up` or `vm down` to finish (it holds \(path))"); said = true }
-            if monotonicNanoseconds() > deadline || Interrupts.signal != 0 {
-                close(fd)
-                throw LabError(Interrupts.signal != 0 ? "interrupted while waiting for another `pathbed vm` command" : "another `pathbed vm` command held \(path) for over \(Int(wait)) s",
-                               fix: "wait for it to finish, or stop it")
-            }
-            usleep(200_000)
+        return try FileLock(path: path, wait: wait, waiting: progress) {
+            LabError(Interrupts.signal != 0 ? "interrupted while waiting for another `pathbed vm` command" : "another `pathbed vm` command held \(path) for over \(Int(wait)) s",
+                     fix: "wait for it to finish, or stop it")
         }
-        return fd
     }
 
     /// The process groups of a state's VMs that `down` signals: only those still running.
     static func groupsToStop(_ state: State?) -> [Int32] { state?.machines.filter(running).map(\.pid) ?? [] }
 
+    /// The ssh port on this machine of a VM `pathbed vm up` booted, when `access` reaches one.
+    static func localPort(_ access: HostAccess?) -> Int? {
+        guard let a = access, a.identity == identity, a.ssh == "root@127.0.0.1" else { return nil }
+        return a.port
+    }
+
     /// True when `access` reaches a VM `pathbed vm up` booted under software emulation (no KVM).
     public static func runsEmulated(_ access: HostAccess) -> Bool {
-        guard access.identity == identity, access.ssh == "root@127.0.0.1", let port = access.port,
-              let s = LocalVMs().load(), s.machines.contains(where: { $0.sshPort == port }) else { return false }
+        guard let port = localPort(access), let s = LocalVMs().load(), s.machines.contains(where: { $0.sshPort == port }) else { return false }
         return s.accelerator != "kvm"
     }
 
     /// True when `access` reached a local VM that is no longer running (the VMs are down, or
     /// new ones took other ports): what that VM held went with it.
     public static func isGone(_ access: HostAccess?, pair: LocalVMs = LocalVMs()) -> Bool {
-        guard let a = access, a.identity == identity, a.ssh == "root@127.0.0.1", let port = a.port else { return false }
+        guard let port = localPort(access) else { return false }
         guard let s = pair.load() else { return true }
         return !s.machines.contains { $0.sshPort == port && running($0) }
     }
@@ -318,7 +313,9 @@ public struct LocalVMs: Sendable {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
             throw LabError("/usr/sbin/sshd is missing: the guests run this machine's sshd", fix: "apt-get install openssh-server (scripts/setup does)")
         }
-        // Before any VM starts: the logins' shared connections need it (and its parents).
+        // Before any VM starts, with its parents: the logins' shared connections need it (/run is
+        // empty after a boot: a bare mkdir failed there, every login with it, and a fresh
+        // machine's first `vm up` waited forever).
         try PrivateDirectory.prepareSSHControl(PrivateDirectory.sshControl)
         var distribution: (image: String, release: String)?
         var images: [String] = []
@@ -385,10 +382,7 @@ public struct LocalVMs: Sendable {
             // The setup's login opens the shared connection (ControlMaster) that every lab command
             // to the guest then uses: a login costs seconds under software emulation.
             let inv = inventory(state)
-            let control = PrivateDirectory.sshControl
-            // With its parents: /run is empty after a boot (a bare mkdir failed there, every
-            // login with it, and a fresh machine's first `vm up` waited forever).
-            try PrivateDirectory.prepareSSHControl(control)
+            let control = PrivateDirectory.sshControl  // made before the VMs started
             @Sendable func since() -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
             // A thread per VM (concurrentPerform runs one per CPU: 16 VMs on 2 cores went in waves).
             let workers = machines.indices.map { i in Thread {
