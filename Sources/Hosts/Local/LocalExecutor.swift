@@ -161,37 +161,12 @@ public final class LocalExecutor: HostExecutor {
                                                     peer: LinkAttributes(name: b.name, mtu: mtu, group: group), peerNsfd: try fd(b.namespace)))
             try route(b.namespace).forget(b.name)
         case let .createGretap(r, local, remote, key, mtu, group):
-            // A tunnel's underlay is the namespace it is made in: it is made in the host's under a
-            // name of the lab's own (and its group), then moved into its namespace and renamed.
-            let temporary = Self.temporaryTunnelName(key)
-            let h = try root()
-            // EEXIST with no device of that name: a tunnel of the same ends and key that a lab
-            // just removed is still held by the kernel (it frees a deleted namespace's devices in
-            // the background, seconds later in an emulated VM): waited for, at most 15 s.
-            let deadline = monotonicNanoseconds() + 15_000_000_000
-            while true {
-                do {
-                    try h.createLink(.gretap(LinkAttributes(name: temporary, mtu: mtu, group: group), nsfd: -1,
-                                             local: Self.netlink(local), remote: Self.netlink(remote), key: key))
-                    break
-                } catch where error.errno == EEXIST && (try? h.exists(temporary)) == false && monotonicNanoseconds() < deadline {
-                    usleep(200_000)
-                }
-            }
-            do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
-                try? h.deleteLink(temporary)
-                throw error
-            }
+            try createTunnel(.gretap(LinkAttributes(name: Self.temporaryTunnelName(key), mtu: mtu, group: group), nsfd: -1,
+                                     local: Self.netlink(local), remote: Self.netlink(remote), key: key), into: r)
         case let .createVxlan(r, local, remote, vni, mtu, group):
-            // As a gretap: its UDP socket stays in the host's namespace, the device goes to the node's.
-            let temporary = String(format: "pbvx%08x", vni)
-            let h = try root()
-            try h.createLink(.vxlan(LinkAttributes(name: temporary, mtu: mtu, group: group), local: Self.netlink(local), remote: Self.netlink(remote),
-                                    vni: vni, port: Topology.vxlanPort))
-            do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
-                try? h.deleteLink(temporary)
-                throw error
-            }
+            // Its UDP socket stays in the host's namespace, the device goes to the node's.
+            try createTunnel(.vxlan(LinkAttributes(name: String(format: "pbvx%08x", vni), mtu: mtu, group: group), local: Self.netlink(local),
+                                    remote: Self.netlink(remote), vni: vni, port: Topology.vxlanPort), into: r)
         case let .enslave(r, bridge):
             try route(r.namespace).enslave(r.name, to: bridge)
         case let .addAddress(r, address):
@@ -252,6 +227,26 @@ public final class LocalExecutor: HostExecutor {
                 if before.mtu < mtu { try h.setMTU(name, mtu) }
                 changedMTUs.append(MTUChange(interface: name, mtu: held ?? before.mtu))
             }
+        }
+    }
+
+    /// A tunnel's underlay is the namespace it is made in: it is made in the host's under a name
+    /// of the lab's own (`spec`'s, with its group), then moved into its node's namespace and
+    /// renamed. EEXIST with no device of that name: a tunnel of the same ends and key (or VNI)
+    /// that a lab just removed is still held by the kernel (it frees a deleted namespace's
+    /// devices in the background, seconds later in an emulated VM): waited for, at most 15 s.
+    func createTunnel(_ spec: LinkSpec, into r: InterfaceRef) throws(NetlinkError) {
+        let h = try root()
+        let temporary = spec.attributes.name
+        let deadline = monotonicNanoseconds() + 15_000_000_000
+        while true {
+            do { try h.createLink(spec); break } catch where error.errno == EEXIST && (try? h.exists(temporary)) == false && monotonicNanoseconds() < deadline {
+                usleep(200_000)
+            }
+        }
+        do { try h.move(temporary, toNamespace: try fd(r.namespace), as: r.name) } catch {
+            try? h.deleteLink(temporary)
+            throw error
         }
     }
 
