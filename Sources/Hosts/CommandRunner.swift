@@ -68,12 +68,9 @@ public enum CommandRunner {
         }
         defer { if nsfd >= 0 { close(nsfd) } }
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        func pipeCloexec(_ p: inout [Int32]) -> Bool {
-            // Atomic: a fork on another thread between pipe() and fcntl() would inherit the ends.
-            pb_pipe_cloexec(&p) == 0
-        }
-        guard pipeCloexec(&outPipe) else { throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))") }
-        guard pipeCloexec(&errPipe) else {
+        // Close-on-exec from their making: a fork on another thread between pipe() and fcntl() would inherit the ends.
+        guard pb_pipe_cloexec(&outPipe) == 0 else { throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))") }
+        guard pb_pipe_cloexec(&errPipe) == 0 else {
             close(outPipe[0]); close(outPipe[1])
             throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))")
         }
@@ -81,7 +78,7 @@ public enum CommandRunner {
         var inPipe: [Int32] = [-1, -1]
         if input != nil {
             signal(SIGPIPE, SIG_IGN)  // a command that exits early must not take this process with it
-            guard pipeCloexec(&inPipe) else {
+            guard pb_pipe_cloexec(&inPipe) == 0 else {
                 close(outPipe[0]); close(outPipe[1]); close(errPipe[0]); close(errPipe[1])
                 throw LabError("cannot make a pipe: \(String(cString: strerror(errno)))")
             }

@@ -59,9 +59,12 @@ struct Up: ParsableCommand {
     }
 }
 
+/// A topology file rather than a lab's name.
+func isTopologyFile(_ argument: String) -> Bool { argument.hasSuffix(".yaml") || argument.hasSuffix(".yml") || argument.contains("/") }
+
 /// A lab's name given directly, or through its topology file.
 func labName(_ argument: String) throws -> String {
-    if argument.hasSuffix(".yaml") || argument.hasSuffix(".yml") || argument.contains("/") { return try loadTopology(argument).name }
+    if isTopologyFile(argument) { return try loadTopology(argument).name }
     if let problem = LabName.problem(argument) {
         throw LabError(problem, fix: "give a lab's name (`pathbed status` lists them) or its topology file")
     }
@@ -87,11 +90,9 @@ struct Down: ParsableCommand {
     /// what the lab made there across this machine's reboot, and their MTU records too).
     func controller(_ name: String) throws -> (LabController, journalless: Bool, underlays: [String: [String]]) {
         let store = StateStore()
-        let isFile = lab.hasSuffix(".yaml") || lab.hasSuffix(".yml") || lab.contains("/")
-        guard store.load(name).journal == nil, isFile else {
-            if hosts.inventory != nil && store.load(name).journal != nil {
-                printError("note: --inventory is not needed: the lab's journal names its hosts")
-            }
+        let hasJournal = store.load(name).journal != nil
+        guard !hasJournal, isTopologyFile(lab) else {
+            if hosts.inventory != nil && hasJournal { printError("note: --inventory is not needed: the lab's journal names its hosts") }
             return (LabController.forJournal(name, store: store), false, [:])
         }
         let t = try loadTopology(lab)
@@ -117,15 +118,15 @@ struct Down: ParsableCommand {
             // lab is removed to the end; with --wait, it ends the wait for the kernel.
             Interrupts.catchSignals()
             let (c, journalless, underlays) = try controller(name)
+            // Without a journal the file and the inventory are what find the lab's hosts again.
+            let again = "pathbed down \(lab)" + (hosts.inventory.map { " --inventory \($0)" } ?? "")
             let r: LabController.DownResult
             do { r = try c.down(name, waitForKernel: wait, forgetUnreachable: forgetUnreachable, underlays: underlays) } catch let e as LabError where journalless {
-                // The fix the controller gives names the lab; without a journal the file and the
-                // inventory are what find its hosts again.
-                throw LabError(e.message, fix: "run `pathbed down \(lab)\(hosts.inventory.map { " --inventory \($0)" } ?? "")` again once the cause is fixed; --forget-unreachable passes over hosts that do not answer")
+                throw LabError(e.message, fix: "run `\(again)` again once the cause is fixed; --forget-unreachable passes over hosts that do not answer")
             }
             for m in r.restoredMTUs { print("  underlay \(m)") }
             for h in r.forgotten {
-                printError(journalless ? "warning: host \(h) cannot be reached: if the lab is there too, run `pathbed down \(lab)\(hosts.inventory.map { " --inventory \($0)" } ?? "")` again once it answers"
+                printError(journalless ? "warning: host \(h) cannot be reached: if the lab is there too, run `\(again)` again once it answers"
                                        : "warning: forgot host \(h): it cannot be reached, and what the lab had there is taken as gone with it")
             }
             for f in r.foreign { printError("warning: \(f) is named like lab \(name)'s but was not made by it (no tag); left alone") }

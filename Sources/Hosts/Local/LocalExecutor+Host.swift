@@ -23,7 +23,8 @@ extension LocalExecutor {
             guard let record = MTURecords.read(c.interface) else {
                 // Not this lab's to change: left as it is. No failure either, or `down` would
                 // keep the journal and fail so forever (a reboot of the host clears the records).
-                failures.append("\(Self.keptPrefix)\(c.interface) left at MTU \((try? root().links().first { $0.name == c.interface }?.mtu).flatMap { $0.map(String.init) } ?? "?"): no lab on this host recorded raising it (no record in \(MTURecords.directory); a reboot clears them)")
+                let now = (try? root().links())?.first { $0.name == c.interface }?.mtu
+                failures.append("\(Self.keptPrefix)\(c.interface) left at MTU \(now.map { String($0) } ?? "?"): no lab on this host recorded raising it (no record in \(MTURecords.directory); a reboot clears them)")
                 continue
             }
             if !record.holders.isEmpty && !record.holders.contains(lab) { continue }  // released already
